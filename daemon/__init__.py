@@ -1,0 +1,3 @@
+"""bastiond: the Bastion API daemon."""
+
+__version__ = "0.1.0"

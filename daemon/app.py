@@ -1,0 +1,80 @@
+"""create_app(settings): the wiring, and nothing else.
+
+Every store and background task opens and closes in `cleanup_ctx`, in the order they depend on each
+other, so start-up reads top to bottom here and shutdown runs the same list backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from daemon.api import ops
+from daemon.context import AUTHENTICATOR, CACHE, DB, ENDPOINTS, METRICS, READINESS, RUNTIME, SETTINGS, Runtime
+from daemon.metrics import Metrics
+from daemon.pipeline import pipeline
+from daemon.settings import Settings
+from daemon.stores.cache.memory import MemoryCache
+from daemon.stores.sql import open_database
+from daemon.stores.sql.migrate import migrate, pending
+
+log = logging.getLogger("bastion")
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    db = await open_database(
+        settings.database_url, settings.sqlite_path, settings.database_pool_size, settings.database_read_url
+    )
+    try:
+        if settings.auto_migrate:
+            applied = await migrate(db)
+            if applied:
+                log.info("migrations applied", extra={"versions": [m.version for m in applied]})
+        elif await pending(db):
+            log.warning("the database schema is behind; run `bastiond migrate`")
+        app[DB] = db
+        app[READINESS]["database"] = db.ping
+        yield
+    finally:
+        await db.close()
+
+
+async def _cache(app: web.Application) -> AsyncIterator[None]:
+    cache = MemoryCache()
+    app[CACHE] = cache
+    app[READINESS]["cache"] = cache.ping
+    try:
+        yield
+    finally:
+        await cache.close()
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    app[RUNTIME].shutting_down = True
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=pipeline(settings),
+        # The largest body any route takes; each route's own limit is checked in validation.
+        client_max_size=max(settings.max_body_bytes, settings.max_upsert_bytes),
+        handler_args={"max_field_size": 16384, "max_line_size": 16384},
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[READINESS] = {}
+    app[RUNTIME] = Runtime()
+    app[ENDPOINTS] = []
+    app[AUTHENTICATOR] = None
+
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_cache)
+    app.on_shutdown.append(_on_shutdown)
+
+    for module in (ops,):
+        module.add_routes(app)
+        app[ENDPOINTS].extend(module.routes.endpoints)
+    return app

@@ -1,0 +1,140 @@
+"""The `bastiond` command: serve, migrate, create-admin.
+
+Exit codes: 0 done, 1 a failure at run time (a service down, a port taken), 2 a usage or settings
+error. Every failure is one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+
+from daemon.settings import Settings, SettingsError, describe
+
+log = logging.getLogger("bastion")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bastiond",
+        description="Bastion API daemon: authentication, users and vector search over REST and WebSocket.",
+        epilog=describe() + "\n\nexit codes: 0 ok, 1 runtime failure, 2 usage or settings error",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the API daemon (default 127.0.0.1:8420)")
+    serve.add_argument("--host", help="address to listen on (overrides BASTION_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (overrides BASTION_PORT)")
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    admin = commands.add_parser(
+        "create-admin", help="create an administrator; password from BASTION_ADMIN_PASSWORD or a prompt"
+    )
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--display-name", default="")
+    return parser
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"bastiond: {message}", file=sys.stderr)
+    return code
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def serve(settings: Settings) -> int:
+    from aiohttp import web
+
+    from daemon.app import create_app
+
+    _use_uvloop()
+    log.info("starting", extra={"host": settings.host, "port": settings.port, "data_dir": str(settings.data_dir)})
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            access_log=None,
+            print=None,
+            shutdown_timeout=settings.shutdown_timeout_s,
+            handle_signals=True,
+        )
+    except OSError as exc:
+        return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    except Exception as exc:  # start-up failures: a database down, Vault unreachable
+        return _fail(f"cannot start: {exc}")
+    log.info("stopped")
+    return 0
+
+
+async def _migrate(settings: Settings) -> list:
+    from daemon.stores.sql import open_database
+    from daemon.stores.sql.migrate import migrate
+
+    db = await open_database(settings.database_url, settings.sqlite_path, 1)
+    try:
+        return await migrate(db)
+    finally:
+        await db.close()
+
+
+def _read_admin_password() -> str:
+    password = os.environ.get("BASTION_ADMIN_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password for the new administrator: ")
+    if getpass.getpass("Repeat it: ") != first:
+        raise SettingsError("the two passwords differ")
+    return first
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if getattr(args, "host", None):
+            settings = Settings.from_env(host=args.host)
+        if getattr(args, "port", None) is not None:
+            settings = Settings.from_env(**{"host": args.host or settings.host, "port": args.port})
+    except SettingsError as exc:
+        return _fail(str(exc), 2)
+
+    from daemon.logs import configure
+
+    configure(settings.log_level)
+    from daemon.stores.errors import StoreError
+    from shared.errors import ApiError
+
+    try:
+        if args.command in (None, "serve"):
+            return serve(settings)
+        if args.command == "migrate":
+            applied = asyncio.run(_migrate(settings))
+            print(f"applied {len(applied)} migration(s)" if applied else "the schema is up to date")
+            return 0
+        if args.command == "create-admin":
+            from daemon.bootstrap import create_admin
+
+            user = asyncio.run(create_admin(settings, args.email, _read_admin_password(), args.display_name))
+            print(f"created administrator {user.email} ({user.id})")
+            return 0
+    except SettingsError as exc:
+        return _fail(str(exc), 2)
+    except ApiError as exc:
+        return _fail(exc.detail or exc.title)
+    except StoreError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    return _fail("unknown command", 2)

@@ -1,0 +1,40 @@
+"""The typed keys under which the app keeps its shared objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from daemon.api.routing import Endpoint
+from daemon.metrics import Metrics
+from daemon.settings import Settings
+from daemon.stores.cache import Cache
+from daemon.stores.sql import Database
+
+@dataclass
+class Runtime:
+    """The app's few mutable flags (an app's own mapping is frozen once it runs)."""
+
+    shutting_down: bool = False
+    openapi: dict | None = None
+
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", Database)
+CACHE = web.AppKey("cache", Cache)
+METRICS = web.AppKey("metrics", Metrics)
+ENDPOINTS = web.AppKey("endpoints", list[Endpoint])
+# Turns a bearer token into a Principal; the auth service fills it (pipeline/authentication.py).
+AUTHENTICATOR = web.AppKey("authenticator", Any)
+# Named checks that /readyz runs: name -> coroutine function raising when the service is down.
+READINESS = web.AppKey("readiness", dict)
+RUNTIME = web.AppKey("runtime", Runtime)
+
+# Per-request values the pipeline stages hand on to the handler.
+REQUEST_ID = web.RequestKey("request_id", str)
+CLIENT_IP = web.RequestKey("client_ip", str)
+PRINCIPAL = web.RequestKey("principal", Any)  # a services.principal.Principal, or None
+BODY = web.RequestKey("body", Any)  # the route's body model, validated
+QUERY = web.RequestKey("query", Any)  # the route's query model, validated

@@ -1,0 +1,67 @@
+"""Stage 6: the body and the query are parsed into the route's declared pydantic models.
+
+The handler then reads `request[BODY]` and `request[QUERY]`, already valid. Checks run in the
+order a client would want to hear about them: size (413), media type (415), JSON syntax (400),
+fields (422, naming each one).
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from daemon.context import BODY, QUERY
+from daemon.api.routing import endpoint_of
+from daemon.pipeline import Next
+from daemon.pipeline.errors import field_errors
+from daemon.settings import Settings
+from shared.errors import ApiError, Code
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(Code.PAYLOAD_TOO_LARGE, f"the body is over the limit of {limit} bytes")
+
+
+async def parse_body(request: web.Request, model: type[BaseModel], limit: int) -> BaseModel:
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    if request.content_type != "application/json":
+        raise ApiError(Code.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+    raw = await request.read()
+    if len(raw) > limit:
+        raise _too_large(limit)
+    try:
+        # orjson refuses invalid UTF-8 and nesting deeper than 1024 levels, bounding the work.
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(Code.INVALID_JSON, f"the body is not valid JSON: {exc.msg}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(Code.VALIDATION_FAILED, "the body is not valid", errors=field_errors(exc)) from None
+
+
+def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    values: dict[str, object] = {}
+    for key in request.query:
+        found = request.query.getall(key)
+        values[key] = found if len(found) > 1 else found[0]
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ApiError(Code.VALIDATION_FAILED, "the query is not valid", errors=field_errors(exc)) from None
+
+
+def validation(settings: Settings):
+    @web.middleware
+    async def middleware(request: web.Request, handler: Next) -> web.StreamResponse:
+        spec = endpoint_of(request.match_info.handler)
+        if spec is not None:
+            if spec.query is not None:
+                request[QUERY] = parse_query(request, spec.query)
+            if spec.body is not None:
+                request[BODY] = await parse_body(request, spec.body, spec.max_body or settings.max_body_bytes)
+        return await handler(request)
+
+    return middleware

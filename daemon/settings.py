@@ -1,0 +1,240 @@
+"""One typed Settings object, read from BASTION_* variables (and the few names other tools own).
+
+Every setting is declared once in `SETTINGS`: its variable, its parser, its default and a line of help.
+`bastiond --help` prints that table, and a bad value raises `SettingsError` naming the variable and what
+it expects, which the command line prints as one line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"expected an integer from {lo} to {hi}") from None
+        if not lo <= value <= hi:
+            raise SettingsError(f"expected an integer from {lo} to {hi}")
+        return value
+
+    parse.expects = f"integer {lo}..{hi}"  # type: ignore[attr-defined]
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise SettingsError(f"expected one of {', '.join(options)}")
+        return value
+
+    parse.expects = " | ".join(options)  # type: ignore[attr-defined]
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError("expected true or false")
+
+
+_bool.expects = "true | false"  # type: ignore[attr-defined]
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+        if scheme not in schemes:
+            raise SettingsError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return raw
+
+    parse.expects = " | ".join(s + "://..." for s in schemes)  # type: ignore[attr-defined]
+    return parse
+
+
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise SettingsError("expected a non-empty value")
+    return raw.strip()
+
+
+_text.expects = "text"  # type: ignore[attr-defined]
+
+
+def _path(raw: str) -> Path:
+    return Path(_text(raw)).expanduser()
+
+
+_path.expects = "a directory path"  # type: ignore[attr-defined]
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+_list.expects = "comma-separated list"  # type: ignore[attr-defined]
+
+
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in _list(raw))
+    except ValueError:
+        raise SettingsError("expected comma-separated IP addresses or CIDR networks") from None
+
+
+_networks.expects = "comma-separated IPs or CIDRs"  # type: ignore[attr-defined]
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = _list(raw)
+    for origin in origins:
+        if origin == "null" or "://" not in origin:
+            raise SettingsError("expected comma-separated origins like https://example.com ('null' is never allowed)")
+    return tuple(o.rstrip("/") for o in origins)
+
+
+_origins.expects = "comma-separated origins"  # type: ignore[attr-defined]
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "bastion"
+
+
+def setting(
+    env: str, parse: Callable[[str], Any], help: str, default: Any = None, factory: Any = None, secret: bool = False
+) -> Any:
+    meta = {"env": env, "parse": parse, "help": help}
+    # A secret never shows in repr(), so logging the settings cannot leak it.
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = setting("BASTION_HOST", _text, "address to listen on", "127.0.0.1")
+    port: int = setting("BASTION_PORT", _int_range(0, 65535), "port to listen on", 8420)
+    data_dir: Path = setting(
+        "BASTION_DATA_DIR", _path, "where the embedded database, index and keys live", factory=_default_data_dir
+    )
+    database_url: str | None = setting(
+        "BASTION_DATABASE_URL", _url("postgresql", "postgres", "sqlite"), "PostgreSQL URL; unset: SQLite in the data dir"
+    )
+    database_read_url: str | None = setting(
+        "BASTION_DATABASE_READ_URL", _url("postgresql", "postgres"), "a PostgreSQL read replica"
+    )
+    database_pool_size: int = setting("BASTION_DATABASE_POOL_SIZE", _int_range(1, 200), "PostgreSQL pool size", 10)
+    auto_migrate: bool = setting("BASTION_AUTO_MIGRATE", _bool, "apply migrations at start", True)
+    redis_url: str | None = setting(
+        "BASTION_REDIS_URL", _url("redis", "rediss", "unix"), "Redis URL; unset: in-process state"
+    )
+    redis_sentinels: tuple[str, ...] = setting(
+        "BASTION_REDIS_SENTINELS", _list, "host:port of Redis Sentinels (instead of BASTION_REDIS_URL)", ()
+    )
+    redis_sentinel_master: str = setting(
+        "BASTION_REDIS_SENTINEL_MASTER", _text, "the master name Sentinel watches", "bastion"
+    )
+    vector_backend: str = setting("BASTION_VECTOR_BACKEND", _choice("local", "pinecone"), "vector store", "local")
+    pinecone_api_key: str | None = setting("PINECONE_API_KEY", _text, "Pinecone API key", secret=True)
+    pinecone_host: str | None = setting("PINECONE_HOST", _text, "Pinecone index host")
+    vault_addr: str | None = setting("VAULT_ADDR", _url("http", "https"), "HashiCorp Vault address")
+    vault_token: str | None = setting("VAULT_TOKEN", _text, "Vault token", secret=True)
+    vault_kv_path: str = setting("BASTION_VAULT_PATH", _text, "KV v2 path of Bastion's secrets", "bastion")
+    log_level: str = setting(
+        "BASTION_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "log level", "info"
+    )
+    max_body_bytes: int = setting(
+        "BASTION_MAX_BODY_BYTES", _int_range(1024, 1 << 30), "largest request body", 1 << 20
+    )
+    max_upsert_bytes: int = setting(
+        "BASTION_MAX_UPSERT_BYTES", _int_range(1024, 1 << 30), "largest vector upsert body", 8 << 20
+    )
+    rate_limit_per_minute: int = setting(
+        "BASTION_RATE_LIMIT_PER_MINUTE", _int_range(0, 10_000_000), "API requests per client IP (0: off)", 6000
+    )
+    auth_rate_limit_per_minute: int = setting(
+        "BASTION_AUTH_RATE_LIMIT_PER_MINUTE",
+        _int_range(0, 10_000_000),
+        "login, refresh and register requests per client IP (0: off)",
+        120,
+    )
+    cors_origins: tuple[str, ...] = setting("BASTION_CORS_ORIGINS", _origins, "origins allowed by CORS", ())
+    trusted_proxies: tuple = setting(
+        "BASTION_TRUSTED_PROXIES", _networks, "proxies whose X-Forwarded-For is believed", ()
+    )
+    registration: str = setting("BASTION_REGISTRATION", _choice("open", "closed"), "self-registration", "closed")
+    jwt_issuer: str = setting("BASTION_JWT_ISSUER", _text, "the iss claim", "bastion")
+    jwt_audience: str = setting("BASTION_JWT_AUDIENCE", _text, "the aud claim", "bastion-api")
+    access_token_ttl_s: int = setting(
+        "BASTION_ACCESS_TOKEN_TTL_S", _int_range(30, 86400), "access token lifetime", 900
+    )
+    refresh_token_ttl_s: int = setting(
+        "BASTION_REFRESH_TOKEN_TTL_S", _int_range(300, 365 * 86400), "refresh token lifetime", 30 * 86400
+    )
+    refresh_reuse_grace_s: int = setting(
+        "BASTION_REFRESH_REUSE_GRACE_S", _int_range(0, 300), "window in which a spent refresh token replays", 10
+    )
+    login_concurrency: int = setting(
+        "BASTION_LOGIN_CONCURRENCY", _int_range(1, 64), "password hashes computed at once", 2
+    )
+    login_queue: int = setting(
+        "BASTION_LOGIN_QUEUE", _int_range(0, 10_000), "password hashes waiting before 503", 64
+    )
+    event_history: int = setting(
+        "BASTION_EVENT_HISTORY", _int_range(10, 10_000_000), "events kept for WebSocket resume", 10_000
+    )
+    shutdown_timeout_s: int = setting(
+        "BASTION_SHUTDOWN_TIMEOUT_S", _int_range(1, 600), "grace for requests in flight on SIGTERM", 20
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except SettingsError as exc:
+                raise SettingsError(f"{f.metadata['env']}: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def sqlite_path(self) -> Path:
+        if self.database_url and self.database_url.startswith("sqlite://"):
+            return Path(self.database_url.removeprefix("sqlite://"))
+        return self.data_dir / "bastion.sqlite3"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return bool(self.database_url) and not self.database_url.startswith("sqlite://")
+
+
+def describe() -> str:
+    """The settings table for `bastiond --help`."""
+    lines = ["settings (environment variables; unset means the default):"]
+    for f in fields(Settings):
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        shown = "" if default in (None, ()) else f" [default: {default}]"
+        expects = getattr(f.metadata["parse"], "expects", "")
+        lines.append(f"  {f.metadata['env']:<36} {f.metadata['help']} ({expects}){shown}")
+    return "\n".join(lines)

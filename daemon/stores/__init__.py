@@ -1,0 +1,1 @@
+"""Adapters to the outside world, each kind behind one small interface."""

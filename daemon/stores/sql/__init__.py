@@ -1,0 +1,44 @@
+"""The SQL store: one interface, two backends (SQLite for a fresh machine, PostgreSQL at scale).
+
+Queries are written once with `?` placeholders and parameters, never formatted into the text; each
+backend adapts the placeholder style. Rows come back as plain dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+
+
+class Connection(Protocol):
+    async def fetch_one(self, sql: str, *params: Any) -> Row | None: ...
+    async def fetch_all(self, sql: str, *params: Any) -> list[Row]: ...
+    async def execute(self, sql: str, *params: Any) -> int: ...
+    async def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
+
+
+class Database(Connection, Protocol):
+    dialect: str  # "sqlite" | "postgresql"
+
+    def transaction(self) -> AbstractAsyncContextManager[Connection]: ...
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+    def pool_stats(self) -> dict[str, int]: ...
+
+
+async def open_database(url: str | None, sqlite_path: Any, pool_size: int = 10, read_url: str | None = None) -> Database:
+    if url and not url.startswith("sqlite://"):
+        from daemon.stores.sql.postgres import PostgresDatabase
+
+        return await PostgresDatabase.open(url, pool_size=pool_size, read_url=read_url)
+    from daemon.stores.sql.sqlite import SqliteDatabase
+
+    return await SqliteDatabase.open(sqlite_path)
+
+
+async def iterate(conn: Connection, sql: str, *params: Any) -> AsyncIterator[Row]:
+    for row in await conn.fetch_all(sql, *params):
+        yield row

@@ -1,0 +1,1 @@
+"""The minimal web view and the static pages the daemon serves."""

@@ -1,0 +1,118 @@
+"""Fixtures shared by every kind of test: settings, the real PostgreSQL and Redis, a running app.
+
+PostgreSQL runs get a schema of their own per test session (dropped at the end) and Redis runs a key
+prefix of their own, so concurrent runs on one machine never see each other's data. When a server is
+not reachable the tests that need it skip, unless BASTION_TEST_REQUIRE_SERVICES=1 (set by .ci/run),
+under which they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.settings import Settings
+
+PG_URL = os.environ.get("BASTION_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("BASTION_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE = os.environ.get("BASTION_TEST_REQUIRE_SERVICES") == "1"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need(service: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    if REQUIRE:
+        pytest.fail(f"{service} at {host}:{port} is required (BASTION_TEST_REQUIRE_SERVICES=1) but unreachable")
+    pytest.skip(f"{service} at {host}:{port} is not running")
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the session."""
+    need("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg2
+
+    schema = f"bastion_test_{secrets.token_hex(4)}"
+    conn = psycopg2.connect(PG_URL)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with conn.cursor() as cur:
+        cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    conn.close()
+
+
+@pytest.fixture
+def pg_url(pg_schema_url: str) -> Iterator[str]:
+    """A schema per test: each test starts from an empty database."""
+    import psycopg2
+
+    schema = f"bastion_t_{secrets.token_hex(5)}"
+    conn = psycopg2.connect(PG_URL)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with conn.cursor() as cur:
+        cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    conn.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    need("Redis", "127.0.0.1", 6379)
+    return REDIS_URL
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return Settings.from_env({}, data_dir=data_dir)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_backend(request: pytest.FixtureRequest, data_dir: Path) -> str:
+    """Parametrises a test over both SQL backends; returns the database URL ('' for SQLite)."""
+    if request.param == "sqlite":
+        return ""
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def backend_settings(sql_backend: str, data_dir: Path) -> Settings:
+    return Settings.from_env({}, data_dir=data_dir, database_url=sql_backend or None)
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings: Settings):
+    from daemon.app import create_app
+
+    return await aiohttp_client(create_app(settings))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
