@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from daemon.api import ops
-from daemon.context import AUTHENTICATOR, CACHE, DB, ENDPOINTS, METRICS, READINESS, RUNTIME, SETTINGS, Runtime
+from daemon.context import AUTHENTICATOR, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, RUNTIME, SETTINGS, Runtime
 from daemon.metrics import Metrics
 from daemon.pipeline import pipeline
 from daemon.settings import Settings
 from daemon.stores.cache.memory import MemoryCache
+from daemon.stores.events.memory import MemoryEventBus
 from daemon.stores.sql import open_database
 from daemon.stores.sql.migrate import migrate, pending
 
@@ -52,6 +53,15 @@ async def _cache(app: web.Application) -> AsyncIterator[None]:
         await cache.close()
 
 
+async def _events(app: web.Application) -> AsyncIterator[None]:
+    bus = MemoryEventBus(app[SETTINGS].event_history)
+    app[EVENTS] = bus
+    try:
+        yield
+    finally:
+        await bus.close()
+
+
 async def _on_shutdown(app: web.Application) -> None:
     app[RUNTIME].shutting_down = True
 
@@ -72,6 +82,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_cache)
+    app.cleanup_ctx.append(_events)
     app.on_shutdown.append(_on_shutdown)
 
     for module in (ops,):

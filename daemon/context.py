@@ -11,6 +11,7 @@ from daemon.api.routing import Endpoint
 from daemon.metrics import Metrics
 from daemon.settings import Settings
 from daemon.stores.cache import Cache
+from daemon.stores.events import EventBus
 from daemon.stores.sql import Database
 
 @dataclass
@@ -24,6 +25,7 @@ class Runtime:
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 CACHE = web.AppKey("cache", Cache)
+EVENTS = web.AppKey("events", EventBus)
 METRICS = web.AppKey("metrics", Metrics)
 ENDPOINTS = web.AppKey("endpoints", list[Endpoint])
 # Turns a bearer token into a Principal; the auth service fills it (pipeline/authentication.py).
