@@ -1,0 +1,77 @@
+"""One place that turns the settings into a redis.asyncio client: a plain URL, or Sentinel.
+
+Every Redis-backed store (cache, event bus) gets its client here, so all of them follow a Sentinel
+failover the same way: the client asks the Sentinels for the current primary whenever it opens a
+connection, a connection to a demoted primary fails with READONLY and is dropped (redis-py's
+SentinelManagedConnection), and the retry policy below reconnects, which finds the new primary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
+
+from daemon.settings import Settings, SettingsError
+
+SOCKET_TIMEOUT_S = 5.0
+# A Sentinel failover takes a few seconds (down-after-milliseconds + election); these retries span
+# about that long before a command gives up and the caller sees the store as unavailable.
+RETRIES = 8
+
+
+def configured(settings: Settings) -> bool:
+    """Whether Redis is selected at all (else the in-process backends are used)."""
+    return bool(settings.redis_url or settings.redis_sentinels)
+
+
+def parse_sentinels(entries: tuple[str, ...]) -> list[tuple[str, int]]:
+    addresses = []
+    for entry in entries:
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"BASTION_REDIS_SENTINELS: expected host:port, got {entry!r}")
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES, supported_errors=(ConnectionError, TimeoutError))
+
+
+def connect(settings: Settings, **options: Any) -> Redis:
+    """A client for the configured Redis; `options` go to redis.asyncio (e.g. decode_responses).
+
+    No connection is made here: the first command connects. Sentinel settings win over a URL.
+    Close it with `close()` below, which also closes the connections to the Sentinels.
+    """
+    common: dict[str, Any] = {
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": SOCKET_TIMEOUT_S,
+        "retry": _retry(),
+        "retry_on_error": [ConnectionError, TimeoutError],
+        "health_check_interval": 15,
+        **options,
+    }
+    if settings.redis_sentinels:
+        sentinel = Sentinel(
+            parse_sentinels(settings.redis_sentinels),
+            sentinel_kwargs={"socket_timeout": SOCKET_TIMEOUT_S, "socket_connect_timeout": SOCKET_TIMEOUT_S},
+        )
+        return sentinel.master_for(settings.redis_sentinel_master, **common)
+    if settings.redis_url:
+        return Redis.from_url(settings.redis_url, **common)
+    raise SettingsError("Redis is not configured: set BASTION_REDIS_URL or BASTION_REDIS_SENTINELS")
+
+
+async def close(client: Redis) -> None:
+    """Close a client from `connect()`; `client.aclose()` alone would leave the Sentinel connections open."""
+    pool = client.connection_pool
+    await client.aclose()
+    if isinstance(pool, SentinelConnectionPool):
+        for sentinel in pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
