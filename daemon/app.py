@@ -11,13 +11,18 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from daemon.api import auth as auth_api
 from daemon.api import ops
-from daemon.context import AUTHENTICATOR, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, RUNTIME, SETTINGS, Runtime
+from daemon.api import users as users_api
+from daemon.bootstrap import FIRST_RUN_HINT
+from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, RUNTIME, SETTINGS, Runtime
 from daemon.metrics import Metrics
 from daemon.pipeline import pipeline
+from daemon.services.wiring import build_account_services
 from daemon.settings import Settings
 from daemon.stores.cache.memory import MemoryCache
 from daemon.stores.events.memory import MemoryEventBus
+from daemon.stores.secrets import open_secrets
 from daemon.stores.sql import open_database
 from daemon.stores.sql.migrate import migrate, pending
 
@@ -62,6 +67,20 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
         await bus.close()
 
 
+async def _account_services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    services = await build_account_services(settings, app[DB], app[CACHE], app[EVENTS], await open_secrets(settings))
+    app[AUTH], app[USERS], app[AUDIT] = services.auth, services.users, services.audit
+    app[AUTHENTICATOR] = services.auth
+    await services.sessions.warm()
+    if await services.users.count() == 0:
+        log.warning(FIRST_RUN_HINT)
+    try:
+        yield
+    finally:
+        services.close()
+
+
 async def _on_shutdown(app: web.Application) -> None:
     app[RUNTIME].shutting_down = True
 
@@ -83,9 +102,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_cache)
     app.cleanup_ctx.append(_events)
+    app.cleanup_ctx.append(_account_services)
     app.on_shutdown.append(_on_shutdown)
 
-    for module in (ops,):
+    for module in (ops, auth_api, users_api):
         module.add_routes(app)
         app[ENDPOINTS].extend(module.routes.endpoints)
     return app

@@ -34,6 +34,11 @@ AUTHENTICATOR = web.AppKey("authenticator", Any)
 READINESS = web.AppKey("readiness", dict)
 RUNTIME = web.AppKey("runtime", Runtime)
 
+# The services (daemon/services/), built once the stores are open.
+AUTH = web.AppKey("auth", Any)  # services.auth.Auth
+USERS = web.AppKey("users", Any)  # services.users.Users
+AUDIT = web.AppKey("audit", Any)  # services.audit.Audit
+
 # Per-request values the pipeline stages hand on to the handler.
 REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_IP = web.RequestKey("client_ip", str)

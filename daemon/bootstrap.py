@@ -1,0 +1,44 @@
+"""First run: the first administrator is created by a person, never by default.
+
+`bastiond create-admin` builds the same services the daemon uses, without a server, so the rules
+(password policy, hashing, the audit record) are the daemon's own.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from daemon.services.wiring import build_account_services
+from daemon.settings import Settings
+from daemon.stores.cache.memory import MemoryCache
+from daemon.stores.events.memory import MemoryEventBus
+from daemon.stores.secrets import open_secrets
+from daemon.stores.sql import open_database
+from daemon.stores.sql.migrate import migrate
+from shared.errors import ApiError, Code, FieldError
+from shared.models.users import CreateUser, User
+
+FIRST_RUN_HINT = (
+    "no user exists yet: create the first administrator with "
+    "`bastiond create-admin --email you@example.com` (or run `bastion up`, which guides you)"
+)
+
+
+async def create_admin(settings: Settings, email: str, password: str, display_name: str = "") -> User:
+    try:
+        body = CreateUser(email=email, password=password, role="admin", display_name=display_name)
+    except ValidationError as exc:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise ApiError(Code.VALIDATION_FAILED, problems, errors=[FieldError("body", problems)]) from None
+    db = await open_database(settings.database_url, settings.sqlite_path, 2)
+    try:
+        await migrate(db)
+        # In-process cache and bus: no daemon listens to this process. A running daemon sees the new
+        # user on its next read of the database.
+        services = await build_account_services(settings, db, MemoryCache(), MemoryEventBus(10), await open_secrets(settings))
+        try:
+            return await services.users.create(body.email, body.password, "admin", body.display_name, None, "local")
+        finally:
+            services.close()
+    finally:
+        await db.close()

@@ -1,0 +1,293 @@
+"""Logins, rotating refresh tokens, sessions, passwords and API keys; and turning a bearer token
+into a Principal for every request.
+
+Refresh tokens are opaque (256 random bits), stored only as SHA-256 hashes, and spent on use. When a
+token is spent, the pair that replaced it is stored sealed with a key derived from the spent token
+itself: a client that retries within the grace window (a lost response) gets the same pair back,
+while nobody without the token, a database reader included, can read it. A spent token replayed
+after the grace window is theft or a bug: the whole session is revoked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from daemon.clock import iso, now, parse
+from daemon.ids import new_id
+from daemon.services.audit import Audit
+from daemon.services.passwords import Passwords, check_policy
+from daemon.services.principal import Principal, scopes_for_role
+from daemon.services.sessions import Sessions
+from daemon.services.tokens import Tokens
+from daemon.services.users import Users, normalise_email, token_hash
+from daemon.stores.cache import Cache
+from daemon.stores.sql.accounts import Accounts
+from shared.errors import ApiError, Code
+from shared.models.auth import ApiKey, ChangePassword, CreateApiKey, CreatedApiKey, Session, TokenPair
+from shared.models.users import User
+
+API_KEY_PREFIX = "bst_"
+REFRESH_PREFIX = "brt_"
+API_KEY_TOUCH_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    per_account: int = 10
+    account_period_s: float = 15 * 60
+    per_ip: int = 100
+    ip_period_s: float = 60 * 60
+
+
+def _seal_key(token: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"bastion refresh successor").derive(token.encode())
+
+
+def seal(token: str, payload: bytes) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + AESGCM(_seal_key(token)).encrypt(nonce, payload, None)
+
+
+def unseal(token: str, sealed: bytes) -> bytes:
+    return AESGCM(_seal_key(token)).decrypt(sealed[:12], sealed[12:], None)
+
+
+def _retry_after(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, int(seconds + 0.999)))}
+
+
+class Auth:
+    def __init__(
+        self,
+        accounts: Accounts,
+        users: Users,
+        passwords: Passwords,
+        tokens: Tokens,
+        sessions: Sessions,
+        cache: Cache,
+        audit: Audit,
+        refresh_ttl_s: int,
+        reuse_grace_s: int,
+        limits: LoginLimits = LoginLimits(),
+    ) -> None:
+        self._accounts = accounts
+        self._users = users
+        self._passwords = passwords
+        self._tokens = tokens
+        self._sessions = sessions
+        self._cache = cache
+        self._audit = audit
+        self._refresh_ttl = timedelta(seconds=refresh_ttl_s)
+        self._grace_s = reuse_grace_s
+        self._limits = limits
+
+    # authentication of every request
+
+    async def authenticate(self, token: str) -> Principal:
+        if token.startswith(API_KEY_PREFIX):
+            return await self._authenticate_key(token)
+        claims = await self._tokens.verify(token)
+        if await self._sessions.is_revoked(claims["sid"]):
+            raise ApiError(Code.UNAUTHORIZED, "the session has ended")
+        role = claims.get("role", "user")
+        return Principal(
+            user_id=claims["sub"],
+            role=role,
+            session_id=claims["sid"],
+            scopes=scopes_for_role(role),
+            expires_at=float(claims["exp"]),
+        )
+
+    async def _authenticate_key(self, key: str) -> Principal:
+        row = await self._accounts.api_key_by_hash(token_hash(key))
+        moment = now()
+        if (
+            row is None
+            or row["revoked_at"]
+            or row["disabled"]
+            or (row["expires_at"] and parse(row["expires_at"]) <= moment)
+        ):
+            raise ApiError(Code.UNAUTHORIZED, "the API key is not valid")
+        # last_used_at is approximate on purpose: a write per request would serialise every reader.
+        if row["last_used_at"] is None or parse(row["last_used_at"]) < moment - API_KEY_TOUCH_EVERY:
+            await self._accounts.touch_api_key(row["id"], iso(moment))
+        scopes = frozenset(row["scopes"].split()) & scopes_for_role(row["role"])
+        return Principal(user_id=row["user_id"], role=row["role"], api_key_id=row["id"], scopes=scopes)
+
+    # login and tokens
+
+    async def _check_limits(self, account_key: str, ip_key: str) -> None:
+        for key, limit, period in (
+            (account_key, self._limits.per_account, self._limits.account_period_s),
+            (ip_key, self._limits.per_ip, self._limits.ip_period_s),
+        ):
+            decision = await self._cache.peek(key, limit, period)
+            if not decision.allowed:
+                raise ApiError(Code.RATE_LIMITED, "too many failed logins; try again later", headers=_retry_after(decision.retry_after_s))
+
+    async def login(self, email: str, password: str, ip: str, user_agent: str) -> TokenPair:
+        email = normalise_email(email)
+        account_key = "login-fail:account:" + hashlib.sha256(email.encode()).hexdigest()
+        ip_key = f"login-fail:ip:{ip}"
+        await self._check_limits(account_key, ip_key)
+        row = await self._accounts.user_with_hash_by_email(email)
+        # Unknown accounts spend the same verify as known ones, so timing does not tell them apart.
+        good = await self._passwords.verify(row["password_hash"] if row else None, password)
+        if not good or row is None or row["disabled"]:
+            await self._cache.hit(account_key, self._limits.per_account, self._limits.account_period_s)
+            await self._cache.hit(ip_key, self._limits.per_ip, self._limits.ip_period_s)
+            await self._audit.record("login.failed", target_id=row["id"] if row else None, ip=ip)
+            raise ApiError(Code.INVALID_CREDENTIALS, "the email or the password is wrong")
+        await self._cache.reset(account_key)
+        if self._passwords.needs_rehash(row["password_hash"]):
+            await self._accounts.update_user(row["id"], {"password_hash": await self._passwords.hash(password)})
+        moment = now()
+        session_id = new_id("ses")
+        refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)
+        async with self._accounts.db.transaction() as tx:
+            await self._accounts.insert_session(
+                {
+                    "id": session_id,
+                    "user_id": row["id"],
+                    "created_at": iso(moment),
+                    "last_used_at": iso(moment),
+                    "expires_at": iso(moment + self._refresh_ttl),
+                    "user_agent": user_agent[:300],
+                    "ip": ip,
+                },
+                tx,
+            )
+            await self._accounts.insert_refresh(token_hash(refresh), session_id, iso(moment), iso(moment + self._refresh_ttl), tx)
+            await self._accounts.update_user(row["id"], {"last_login_at": iso(moment)}, tx)
+        await self._audit.record("login.succeeded", actor_id=row["id"], target_id=row["id"], ip=ip, session_id=session_id)
+        user = User.model_validate({**row, "last_login_at": moment})
+        return self._pair(user, session_id, refresh)
+
+    def _pair(self, user: User, session_id: str, refresh: str) -> TokenPair:
+        access, _ = self._tokens.issue(user.id, user.role, session_id)
+        return TokenPair(access_token=access, refresh_token=refresh, expires_in=self._tokens.ttl_s, user=user)
+
+    async def refresh(self, token: str, ip: str) -> TokenPair:
+        hashed = token_hash(token)
+        row = await self._accounts.refresh_token(hashed)
+        moment = now()
+        if row is None or row["revoked_at"] or parse(row["expires_at"]) <= moment:
+            raise ApiError(Code.UNAUTHORIZED, "the refresh token is not valid")
+        if row["spent_at"] is None:
+            user_row = await self._accounts.user(row["user_id"])
+            if user_row is None or user_row["disabled"]:
+                raise ApiError(Code.UNAUTHORIZED, "the refresh token is not valid")
+            user = User.model_validate(user_row)
+            successor = REFRESH_PREFIX + secrets.token_urlsafe(32)
+            pair = self._pair(user, row["session_id"], successor)
+            async with self._accounts.db.transaction() as tx:
+                won = await self._accounts.spend_refresh(hashed, iso(moment), seal(token, pair.model_dump_json().encode()), tx)
+                if won:
+                    await self._accounts.insert_refresh(
+                        token_hash(successor), row["session_id"], iso(moment), row["session_expires_at"], tx
+                    )
+                    await self._accounts.touch_session(row["session_id"], iso(moment), tx)
+            if won:
+                return pair
+            row = await self._accounts.refresh_token(hashed)  # a concurrent refresh spent it first
+            if row is None:
+                raise ApiError(Code.UNAUTHORIZED, "the refresh token is not valid")
+        return await self._replay(token, row, moment, ip)
+
+    async def _replay(self, token: str, row: dict, moment: datetime, ip: str) -> TokenPair:
+        spent_at = parse(row["spent_at"])
+        if moment - spent_at <= timedelta(seconds=self._grace_s) and row["successor"]:
+            return TokenPair.model_validate_json(unseal(token, bytes(row["successor"])))
+        await self._sessions.revoke(row["session_id"], row["user_id"], "refresh token reused")
+        await self._audit.record("refresh.reused", target_id=row["user_id"], ip=ip, session_id=row["session_id"])
+        raise ApiError(Code.TOKEN_REUSED, "this refresh token was already used; the session is revoked")
+
+    async def logout(self, principal: Principal, ip: str) -> None:
+        if principal.session_id is None:
+            raise ApiError(Code.FORBIDDEN, "an API key has no session to end; revoke the key instead")
+        await self._sessions.revoke(principal.session_id, principal.user_id, "logout")
+        await self._audit.record("session.revoked", actor_id=principal.user_id, target_id=principal.user_id, ip=ip, session_id=principal.session_id, reason="logout")
+
+    # sessions
+
+    async def list_sessions(self, principal: Principal) -> list[Session]:
+        rows = await self._accounts.live_sessions(principal.user_id, iso(now()))
+        return [Session.model_validate({**r, "current": r["id"] == principal.session_id}) for r in rows]
+
+    async def revoke_session(self, principal: Principal, session_id: str, ip: str) -> None:
+        row = await self._accounts.session(session_id)
+        if row is None or (row["user_id"] != principal.user_id and not principal.is_admin) or row["revoked_at"]:
+            raise ApiError(Code.NOT_FOUND, "no such session")
+        await self._sessions.revoke(session_id, row["user_id"], "revoked")
+        await self._audit.record("session.revoked", actor_id=principal.user_id, target_id=row["user_id"], ip=ip, session_id=session_id, reason="revoked")
+
+    # passwords
+
+    async def change_password(self, principal: Principal, body: ChangePassword, ip: str) -> None:
+        stored = await self._accounts.password_hash(principal.user_id)
+        if not await self._passwords.verify(stored, body.current_password):
+            raise ApiError(Code.INVALID_CREDENTIALS, "the current password is wrong")
+        check_policy(body.new_password, "new_password")
+        new_hash = await self._passwords.hash(body.new_password)
+        async with self._accounts.db.transaction() as tx:
+            await self._accounts.update_user(principal.user_id, {"password_hash": new_hash, "updated_at": iso(now())}, tx)
+            await self._sessions.revoke_all(principal.user_id, "password changed", keep=principal.session_id, conn=tx)
+        await self._audit.record("password.changed", actor_id=principal.user_id, target_id=principal.user_id, ip=ip)
+
+    async def reset_password(self, reset_token: str, new_password: str, ip: str) -> None:
+        check_policy(new_password, "new_password")
+        new_hash = await self._passwords.hash(new_password)
+        async with self._accounts.db.transaction() as tx:
+            user_id = await self._accounts.spend_reset(token_hash(reset_token), iso(now()), tx)
+            if user_id is None:
+                raise ApiError(Code.UNAUTHORIZED, "the reset token is not valid")
+            await self._accounts.update_user(user_id, {"password_hash": new_hash, "updated_at": iso(now())}, tx)
+            await self._sessions.revoke_all(user_id, "password reset", conn=tx)
+        await self._audit.record("password.reset", target_id=user_id, ip=ip)
+
+    # API keys
+
+    async def create_api_key(self, principal: Principal, body: CreateApiKey, ip: str) -> CreatedApiKey:
+        wanted = frozenset(body.scopes)
+        if not wanted <= principal.scopes:
+            raise ApiError(Code.FORBIDDEN, "a key cannot have scopes its creator lacks")
+        moment = now()
+        if body.expires_at is not None and body.expires_at <= moment:
+            raise ApiError(Code.VALIDATION_FAILED, "expires_at is in the past")
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        row = {
+            "id": new_id("key"),
+            "user_id": principal.user_id,
+            "name": body.name,
+            "key_hash": token_hash(key),
+            "scopes": " ".join(sorted(wanted)),
+            "created_at": iso(moment),
+            "expires_at": iso(body.expires_at) if body.expires_at else None,
+        }
+        await self._accounts.insert_api_key(row)
+        await self._audit.record("api_key.created", actor_id=principal.user_id, target_id=principal.user_id, ip=ip, key_id=row["id"], scopes=sorted(wanted))
+        return CreatedApiKey(
+            id=row["id"], name=body.name, scopes=sorted(wanted), created_at=moment, expires_at=body.expires_at, key=key
+        )
+
+    async def list_api_keys(self, principal: Principal) -> list[ApiKey]:
+        rows = await self._accounts.api_keys(principal.user_id)
+        return [ApiKey.model_validate({**r, "scopes": r["scopes"].split()}) for r in rows]
+
+    def jwks(self) -> dict:
+        return self._tokens.jwks()
+
+    async def revoke_api_key(self, principal: Principal, key_id: str, ip: str) -> None:
+        owner = await self._accounts.api_key_owner(key_id)
+        if owner is None or (owner != principal.user_id and not principal.is_admin):
+            raise ApiError(Code.NOT_FOUND, "no such API key")
+        await self._accounts.revoke_api_key(key_id, iso(now()))
+        await self._audit.record("api_key.revoked", actor_id=principal.user_id, target_id=owner, ip=ip, key_id=key_id)

@@ -1,0 +1,160 @@
+"""Users and roles: who may see and change whom.
+
+A non-admin asking about another user hears 404, never 403, so ids of other accounts cannot be
+probed. The last active admin cannot be demoted, disabled or deleted (409). Every change is
+announced on the `users` topic and recorded in the audit trail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from daemon.clock import iso, now
+from daemon.ids import new_id
+from daemon.services.audit import Audit
+from daemon.services.pages import decode_cursor, next_cursor
+from daemon.services.passwords import Passwords, check_policy
+from daemon.services.principal import Principal
+from daemon.services.sessions import Sessions
+from daemon.stores.errors import UniqueViolation
+from daemon.stores.events import EventBus
+from daemon.stores.sql.accounts import Accounts
+from shared.errors import ApiError, Code, not_found
+from shared.models import Page
+from shared.models.users import CreateUser, ResetToken, UpdateMe, UpdateUser, User, UserQuery
+
+RESET_TTL = timedelta(hours=1)
+
+
+def normalise_email(email: str) -> str:
+    # The domain part is case-insensitive; local parts are too in practice, and treating them so
+    # stops two accounts that differ only in case.
+    return email.strip().lower()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Users:
+    def __init__(self, accounts: Accounts, passwords: Passwords, sessions: Sessions, audit: Audit, events: EventBus) -> None:
+        self._accounts = accounts
+        self._passwords = passwords
+        self._sessions = sessions
+        self._audit = audit
+        self._events = events
+
+    async def _load(self, user_id: str) -> User:
+        row = await self._accounts.user(user_id)
+        if row is None:
+            raise not_found("user")
+        return User.model_validate(row)
+
+    async def _announce(self, event: str, user: User) -> None:
+        await self._events.publish("users", event, user.model_dump(mode="json"))
+
+    async def get(self, principal: Principal, user_id: str) -> User:
+        if user_id != principal.user_id and not principal.is_admin:
+            raise not_found("user")
+        return await self._load(user_id)
+
+    async def count(self) -> int:
+        return await self._accounts.count_users()
+
+    async def list(self, query: UserQuery) -> Page[User]:
+        rows = await self._accounts.list_users(
+            query.q, query.role, query.disabled, decode_cursor(query.cursor), query.limit + 1
+        )
+        cursor = next_cursor(rows, query.limit)
+        return Page[User](items=[User.model_validate(r) for r in rows], next_cursor=cursor)
+
+    async def create(
+        self, email: str, password: str, role: str, display_name: str, actor: Principal | None, ip: str | None
+    ) -> User:
+        check_policy(password)
+        stamp = iso(now())
+        row = {
+            "id": new_id("usr"),
+            "email": normalise_email(email),
+            "display_name": display_name,
+            "role": role,
+            "disabled": False,
+            "password_hash": await self._passwords.hash(password),
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        try:
+            await self._accounts.insert_user(row)
+        except UniqueViolation:
+            raise ApiError(Code.CONFLICT, "an account with this email exists") from None
+        user = await self._load(row["id"])
+        await self._audit.record(
+            "user.created", actor_id=actor.user_id if actor else None, target_id=user.id, ip=ip, role=role
+        )
+        await self._announce("user.created", user)
+        return user
+
+    async def create_by_admin(self, actor: Principal, body: CreateUser, ip: str | None) -> User:
+        return await self.create(body.email, body.password, body.role, body.display_name, actor, ip)
+
+    async def update_me(self, principal: Principal, body: UpdateMe) -> User:
+        changes = body.model_dump(exclude_unset=True, exclude_none=True)
+        if changes:
+            changes["updated_at"] = iso(now())
+            await self._accounts.update_user(principal.user_id, changes)
+        user = await self._load(principal.user_id)
+        if changes:
+            await self._announce("user.updated", user)
+        return user
+
+    async def update(self, actor: Principal, user_id: str, body: UpdateUser, ip: str | None) -> User:
+        changes = body.model_dump(exclude_unset=True, exclude_none=True)
+        async with self._accounts.db.transaction() as tx:
+            await self._accounts.lock_admins(tx)
+            current = await self._accounts.user(user_id, tx)
+            if current is None:
+                raise not_found("user")
+            loses_admin = current["role"] == "admin" and not current["disabled"] and (
+                changes.get("role") == "user" or changes.get("disabled") is True
+            )
+            if loses_admin and await self._accounts.active_admin_ids(tx) == [user_id]:
+                raise ApiError(Code.CONFLICT, "this is the last active admin; promote another user first")
+            if changes:
+                await self._accounts.update_user(user_id, {**changes, "updated_at": iso(now())}, tx)
+            if changes.get("disabled") is True and not current["disabled"]:
+                await self._sessions.revoke_all(user_id, "user disabled", conn=tx)
+            elif changes.get("role", current["role"]) != current["role"]:
+                # Access tokens carry the role; ending the sessions makes the new role apply at once.
+                await self._sessions.revoke_all(user_id, "role changed", conn=tx)
+        for field, event in (("role", "user.role_changed"), ("disabled", "user.status_changed")):
+            if field in changes and changes[field] != (bool(current[field]) if field == "disabled" else current[field]):
+                await self._audit.record(
+                    event, actor_id=actor.user_id, target_id=user_id, ip=ip, **{"from": current[field], "to": changes[field]}
+                )
+        user = await self._load(user_id)
+        if changes:
+            await self._announce("user.updated", user)
+        return user
+
+    async def delete(self, actor: Principal, user_id: str, ip: str | None) -> None:
+        async with self._accounts.db.transaction() as tx:
+            await self._accounts.lock_admins(tx)
+            current = await self._accounts.user(user_id, tx)
+            if current is None:
+                raise not_found("user")
+            if await self._accounts.active_admin_ids(tx) == [user_id]:
+                raise ApiError(Code.CONFLICT, "this is the last active admin; promote another user first")
+            await self._sessions.revoke_all(user_id, "user deleted", conn=tx)
+            await self._accounts.delete_user(user_id, tx)
+        await self._audit.record("user.deleted", actor_id=actor.user_id, target_id=user_id, ip=ip, email=current["email"])
+        await self._events.publish("users", "user.deleted", {"id": user_id})
+
+    async def issue_reset(self, actor: Principal, user_id: str, ip: str | None) -> ResetToken:
+        await self._load(user_id)
+        token = "prt_" + secrets.token_urlsafe(32)
+        expires = now() + RESET_TTL
+        await self._accounts.insert_reset(token_hash(token), user_id, iso(now()), iso(expires))
+        await self._audit.record("password_reset.issued", actor_id=actor.user_id, target_id=user_id, ip=ip)
+        return ResetToken(reset_token=token, expires_at=expires)

@@ -1,0 +1,47 @@
+"""Builds the services from open stores: one place, used by the daemon and by `bastiond create-admin`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from daemon.services.audit import Audit
+from daemon.services.auth import Auth
+from daemon.services.passwords import Passwords
+from daemon.services.sessions import Sessions
+from daemon.services.tokens import SecretStore, Tokens, load_keys
+from daemon.services.users import Users
+from daemon.settings import Settings
+from daemon.stores.cache import Cache
+from daemon.stores.events import EventBus
+from daemon.stores.sql import Database
+from daemon.stores.sql.accounts import Accounts
+
+
+@dataclass
+class AccountServices:
+    auth: Auth
+    users: Users
+    audit: Audit
+    sessions: Sessions
+    passwords: Passwords
+
+    def close(self) -> None:
+        self.passwords.close()
+
+
+async def build_account_services(
+    settings: Settings, db: Database, cache: Cache, events: EventBus, secrets: SecretStore
+) -> AccountServices:
+    accounts = Accounts(db)
+    passwords = Passwords(settings.login_concurrency, settings.login_queue)
+    tokens = Tokens(
+        secrets, await load_keys(secrets), settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_s
+    )
+    audit = Audit(accounts)
+    sessions = Sessions(accounts, cache, events, settings.access_token_ttl_s)
+    users = Users(accounts, passwords, sessions, audit, events)
+    auth = Auth(
+        accounts, users, passwords, tokens, sessions, cache, audit,
+        settings.refresh_token_ttl_s, settings.refresh_reuse_grace_s,
+    )
+    return AccountServices(auth=auth, users=users, audit=audit, sessions=sessions, passwords=passwords)

@@ -1,0 +1,88 @@
+"""Logins, tokens, sessions and API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, EmailStr, Field
+
+from shared.models import Strict
+from shared.models.users import DisplayName, Password, User
+
+Scope = Literal["read", "write", "admin"]
+
+
+class Register(Strict):
+    email: EmailStr
+    password: Password
+    display_name: DisplayName = ""
+
+
+class Login(Strict):
+    # Any string up to the limits: a login never says which part was wrong, so no format checks here.
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    user: User
+
+
+class Refresh(Strict):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class Session(BaseModel):
+    id: str
+    created_at: datetime
+    last_used_at: datetime
+    user_agent: str
+    ip: str
+    current: bool
+
+
+class ChangePassword(Strict):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: Password
+
+
+class ResetPassword(Strict):
+    reset_token: str = Field(min_length=1, max_length=200)
+    new_password: Password
+
+
+class CreateApiKey(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[Scope] = Field(min_length=1)
+    expires_at: datetime | None = None
+
+
+class ApiKey(BaseModel):
+    id: str
+    name: str
+    scopes: list[Scope]
+    created_at: datetime
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class CreatedApiKey(ApiKey):
+    key: str  # shown this once
+
+
+class Jwk(BaseModel):
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    alg: str
+    use: str
+
+
+class Jwks(BaseModel):
+    keys: list[Jwk]
