@@ -12,28 +12,46 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from daemon.api import auth as auth_api
+from daemon.api import collections as collections_api
 from daemon.api import ops
 from daemon.api import users as users_api
 from daemon.bootstrap import FIRST_RUN_HINT
-from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, RUNTIME, SETTINGS, Runtime
+from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, RUNTIME, SECRETS, SETTINGS, VECTORS, Runtime
 from daemon.metrics import Metrics
 from daemon.pipeline import pipeline
+from daemon.services.vectors import VectorService
 from daemon.services.wiring import build_account_services
 from daemon.settings import Settings
 from daemon.stores.cache.memory import MemoryCache
 from daemon.stores.events.memory import MemoryEventBus
-from daemon.stores.secrets import open_secrets
+from daemon.stores.secrets import open_secrets, with_credentials
 from daemon.stores.sql import open_database
 from daemon.stores.sql.migrate import migrate, pending
+from daemon.stores.vectors import open_vector_store
+from daemon.stores.vectors.catalog import Catalog
 
 log = logging.getLogger("bastion")
 
 
+async def _secrets(app: web.Application) -> AsyncIterator[None]:
+    # First: a configured Vault that does not answer stops the start here, with one clear line.
+    store = await open_secrets(app[SETTINGS])
+    app[SECRETS] = store
+    app[READINESS]["secrets"] = store.ping
+    try:
+        yield
+    finally:
+        await store.close()
+
+
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    db = await open_database(
-        settings.database_url, settings.sqlite_path, settings.database_pool_size, settings.database_read_url
-    )
+    url, read_url = settings.database_url, settings.database_read_url
+    if settings.uses_postgres:
+        credentials = await app[SECRETS].database_credentials()
+        url = with_credentials(url, credentials)
+        read_url = read_url and with_credentials(read_url, credentials)
+    db = await open_database(url, settings.sqlite_path, settings.database_pool_size, read_url)
     try:
         if settings.auto_migrate:
             applied = await migrate(db)
@@ -69,7 +87,7 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
 
 async def _account_services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    services = await build_account_services(settings, app[DB], app[CACHE], app[EVENTS], await open_secrets(settings))
+    services = await build_account_services(settings, app[DB], app[CACHE], app[EVENTS], app[SECRETS])
     app[AUTH], app[USERS], app[AUDIT] = services.auth, services.users, services.audit
     app[AUTHENTICATOR] = services.auth
     await services.sessions.warm()
@@ -79,6 +97,24 @@ async def _account_services(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         services.close()
+
+
+async def _vectors(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = open_vector_store(
+        settings.vector_backend, app[DB], settings.data_dir / "vectors", settings.vector_exact_max,
+        settings.pinecone_api_key, settings.pinecone_host,
+    )
+    if store.name == "local" and (settings.redis_url or settings.redis_sentinels):
+        log.warning("the local vector store serves one node; with several replicas use BASTION_VECTOR_BACKEND=pinecone")
+    service = VectorService(Catalog(app[DB]), store, app[EVENTS])
+    try:
+        await service.warm()
+        app[VECTORS] = service
+        app[READINESS]["vectors"] = store.ping
+        yield
+    finally:
+        await store.close()
 
 
 async def _on_shutdown(app: web.Application) -> None:
@@ -99,13 +135,15 @@ def create_app(settings: Settings) -> web.Application:
     app[ENDPOINTS] = []
     app[AUTHENTICATOR] = None
 
+    app.cleanup_ctx.append(_secrets)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_cache)
     app.cleanup_ctx.append(_events)
     app.cleanup_ctx.append(_account_services)
+    app.cleanup_ctx.append(_vectors)
     app.on_shutdown.append(_on_shutdown)
 
-    for module in (ops, auth_api, users_api):
+    for module in (ops, auth_api, users_api, collections_api):
         module.add_routes(app)
         app[ENDPOINTS].extend(module.routes.endpoints)
     return app

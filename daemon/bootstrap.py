@@ -35,10 +35,12 @@ async def create_admin(settings: Settings, email: str, password: str, display_na
         await migrate(db)
         # In-process cache and bus: no daemon listens to this process. A running daemon sees the new
         # user on its next read of the database.
-        services = await build_account_services(settings, db, MemoryCache(), MemoryEventBus(10), await open_secrets(settings))
+        secrets = await open_secrets(settings)
+        services = await build_account_services(settings, db, MemoryCache(), MemoryEventBus(10), secrets)
         try:
             return await services.users.create(body.email, body.password, "admin", body.display_name, None, "local")
         finally:
             services.close()
+            await secrets.close()
     finally:
         await db.close()

@@ -285,6 +285,9 @@ class Auth:
     def jwks(self) -> dict:
         return self._tokens.jwks()
 
+    async def reload_keys(self) -> None:
+        await self._tokens.reload()
+
     async def revoke_api_key(self, principal: Principal, key_id: str, ip: str) -> None:
         owner = await self._accounts.api_key_owner(key_id)
         if owner is None or (owner != principal.user_id and not principal.is_admin):

@@ -9,16 +9,16 @@ own key (jku, x5u, jwk, x5c).
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from daemon.stores.secrets import SecretStore, get_or_create
 from shared.errors import ApiError, Code
 
 ALGORITHM = "EdDSA"
@@ -27,11 +27,6 @@ REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "sid", "typ"]
 FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c")
 SECRET_NAME = "signing_keys"
 RELOAD_EVERY_S = 10.0
-
-
-class SecretStore(Protocol):
-    async def get(self, name: str) -> str | None: ...
-    async def put(self, name: str, value: str) -> None: ...
 
 
 def _b64(raw: bytes) -> str:
@@ -70,19 +65,18 @@ class SigningKey:
         return {"kty": "OKP", "crv": "Ed25519", "x": _b64(raw), "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
 
 
-def _decode_keys(document: str | None) -> list[SigningKey]:
-    if not document:
-        return []
-    return [SigningKey.from_dict(item) for item in json.loads(document)]
+def _decode_keys(blob: dict[str, Any] | None) -> list[SigningKey]:
+    return [SigningKey.from_dict(item) for item in (blob or {}).get("keys", [])]
+
+
+def _encode_keys(keys: list[SigningKey]) -> dict[str, Any]:
+    return {"keys": [k.to_dict() for k in keys]}
 
 
 async def load_keys(store: SecretStore) -> list[SigningKey]:
-    """The keys in the store, generating the first one on a fresh install."""
-    keys = _decode_keys(await store.get(SECRET_NAME))
-    if not keys:
-        keys = [SigningKey.generate()]
-        await store.put(SECRET_NAME, json.dumps([k.to_dict() for k in keys]))
-    return keys
+    """The keys in the store; on a fresh install the first one, generated once even when several
+    replicas start together."""
+    return _decode_keys(await get_or_create(store, SECRET_NAME, lambda: _encode_keys([SigningKey.generate()])))
 
 
 async def rotate_keys(store: SecretStore, retire_after_s: float) -> SigningKey:
@@ -93,7 +87,7 @@ async def rotate_keys(store: SecretStore, retire_after_s: float) -> SigningKey:
     kept = [k for i, k in enumerate(keys) if i + 1 < len(keys) and keys[i + 1].created_at > now - retire_after_s]
     if keys:
         kept.append(keys[-1])  # the key that signed until now verifies its tokens until they expire
-    await store.put(SECRET_NAME, json.dumps([k.to_dict() for k in [*kept, new]]))
+    await store.put(SECRET_NAME, _encode_keys([*kept, new]))
     return new
 
 

@@ -8,11 +8,12 @@ from daemon.services.audit import Audit
 from daemon.services.auth import Auth
 from daemon.services.passwords import Passwords
 from daemon.services.sessions import Sessions
-from daemon.services.tokens import SecretStore, Tokens, load_keys
+from daemon.services.tokens import Tokens, load_keys
 from daemon.services.users import Users
 from daemon.settings import Settings
 from daemon.stores.cache import Cache
 from daemon.stores.events import EventBus
+from daemon.stores.secrets import SecretStore
 from daemon.stores.sql import Database
 from daemon.stores.sql.accounts import Accounts
 

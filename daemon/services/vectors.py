@@ -1,0 +1,273 @@
+"""The vector service: who may see and change a collection, what a valid vector is, and what to announce.
+
+- Visibility: a collection's owner and admins see it; to anyone else it does not exist (404).
+- Scopes: an API key needs `read` to look (get, list, query, fetch) and `write` to change anything.
+- Input: the right number of finite values (and not all zero for cosine), metadata of strings,
+  numbers, booleans and lists of strings within 40 KB, well-formed filters; each fault is a 422 naming
+  the field, checked before anything is written.
+- Events on `collections/<name>`: ids and counts, never values or metadata.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+
+from daemon.services.principal import Principal
+from daemon.stores.errors import UniqueViolation
+from daemon.stores.events import EventBus
+from daemon.stores.vectors import Record, Refused, VectorStore
+from daemon.stores.vectors.catalog import Catalog, CollectionRow
+from daemon.stores.vectors.filters import FilterError, check
+from shared.errors import ApiError, Code, FieldError
+from shared.models import Page
+from shared.models.vectors import (
+    Collection,
+    CollectionCreate,
+    DeleteRequest,
+    DeleteResult,
+    FetchedVector,
+    FetchRequest,
+    FetchResult,
+    IdPage,
+    Match,
+    QueryRequest,
+    QueryResult,
+    UpsertRequest,
+    UpsertResult,
+    VectorListQuery,
+)
+
+MAX_METADATA_BYTES = 40 * 1024
+MAX_REPORTED_ERRORS = 20
+MAX_EVENT_IDS = 1000
+
+
+def topic(name: str) -> str:
+    return f"collections/{name}"
+
+
+def _invalid(errors: list[FieldError], detail: str = "the request is not valid") -> ApiError:
+    return ApiError(Code.VALIDATION_FAILED, detail, errors=errors[:MAX_REPORTED_ERRORS])
+
+
+def _vector_errors(values: list[float], dimension: int, metric: str, field: str) -> list[FieldError]:
+    if len(values) != dimension:
+        return [FieldError(field, f"expected {dimension} values, got {len(values)}")]
+    if not all(math.isfinite(v) for v in values):
+        return [FieldError(field, "values must be finite numbers (no NaN or infinity)")]
+    if metric == "cosine" and not any(values):
+        return [FieldError(field, "a cosine collection cannot hold or search for the zero vector")]
+    return []
+
+
+def _metadata_errors(metadata: dict[str, Any], field: str) -> list[FieldError]:
+    errors = []
+    for key, value in metadata.items():
+        where = f"{field}.{key}"
+        if not key or key.startswith("$"):
+            errors.append(FieldError(where, "a metadata key must be non-empty and not start with '$'"))
+        elif isinstance(value, float) and not math.isfinite(value):
+            errors.append(FieldError(where, "numbers must be finite"))
+        elif isinstance(value, list):
+            if not all(isinstance(item, str) for item in value):
+                errors.append(FieldError(where, "a list may hold strings only"))
+        elif not isinstance(value, (str, int, float, bool)):
+            errors.append(FieldError(where, "expected a string, number, boolean or list of strings"))
+    if not errors and len(orjson.dumps(metadata)) > MAX_METADATA_BYTES:
+        errors.append(FieldError(field, f"metadata is over {MAX_METADATA_BYTES // 1024} KB"))
+    return errors
+
+
+def _filter(raw: dict[str, Any], field: str = "filter") -> dict[str, Any]:
+    try:
+        check(raw, field)
+    except FilterError as exc:
+        raise _invalid([FieldError(exc.path, exc.message)], "the filter is not valid") from None
+    return raw
+
+
+def _cursor_out(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+
+
+def _cursor_in(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise _invalid([FieldError("cursor", "not a cursor this service gave out")]) from None
+
+
+class VectorService:
+    def __init__(self, catalog: Catalog, store: VectorStore, events: EventBus) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.events = events
+
+    async def warm(self) -> None:
+        warm = getattr(self.store, "warm", None)
+        if warm is not None:
+            await warm([row.space for row in await self.catalog.all()])
+
+    # --- rules ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _need(principal: Principal, scope: str) -> None:
+        if not principal.can(scope):
+            raise ApiError(Code.FORBIDDEN, f"this credential lacks the '{scope}' scope")
+
+    async def _visible(self, principal: Principal, name: str, scope: str) -> CollectionRow:
+        self._need(principal, scope)
+        row = await self.catalog.get(name)
+        if row is None or not (principal.is_admin or row.owner_id == principal.user_id):
+            raise ApiError(Code.NOT_FOUND, f"no collection named '{name}'")
+        return row
+
+    async def _describe(self, row: CollectionRow) -> Collection:
+        namespaces = await self.store.namespaces(row.space)
+        return Collection(
+            name=row.name,
+            dimension=row.dimension,
+            metric=row.metric,  # type: ignore[arg-type]
+            count=sum(namespaces.values()),
+            namespaces=namespaces,
+            owner_id=row.owner_id,
+            created_at=row.created_at,  # type: ignore[arg-type]
+        )
+
+    # --- collections ----------------------------------------------------------------------------------
+
+    async def create(self, principal: Principal, body: CollectionCreate) -> Collection:
+        self._need(principal, "write")
+        try:
+            row = await self.catalog.create(body.name, body.dimension, body.metric, principal.user_id)
+        except UniqueViolation:
+            raise ApiError(Code.CONFLICT, f"a collection named '{body.name}' exists") from None
+        try:
+            await self.store.create(row.space)
+        except Refused as exc:
+            await self.catalog.delete(row)
+            raise _invalid([FieldError("dimension", str(exc))], "this vector backend cannot hold the collection") from None
+        except BaseException:
+            await self.catalog.delete(row)
+            raise
+        await self.events.publish(
+            topic(row.name),
+            "collection.created",
+            {"name": row.name, "dimension": row.dimension, "metric": row.metric, "owner_id": row.owner_id},
+        )
+        return await self._describe(row)
+
+    async def list(self, principal: Principal, limit: int, cursor: str | None) -> Page[Collection]:
+        self._need(principal, "read")
+        after = _cursor_in(cursor) if cursor else None
+        rows = await self.catalog.page(None if principal.is_admin else principal.user_id, after, limit + 1)
+        items = [await self._describe(row) for row in rows[:limit]]
+        return Page[Collection](items=items, next_cursor=_cursor_out(rows[limit - 1].name) if len(rows) > limit else None)
+
+    async def get(self, principal: Principal, name: str) -> Collection:
+        return await self._describe(await self._visible(principal, name, "read"))
+
+    async def delete(self, principal: Principal, name: str) -> None:
+        row = await self._visible(principal, name, "write")
+        # The name goes first, so nobody reaches the vectors while they are being removed.
+        if await self.catalog.delete(row):
+            await self.store.drop(row.space)
+            await self.events.publish(topic(name), "collection.deleted", {"name": name})
+
+    # --- vectors ----------------------------------------------------------------------------------------
+
+    async def upsert(self, principal: Principal, name: str, body: UpsertRequest) -> UpsertResult:
+        row = await self._visible(principal, name, "write")
+        errors: list[FieldError] = []
+        seen: set[str] = set()
+        for i, v in enumerate(body.vectors):
+            errors += _vector_errors(v.values, row.dimension, row.metric, f"vectors.{i}.values")
+            if v.metadata:
+                errors += _metadata_errors(v.metadata, f"vectors.{i}.metadata")
+            if v.id in seen:
+                errors.append(FieldError(f"vectors.{i}.id", f"'{v.id}' appears twice in this request"))
+            seen.add(v.id)
+        if errors:
+            raise _invalid(errors, "some vectors are not valid; nothing was written")
+        records = [Record(v.id, np.asarray(v.values, dtype=np.float32), v.metadata or None) for v in body.vectors]
+        count = await self.store.upsert(row.space, body.namespace, records)
+        await self.events.publish(
+            topic(name),
+            "vectors.upserted",
+            {"collection": name, "namespace": body.namespace, "count": count, "ids": [r.id for r in records]},
+        )
+        return UpsertResult(upserted_count=count)
+
+    async def query(self, principal: Principal, name: str, body: QueryRequest) -> QueryResult:
+        row = await self._visible(principal, name, "read")
+        if body.vector is not None:
+            errors = _vector_errors(body.vector, row.dimension, row.metric, "vector")
+            if errors:
+                raise _invalid(errors)
+            vector = np.asarray(body.vector, dtype=np.float32)
+        else:
+            assert body.id is not None
+            found = await self.store.fetch(row.space, body.namespace, [body.id])
+            if body.id not in found:
+                raise ApiError(Code.NOT_FOUND, f"no vector '{body.id}' in namespace '{body.namespace}'")
+            vector = found[body.id].values
+        hits = await self.store.query(
+            row.space,
+            body.namespace,
+            vector,
+            body.top_k,
+            _filter(body.filter) if body.filter else None,
+            body.include_values,
+            body.include_metadata,
+        )
+        matches = [
+            Match(
+                id=h.id,
+                score=h.score,
+                values=h.values.tolist() if body.include_values and h.values is not None else None,
+                metadata=(h.metadata or {}) if body.include_metadata else None,
+            )
+            for h in hits
+        ]
+        return QueryResult(matches=matches, namespace=body.namespace)
+
+    async def fetch(self, principal: Principal, name: str, body: FetchRequest) -> FetchResult:
+        row = await self._visible(principal, name, "read")
+        found = await self.store.fetch(row.space, body.namespace, list(dict.fromkeys(body.ids)))
+        vectors = {
+            i: FetchedVector(id=i, values=r.values.tolist(), metadata=r.metadata or {}) for i, r in found.items()
+        }
+        return FetchResult(vectors=vectors, namespace=body.namespace)
+
+    async def list_ids(self, principal: Principal, name: str, query: VectorListQuery) -> IdPage:
+        row = await self._visible(principal, name, "read")
+        try:
+            ids, cursor = await self.store.list_ids(row.space, query.namespace, query.prefix, query.limit, query.cursor)
+        except ValueError:
+            raise _invalid([FieldError("cursor", "not a cursor this service gave out")]) from None
+        return IdPage(items=ids, next_cursor=cursor)
+
+    async def delete_vectors(self, principal: Principal, name: str, body: DeleteRequest) -> DeleteResult:
+        row = await self._visible(principal, name, "write")
+        if body.filter is not None and not body.filter:
+            raise _invalid([FieldError("filter", "an empty filter; use delete_all to empty a namespace")])
+        deleted = await self.store.delete(
+            row.space,
+            body.namespace,
+            ids=body.ids,
+            filter=_filter(body.filter) if body.filter else None,
+            delete_all=body.delete_all,
+            dry_run=body.dry_run,
+        )
+        if deleted.count and not body.dry_run:
+            data: dict[str, Any] = {"collection": name, "namespace": body.namespace, "count": deleted.count}
+            if deleted.ids is not None:
+                data["ids"] = deleted.ids[:MAX_EVENT_IDS]
+                data["ids_truncated"] = len(deleted.ids) > MAX_EVENT_IDS
+            await self.events.publish(topic(name), "vectors.deleted", data)
+        return DeleteResult(deleted_count=deleted.count, dry_run=body.dry_run)
