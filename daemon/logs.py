@@ -35,3 +35,5 @@ def configure(level: str = "info", stream=None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").disabled = True  # our access log replaces it
+    # aiosqlite logs every statement with its parameters at DEBUG: hashes of tokens and passwords.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
