@@ -6,6 +6,7 @@ other, so start-up reads top to bottom here and shutdown runs the same list back
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -31,6 +32,7 @@ from daemon.stores.vectors import open_vector_store
 from daemon.stores.vectors.catalog import Catalog
 
 log = logging.getLogger("bastion")
+KEY_RELOAD_S = 60
 
 
 async def _secrets(app: web.Application) -> AsyncIterator[None]:
@@ -85,6 +87,16 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
         await bus.close()
 
 
+async def _reload_signing_keys(auth) -> None:
+    """Picks up a key added by `bastiond rotate-signing-key`, so that it starts signing here too."""
+    while True:
+        await asyncio.sleep(KEY_RELOAD_S)
+        try:
+            await auth.reload_keys()
+        except Exception:
+            log.warning("could not reload the signing keys; keeping the current ones", exc_info=True)
+
+
 async def _account_services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     services = await build_account_services(settings, app[DB], app[CACHE], app[EVENTS], app[SECRETS])
@@ -93,9 +105,11 @@ async def _account_services(app: web.Application) -> AsyncIterator[None]:
     await services.sessions.warm()
     if await services.users.count() == 0:
         log.warning(FIRST_RUN_HINT)
+    reloader = asyncio.create_task(_reload_signing_keys(services.auth))
     try:
         yield
     finally:
+        reloader.cancel()
         services.close()
 
 

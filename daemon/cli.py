@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     admin.add_argument("--email", required=True)
     admin.add_argument("--display-name", default="")
+    commands.add_parser(
+        "rotate-signing-key", help="add a new token signing key; the old one verifies until its tokens expire"
+    )
     return parser
 
 
@@ -87,6 +90,17 @@ async def _migrate(settings: Settings) -> list:
         await db.close()
 
 
+async def _rotate(settings: Settings):
+    from daemon.services.tokens import LEEWAY_S, rotate_keys
+    from daemon.stores.secrets import open_secrets
+
+    store = await open_secrets(settings)
+    try:
+        return await rotate_keys(store, retire_after_s=settings.access_token_ttl_s + LEEWAY_S)
+    finally:
+        await store.close()
+
+
 def _read_admin_password() -> str:
     password = os.environ.get("BASTION_ADMIN_PASSWORD")
     if password:
@@ -122,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             applied = asyncio.run(_migrate(settings))
             print(f"applied {len(applied)} migration(s)" if applied else "the schema is up to date")
+            return 0
+        if args.command == "rotate-signing-key":
+            key = asyncio.run(_rotate(settings))
+            print(f"new signing key {key.kid}; running daemons start signing with it within a minute")
             return 0
         if args.command == "create-admin":
             from daemon.bootstrap import create_admin

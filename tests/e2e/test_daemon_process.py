@@ -110,3 +110,15 @@ def test_a_taken_port_is_one_line_and_exit_1(tmp_path):
         done = _bastiond("serve", "--port", str(port), env={"BASTION_DATA_DIR": str(tmp_path)})
     assert done.returncode == 1
     assert "cannot listen" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_rotate_signing_key_adds_a_key_and_keeps_the_old_one(tmp_path):
+    env = {"BASTION_DATA_DIR": str(tmp_path)}
+    assert _bastiond("migrate", env=env).returncode == 0
+    for _ in range(2):
+        done = _bastiond("rotate-signing-key", env=env)
+        assert done.returncode == 0 and "new signing key" in done.stdout
+    keys = json.loads((tmp_path / "secrets" / "signing_keys.json").read_text())["keys"]
+    # the first rotation found no key and created one; the second kept it and added another
+    assert len(keys) == 2 and keys[0]["kid"] != keys[1]["kid"]
+    assert (tmp_path / "secrets" / "signing_keys.json").stat().st_mode & 0o777 == 0o600
