@@ -24,6 +24,17 @@ class Metrics:
         self.websockets = Gauge("bastion_websockets_open", "open WebSocket connections", registry=self.registry)
         self.events = Counter("bastion_events_published", "events published", ["event"], registry=self.registry)
         self.db_pool = Gauge("bastion_db_pool_connections", "database pool connections", ["state"], registry=self.registry)
+        # labels() takes a lock and builds a key on every call; the children are kept here instead.
+        self._request_children: dict[tuple[str, str, int], tuple] = {}
         self.backend_up = Gauge(
             "bastion_backend_up", "whether a backing service answered its last check", ["service"], registry=self.registry
         )
+
+    def observe_request(self, method: str, route: str, status: int, latency_s: float) -> None:
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(latency_s)

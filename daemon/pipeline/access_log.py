@@ -41,21 +41,20 @@ def access_log():
         finally:
             latency = time.perf_counter() - started
             route = route_template(request)
-            metrics = request.app[METRICS]
-            metrics.requests.labels(request.method, route, str(status)).inc()
-            metrics.latency.labels(request.method, route).observe(latency)
-            principal = request.get(PRINCIPAL)
-            log.info(
-                "request",
-                extra={
-                    "request_id": request.get(REQUEST_ID),
-                    "method": request.method,
-                    "route": route,
-                    "status": status,
-                    "latency_ms": round(latency * 1000, 3),
-                    "user_id": principal.user_id if principal else None,
-                    "ip": request.get(CLIENT_IP),
-                },
-            )
+            request.app[METRICS].observe_request(request.method, route, status, latency)
+            if log.isEnabledFor(logging.INFO):
+                principal = request.get(PRINCIPAL)
+                log.info(
+                    "request",
+                    extra={
+                        "request_id": request.get(REQUEST_ID),
+                        "method": request.method,
+                        "route": route,
+                        "status": status,
+                        "latency_ms": round(latency * 1000, 3),
+                        "user_id": principal.user_id if principal else None,
+                        "ip": request.get(CLIENT_IP),
+                    },
+                )
 
     return middleware

@@ -8,8 +8,9 @@ proxy named in BASTION_TRUSTED_PROXIES; otherwise anyone could pick the address 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
-import uuid
+import secrets
 
 from aiohttp import web
 
@@ -18,6 +19,14 @@ from daemon.pipeline import Next
 from daemon.settings import Settings
 
 _WELL_FORMED = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+
+
+def _request_ids():
+    # Unique, not secret: a random per-process prefix and a counter (uuid4 per request cost ~10% of
+    # a small request's time).
+    prefix = secrets.token_hex(8)
+    for n in itertools.count():
+        yield f"{prefix}{n:016x}"
 
 
 def _is_trusted(address: str, trusted: tuple) -> bool:
@@ -42,11 +51,12 @@ def client_ip(request: web.Request, trusted: tuple) -> str:
 
 def request_context(settings: Settings):
     trusted = settings.trusted_proxies
+    ids = _request_ids()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Next) -> web.StreamResponse:
         incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _WELL_FORMED.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = incoming if _WELL_FORMED.fullmatch(incoming) else next(ids)
         request[REQUEST_ID] = request_id
         request[CLIENT_IP] = client_ip(request, trusted)
         response = await handler(request)

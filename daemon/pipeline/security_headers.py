@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 
 from aiohttp import web
+from multidict import istr
 
 from daemon.pipeline import Next
 from daemon.settings import Settings
@@ -32,11 +33,14 @@ HEADERS = {
 }
 
 
+_HEADERS = [(istr(name), value) for name, value in HEADERS.items()]  # case-folded once, not per request
+
+
 def apply(headers: MutableMapping[str, str]) -> None:
-    """For responses that a handler prepares itself (the WebSocket handshake)."""
-    for name, value in HEADERS.items():
-        headers.setdefault(name, value)
-    headers.pop("X-Powered-By", None)
+    """Adds what the response does not set itself (also used for the WebSocket handshake)."""
+    for name, value in _HEADERS:
+        if name not in headers:
+            headers[name] = value
 
 
 def _cors(origin: str) -> dict[str, str]:
