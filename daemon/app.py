@@ -53,7 +53,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         credentials = await app[SECRETS].database_credentials()
         url = with_credentials(url, credentials)
         read_url = read_url and with_credentials(read_url, credentials)
-    db = await open_database(url, settings.sqlite_path, settings.database_pool_size, read_url)
+    db = await open_database(
+        url, settings.sqlite_path, settings.database_pool_size, read_url, settings.read_your_writes_ms / 1000
+    )
     try:
         if settings.auto_migrate:
             applied = await migrate(db)

@@ -12,6 +12,7 @@ from daemon.metrics import Metrics
 from daemon.settings import Settings
 from daemon.stores.cache import Cache
 from daemon.stores.events import EventBus
+from daemon.stores.secrets import SecretStore
 from daemon.stores.sql import Database
 
 @dataclass
@@ -26,6 +27,7 @@ SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 CACHE = web.AppKey("cache", Cache)
 EVENTS = web.AppKey("events", EventBus)
+SECRETS = web.AppKey("secrets", SecretStore)
 METRICS = web.AppKey("metrics", Metrics)
 ENDPOINTS = web.AppKey("endpoints", list[Endpoint])
 # Turns a bearer token into a Principal; the auth service fills it (pipeline/authentication.py).

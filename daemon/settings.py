@@ -140,6 +140,12 @@ class Settings:
         "BASTION_DATABASE_READ_URL", _url("postgresql", "postgres"), "a PostgreSQL read replica"
     )
     database_pool_size: int = setting("BASTION_DATABASE_POOL_SIZE", _int_range(1, 200), "PostgreSQL pool size", 10)
+    read_your_writes_ms: int = setting(
+        "BASTION_READ_YOUR_WRITES_MS",
+        _int_range(0, 600_000),
+        "after a write, reads stay on the primary this long (with a read replica)",
+        2000,
+    )
     auto_migrate: bool = setting("BASTION_AUTO_MIGRATE", _bool, "apply migrations at start", True)
     redis_url: str | None = setting(
         "BASTION_REDIS_URL", _url("redis", "rediss", "unix"), "Redis URL; unset: in-process state"
@@ -156,6 +162,20 @@ class Settings:
     vault_addr: str | None = setting("VAULT_ADDR", _url("http", "https"), "HashiCorp Vault address")
     vault_token: str | None = setting("VAULT_TOKEN", _text, "Vault token", secret=True)
     vault_kv_path: str = setting("BASTION_VAULT_PATH", _text, "KV v2 path of Bastion's secrets", "bastion")
+    vault_kv_mount: str = setting("BASTION_VAULT_MOUNT", _text, "where Vault's KV v2 engine is mounted", "secret")
+    vault_token_file: Path | None = setting(
+        "BASTION_VAULT_TOKEN_FILE", _path, "a file holding the Vault token (as Vault Agent writes it)"
+    )
+    vault_k8s_role: str | None = setting(
+        "BASTION_VAULT_K8S_ROLE", _text, "log in to Vault with Kubernetes auth as this role"
+    )
+    vault_k8s_mount: str = setting("BASTION_VAULT_K8S_MOUNT", _text, "where Vault's Kubernetes auth is mounted", "kubernetes")
+    vault_k8s_jwt_path: Path = setting(
+        "BASTION_VAULT_K8S_JWT_PATH",
+        _path,
+        "the service account token for Kubernetes auth",
+        Path("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+    )
     log_level: str = setting(
         "BASTION_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "log level", "info"
     )

@@ -29,17 +29,8 @@ async def healthz(request: web.Request) -> Health:
     "/readyz", summary="Every backing service answers", tag="operations", response=Health, access="public", rate=""
 )
 async def readyz(request: web.Request) -> Health:
-    checks = request.app[READINESS]
-    names = list(checks)
-    results = await asyncio.gather(
-        *(asyncio.wait_for(checks[name](), READY_TIMEOUT_S) for name in names), return_exceptions=True
-    )
-    metrics = request.app[METRICS]
-    down = []
-    for name, result in zip(names, results):
-        metrics.backend_up.labels(name).set(0 if isinstance(result, BaseException) else 1)
-        if isinstance(result, BaseException):
-            down.append(name)
+    names = list(request.app[READINESS])
+    down = await _check_backends(request.app)
     if request.app[RUNTIME].shutting_down:
         down.append("shutting down")
     if down:
@@ -47,13 +38,27 @@ async def readyz(request: web.Request) -> Health:
     return Health(status="ok", checks={name: "ok" for name in names})
 
 
+async def _check_backends(app: web.Application) -> list[str]:
+    """Run every readiness check at once, record each in bastion_backend_up, return those down."""
+    checks = app[READINESS]
+    names = list(checks)
+    results = await asyncio.gather(
+        *(asyncio.wait_for(checks[name](), READY_TIMEOUT_S) for name in names), return_exceptions=True
+    )
+    down = [name for name, result in zip(names, results) if isinstance(result, BaseException)]
+    for name in names:
+        app[METRICS].backend_up.labels(name).set(0 if name in down else 1)
+    return down
+
+
 @routes.get("/metrics", summary="Prometheus metrics", tag="operations", response=str, access="public", rate="",
     media_type="text/plain")
 async def metrics(request: web.Request) -> web.Response:
     app_metrics = request.app[METRICS]
-    stats = request.app[DB].pool_stats()
-    app_metrics.db_pool.labels("size").set(stats["size"])
-    app_metrics.db_pool.labels("in_use").set(stats["in_use"])
+    for state, count in request.app[DB].pool_stats().items():  # size, in_use (and replica_* with a replica)
+        app_metrics.db_pool.labels(state).set(count)
+    # Health is measured at scrape time too, so the gauges are fresh even where nothing polls /readyz.
+    await _check_backends(request.app)
     body = generate_latest(app_metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

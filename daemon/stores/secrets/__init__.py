@@ -1,26 +1,93 @@
-"""Secrets (the token signing keys, database credentials): named blobs in a file store in the data
-directory (the embedded default) or in HashiCorp Vault's KV v2 store."""
+"""Secrets (the token signing keys, database credentials): named JSON objects in a file store in the data
+directory (the embedded default) or in HashiCorp Vault's KV v2 store (selected by VAULT_ADDR; OpenBao
+speaks the same API).
+
+Several replicas may start at once against one store, so "generate the signing keys once" must not
+race: `create` writes only when the name is absent (an exclusive link for files, check-and-set for
+Vault), and `get_or_create` returns whichever value won.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from daemon.settings import Settings
+from daemon.stores.errors import StoreError
+
+Blob = dict[str, Any]  # a JSON object: Vault's KV v2 keeps exactly that under each path
+NAME = re.compile(r"[a-z0-9_]{1,64}")
+
+
+class SecretsError(StoreError):
+    """The secrets store refused a request or holds something malformed; the message says which."""
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise SecretsError(f"not a secret name: {name!r} (expected 1 to 64 of a-z, 0-9 and _)")
+    return name
+
+
+@dataclass(frozen=True)
+class DatabaseCredentials:
+    username: str
+    password: str = field(repr=False)
 
 
 class SecretStore(Protocol):
-    name: str
+    name: str  # "file" | "vault"
 
-    async def get(self, name: str) -> str | None: ...
+    async def get(self, name: str) -> Blob | None:
+        """The blob stored under `name`, or None."""
 
-    async def put(self, name: str, value: str) -> None: ...
+    async def put(self, name: str, value: Blob) -> None:
+        """Store `value` under `name`, replacing what was there."""
+
+    async def create(self, name: str, value: Blob) -> bool:
+        """Store `value` only if `name` is absent; False when something was already there."""
+
+    async def database_credentials(self) -> DatabaseCredentials | None:
+        """Credentials for BASTION_DATABASE_URL kept in the store, if it keeps them (Vault can)."""
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+async def get_or_create(store: SecretStore, name: str, make: Callable[[], Blob]) -> Blob:
+    """The blob under `name`, created with `make()` if absent; concurrent callers agree on one value."""
+    existing = await store.get(name)
+    if existing is not None:
+        return existing
+    value = make()
+    if await store.create(name, value):
+        return value
+    winner = await store.get(name)
+    if winner is None:
+        raise SecretsError(f"secret {name!r} was deleted while being created")
+    return winner
+
+
+def with_credentials(url: str, credentials: DatabaseCredentials | None) -> str:
+    """`url` with its user and password replaced by `credentials` (unchanged when there are none)."""
+    if credentials is None:
+        return url
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    userinfo = f"{quote(credentials.username, safe='')}:{quote(credentials.password, safe='')}"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
 async def open_secrets(settings: Settings) -> SecretStore:
+    """The configured store, checked: a configured Vault that does not answer raises `Unavailable`."""
     if settings.vault_addr:
         from daemon.stores.secrets.vault import VaultSecrets
 
         return await VaultSecrets.open(settings)
     from daemon.stores.secrets.file import FileSecrets
 
-    return FileSecrets(settings.data_dir / "secrets")
+    return await FileSecrets.open(settings.data_dir / "secrets")

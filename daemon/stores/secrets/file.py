@@ -1,12 +1,22 @@
-"""Secrets as files in the data directory: the directory mode 0700, each file 0600, written atomically."""
+"""Secrets as files in the data directory: one JSON file per name, mode 0600, in a directory of mode 0700.
+
+Each write goes to a private temporary file (0600 from its first byte) that is then renamed over the
+old file (put) or linked into place, which fails if the name exists (create): a reader never sees
+half a secret, and two processes creating the same name at once end up agreeing on one.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
-import re
+import secrets
 from pathlib import Path
 
-_NAME = re.compile(r"[a-z0-9_]{1,64}")
+from daemon.stores.secrets import Blob, DatabaseCredentials, SecretsError, check_name
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
 
 
 class FileSecrets:
@@ -15,27 +25,76 @@ class FileSecrets:
     def __init__(self, directory: Path) -> None:
         self._dir = Path(directory)
 
-    def _path(self, name: str) -> Path:
-        if not _NAME.fullmatch(name):
-            raise ValueError(f"not a secret name: {name!r}")
-        return self._dir / name
+    @classmethod
+    async def open(cls, directory: Path) -> FileSecrets:
+        store = cls(directory)
+        await asyncio.to_thread(store._prepare)
+        return store
 
-    async def get(self, name: str) -> str | None:
+    def _prepare(self) -> None:
         try:
-            return self._path(name).read_text()
+            self._dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            # A directory made earlier, or by hand, with looser permissions is tightened, not trusted.
+            os.chmod(self._dir, DIR_MODE)
+        except OSError as exc:
+            raise SecretsError(f"cannot keep secrets in {self._dir}: {exc.strerror or exc}") from None
+
+    def _path(self, name: str) -> Path:
+        return self._dir / f"{check_name(name)}.json"
+
+    async def get(self, name: str) -> Blob | None:
+        return await asyncio.to_thread(self._read, self._path(name))
+
+    @staticmethod
+    def _read(path: Path) -> Blob | None:
+        try:
+            text = path.read_text()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise SecretsError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise SecretsError(f"{path} does not hold a JSON object")
+        return value
 
-    async def put(self, name: str, value: str) -> None:
-        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self._dir, 0o700)
-        target = self._path(name)
-        temporary = target.with_suffix(".tmp")
-        # Created 0600 from the first byte, then renamed over the old file: never a moment where the
-        # secret is readable by others or half-written.
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+    async def put(self, name: str, value: Blob) -> None:
+        await asyncio.to_thread(self._write, self._path(name), value, False)
+
+    async def create(self, name: str, value: Blob) -> bool:
+        return await asyncio.to_thread(self._write, self._path(name), value, True)
+
+    def _write(self, path: Path, value: Blob, exclusive: bool) -> bool:
+        text = json.dumps(value)
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if not exclusive:
+                os.replace(temporary, path)
+                return True
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                return False
+            return True
+        except OSError as exc:
+            raise SecretsError(f"cannot write {path}: {exc.strerror or exc}") from None
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    async def database_credentials(self) -> DatabaseCredentials | None:
+        return None  # the embedded setup takes them from BASTION_DATABASE_URL itself
+
+    async def ping(self) -> None:
+        if not await asyncio.to_thread(os.access, self._dir, os.R_OK | os.W_OK | os.X_OK):
+            raise SecretsError(f"{self._dir} is not readable and writable")
+
+    async def close(self) -> None:
+        pass

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 Row = dict[str, Any]
+
+# Whose reads must see whose writes: with a read replica, a scope that has just written reads from the
+# primary for a moment (read-your-writes). The request pipeline sets it to the principal's id; unset,
+# the window is process-wide.
+read_scope: ContextVar[str | None] = ContextVar("read_scope", default=None)
 
 
 class Connection(Protocol):
@@ -29,11 +35,13 @@ class Database(Connection, Protocol):
     def pool_stats(self) -> dict[str, int]: ...
 
 
-async def open_database(url: str | None, sqlite_path: Any, pool_size: int = 10, read_url: str | None = None) -> Database:
+async def open_database(
+    url: str | None, sqlite_path: Any, pool_size: int = 10, read_url: str | None = None, read_your_writes_s: float = 2.0
+) -> Database:
     if url and not url.startswith("sqlite://"):
         from daemon.stores.sql.postgres import PostgresDatabase
 
-        return await PostgresDatabase.open(url, pool_size=pool_size, read_url=read_url)
+        return await PostgresDatabase.open(url, pool_size, read_url, read_your_writes_s)
     from daemon.stores.sql.sqlite import SqliteDatabase
 
     return await SqliteDatabase.open(sqlite_path)

@@ -2,12 +2,23 @@
 
 aiopg is autocommit-only, so a transaction is an explicit BEGIN/COMMIT on one pooled connection.
 Connection failures of any kind become `Unavailable("postgresql")`, which the API answers with 503.
+
+With a read replica (BASTION_DATABASE_READ_URL), `fetch_one`/`fetch_all` outside a transaction go to
+the replica, everything else to the primary. Streaming replication lags a little, so a caller that
+has just written reads from the primary for `read_your_writes_s` (read-your-writes). The window is
+kept per read scope (see `read_scope` in daemon.stores.sql: the request pipeline sets it to the
+principal, so one user's writes do not pull every other user's reads to the primary); work with no
+scope counts as one process-wide scope. The windows live in this process only: a user whose next
+request lands on another daemon replica may, for that window, read from the replica. A replica that
+does not answer is skipped and the read goes to the primary.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,9 +27,10 @@ import psycopg2
 import psycopg2.errorcodes
 
 from daemon.stores.errors import Unavailable, UniqueViolation
-from daemon.stores.sql import Row
+from daemon.stores.sql import Row, read_scope
 
 ACQUIRE_TIMEOUT_S = 10
+log = logging.getLogger("bastion.db")
 
 
 def _to_pyformat(sql: str) -> str:
@@ -65,43 +77,115 @@ class _Conn:
             await self.execute(sql, *row)
 
 
+class _RecentWrites:
+    """When each read scope last wrote, to keep its reads on the primary for a short window."""
+
+    PRUNE_AT = 10_000
+
+    def __init__(self, window_s: float, clock: Callable[[], float]) -> None:
+        self.window_s = window_s
+        self._clock = clock
+        self._last: dict[str | None, float] = {}
+        self._any = float("-inf")  # the latest write of any scope
+
+    def wrote(self) -> None:
+        now = self._clock()
+        self._any = now
+        self._last[read_scope.get()] = now
+        if len(self._last) > self.PRUNE_AT:
+            self._last = {k: t for k, t in self._last.items() if now - t < self.window_s}
+
+    def recent(self) -> bool:
+        now = self._clock()
+        scope = read_scope.get()
+        if scope is None:  # unscoped work sees every write of this process
+            return now - self._any < self.window_s
+        last = max(self._last.get(scope, float("-inf")), self._last.get(None, float("-inf")))
+        return now - last < self.window_s
+
+
+async def _create_pool(url: str, size: int) -> aiopg.Pool:
+    try:
+        return await aiopg.create_pool(url, minsize=1, maxsize=size, timeout=ACQUIRE_TIMEOUT_S)
+    except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
+        raise _translate(exc) from exc
+
+
 class PostgresDatabase:
     dialect = "postgresql"
 
-    def __init__(self, pool: aiopg.Pool) -> None:
+    def __init__(
+        self,
+        pool: aiopg.Pool,
+        replica: aiopg.Pool | None = None,
+        read_your_writes_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._pool = pool
+        self._replica = replica
+        self._writes = _RecentWrites(read_your_writes_s, clock)
 
     @classmethod
-    async def open(cls, url: str, pool_size: int = 10, read_url: str | None = None) -> PostgresDatabase:
-        try:
-            pool = await aiopg.create_pool(url, minsize=1, maxsize=pool_size, timeout=ACQUIRE_TIMEOUT_S)
-        except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
-            raise _translate(exc) from exc
-        return cls(pool)
+    async def open(
+        cls, url: str, pool_size: int = 10, read_url: str | None = None, read_your_writes_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> PostgresDatabase:
+        pool = await _create_pool(url, pool_size)
+        replica = None
+        if read_url:
+            try:
+                replica = await _create_pool(read_url, pool_size)
+            except BaseException:
+                pool.close()
+                await pool.wait_closed()
+                raise
+        return cls(pool, replica, read_your_writes_s, clock)
 
     @asynccontextmanager
-    async def _cursor(self) -> AsyncIterator[_Conn]:
+    async def _cursor(self, pool: aiopg.Pool | None = None) -> AsyncIterator[_Conn]:
+        pool = pool or self._pool
         try:
-            conn = await asyncio.wait_for(self._pool.acquire(), ACQUIRE_TIMEOUT_S)
+            conn = await asyncio.wait_for(pool.acquire(), ACQUIRE_TIMEOUT_S)
         except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
             raise _translate(exc) from exc
         try:
-            async with conn.cursor() as cur:
-                yield _Conn(cur)
+            try:
+                cursor = await conn.cursor()
+            except (psycopg2.Error, OSError) as exc:
+                raise _translate(exc) from exc
+            try:
+                yield _Conn(cursor)
+            finally:
+                cursor.close()
+        except Unavailable:
+            conn.close()  # a broken connection must not go back to the pool for the next caller
+            raise
         finally:
-            await self._pool.release(conn)
+            await pool.release(conn)
 
-    async def fetch_all(self, sql: str, *params: Any) -> list[Row]:
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Row]:
+        if self._replica is not None and not self._writes.recent():
+            try:
+                async with self._cursor(self._replica) as c:
+                    return await c.fetch_all(sql, *params)
+            except Unavailable as exc:
+                log.warning("read replica unavailable; reading from the primary", extra={"reason": str(exc)})
         async with self._cursor() as c:
             return await c.fetch_all(sql, *params)
 
+    async def fetch_all(self, sql: str, *params: Any) -> list[Row]:
+        return await self._read(sql, params)
+
     async def fetch_one(self, sql: str, *params: Any) -> Row | None:
-        async with self._cursor() as c:
-            return await c.fetch_one(sql, *params)
+        rows = await self._read(sql, params)
+        return rows[0] if rows else None
 
     async def execute(self, sql: str, *params: Any) -> int:
-        async with self._cursor() as c:
-            return await c.execute(sql, *params)
+        try:
+            async with self._cursor() as c:
+                return await c.execute(sql, *params)
+        finally:
+            self._writes.wrote()
 
     async def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         async with self.transaction() as tx:
@@ -109,24 +193,35 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Conn]:
-        async with self._cursor() as c:
-            await c.execute("BEGIN")
-            try:
-                yield c
-            except BaseException:
+        try:
+            async with self._cursor() as c:
+                await c.execute("BEGIN")
                 try:
-                    await c.execute("ROLLBACK")
-                except Exception:
-                    pass  # the connection is gone; the server rolls back on its own
-                raise
-            await c.execute("COMMIT")
+                    yield c
+                except BaseException:
+                    try:
+                        await c.execute("ROLLBACK")
+                    except Exception:
+                        pass  # the connection is gone; the server rolls back on its own
+                    raise
+                await c.execute("COMMIT")
+        finally:
+            # Marked after COMMIT (or a failure that may have committed): reads that follow see it.
+            self._writes.wrote()
 
     async def ping(self) -> None:
-        await self.fetch_one("SELECT 1 AS ok")
+        async with self._cursor() as c:
+            await c.fetch_one("SELECT 1 AS ok")
 
     def pool_stats(self) -> dict[str, int]:
-        return {"size": self._pool.size, "in_use": self._pool.size - self._pool.freesize}
+        stats = {"size": self._pool.size, "in_use": self._pool.size - self._pool.freesize}
+        if self._replica is not None:
+            stats["replica_size"] = self._replica.size
+            stats["replica_in_use"] = self._replica.size - self._replica.freesize
+        return stats
 
     async def close(self) -> None:
-        self._pool.close()
-        await self._pool.wait_closed()
+        for pool in (self._pool, self._replica):
+            if pool is not None:
+                pool.close()
+                await pool.wait_closed()

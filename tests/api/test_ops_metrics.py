@@ -1,0 +1,53 @@
+"""/metrics carries what an operator watches: requests by route template, latency, DB pool use, and
+whether each backing service answers (refreshed at scrape time, not only when /readyz is polled)."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from daemon.context import READINESS
+from daemon.settings import Settings
+
+
+def _samples(text: str) -> dict[tuple[str, tuple], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_metrics_carry_pool_use_backend_health_and_requests_by_route(aiohttp_client, backend_settings: Settings):
+    from daemon.app import create_app
+
+    client = await aiohttp_client(create_app(backend_settings))
+    assert (await client.get("/healthz")).status == 200
+    response = await client.get("/metrics")
+    assert response.status == 200
+    samples = _samples(await response.text())
+
+    assert samples[("bastion_db_pool_connections", (("state", "size"),))] >= 1
+    assert ("bastion_db_pool_connections", (("state", "in_use"),)) in samples
+    for service in client.app[READINESS]:
+        assert samples[("bastion_backend_up", (("service", service),))] == 1, service
+    assert {"database", "secrets"} <= set(client.app[READINESS])
+    assert samples[("bastion_http_requests_total", (("method", "GET"), ("route", "/healthz"), ("status", "200")))] == 1
+    assert samples[("bastion_http_request_duration_seconds_count", (("method", "GET"), ("route", "/healthz")))] == 1
+
+
+async def test_a_backend_that_stops_answering_shows_as_down(aiohttp_client, settings: Settings):
+    from daemon.app import create_app
+
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+
+    async def broken() -> None:
+        raise ConnectionError("gone")
+
+    app[READINESS]["secrets"] = broken
+    samples = _samples(await (await client.get("/metrics")).text())
+    assert samples[("bastion_backend_up", (("service", "secrets"),))] == 0
+    assert samples[("bastion_backend_up", (("service", "database"),))] == 1
+    ready = await client.get("/readyz")
+    assert ready.status == 503
+    assert "secrets" in (await ready.json())["detail"]

