@@ -143,7 +143,10 @@ def create_app(settings: Settings) -> web.Application:
         # The largest body any route takes; each route's own limit is checked in validation.
         client_max_size=max(settings.max_body_bytes, settings.max_upsert_bytes),
         # access_log=None: our own access log replaces aiohttp's, which would record query strings.
-        handler_args={"max_field_size": 16384, "max_line_size": 16384, "access_log": None},
+        # keepalive_timeout: aiohttp's default (3630 s) would let a slow-loris connection, one that never
+        # finishes its request head, hold a socket for an hour; the timer runs from the connection's start.
+        handler_args={"max_field_size": 16384, "max_line_size": 16384, "access_log": None,
+                      "keepalive_timeout": settings.keepalive_timeout_s},
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

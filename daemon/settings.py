@@ -219,6 +219,12 @@ class Settings:
     event_history: int = setting(
         "BASTION_EVENT_HISTORY", _int_range(10, 10_000_000), "events kept for WebSocket resume", 10_000
     )
+    keepalive_timeout_s: int = setting(
+        "BASTION_KEEPALIVE_TIMEOUT_S",
+        _int_range(1, 3600),
+        "an idle connection, or one still sending its request's head, is closed after this long",
+        75,
+    )
     shutdown_timeout_s: int = setting(
         "BASTION_SHUTDOWN_TIMEOUT_S", _int_range(1, 600), "grace for requests in flight on SIGTERM", 20
     )

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.conftest import free_port
@@ -25,9 +25,12 @@ class Daemon:
     data_dir: Path
     process: subprocess.Popen
     log: Path
+    # The settings it was started with, so create-admin writes to the same database (PostgreSQL too).
+    settings: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "BASTION_DATA_DIR": str(self.data_dir), "BASTION_LOG_LEVEL": "warning"}
+        return {**os.environ, "BASTION_DATA_DIR": str(self.data_dir), "BASTION_LOG_LEVEL": "warning",
+                **self.settings}
 
     def create_admin(self, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> None:
         done = subprocess.run(
@@ -71,7 +74,7 @@ def start(data_dir: Path, **settings: str) -> Daemon:
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "daemon", "serve"], env=env, cwd=ROOT,
                                    stdout=out, stderr=subprocess.STDOUT)
-    daemon = Daemon(f"http://127.0.0.1:{port}", data_dir, process, log)
+    daemon = Daemon(f"http://127.0.0.1:{port}", data_dir, process, log, settings)
     deadline = time.monotonic() + START_WAIT_S
     while True:
         if process.poll() is not None:

@@ -27,7 +27,7 @@ TAG = "auth"
 
 
 @routes.post("/register", summary="Create an account (when registration is open)", tag=TAG, body=Register,
-             response=User, status=201, access="public", rate="auth", errors=(409,))
+             response=User, status=201, access="public", rate="auth", errors=(403, 409))
 async def register(request: web.Request) -> User:
     if request.app[SETTINGS].registration != "open":
         raise ApiError(Code.FORBIDDEN, "registration is closed; ask an administrator for an account")
@@ -36,7 +36,7 @@ async def register(request: web.Request) -> User:
 
 
 @routes.post("/login", summary="Log in with email and password", tag=TAG, body=Login, response=TokenPair,
-             access="public", rate="auth")
+             access="public", rate="auth", errors=(401,))
 async def login(request: web.Request) -> TokenPair:
     body: Login = request[BODY]
     return await request.app[AUTH].login(
@@ -45,7 +45,7 @@ async def login(request: web.Request) -> TokenPair:
 
 
 @routes.post("/refresh", summary="Trade a refresh token for a new pair", tag=TAG, body=Refresh, response=TokenPair,
-             access="public", rate="auth")
+             access="public", rate="auth", errors=(401,))
 async def refresh(request: web.Request) -> TokenPair:
     return await request.app[AUTH].refresh(request[BODY].refresh_token, request[CLIENT_IP])
 
@@ -72,7 +72,7 @@ async def change_password(request: web.Request) -> None:
 
 
 @routes.post("/password-reset", summary="Set a new password with a reset token", tag=TAG, body=ResetPassword,
-             response=None, status=204, access="public", rate="auth")
+             response=None, status=204, access="public", rate="auth", errors=(401,))
 async def reset_password(request: web.Request) -> None:
     body: ResetPassword = request[BODY]
     await request.app[AUTH].reset_password(body.reset_token, body.new_password, request[CLIENT_IP])

@@ -36,11 +36,19 @@ _BY_STATUS = {
 }
 
 
+# A body of 100,000 bad elements must not earn an answer with 100,000 complaints (megabytes).
+MAX_FIELD_ERRORS = 20
+
+
 def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
     errors = []
-    for item in exc.errors(include_url=False, include_input=False):
+    items = exc.errors(include_url=False, include_input=False)
+    for item in items[:MAX_FIELD_ERRORS]:
         path = ".".join(str(part) for part in item["loc"])
         errors.append(FieldError(field=f"{prefix}{path}" if path else prefix.rstrip(".") or "body", message=item["msg"]))
+    if len(items) > MAX_FIELD_ERRORS:
+        errors.append(FieldError(field=prefix.rstrip(".") or "body",
+                                 message=f"{len(items) - MAX_FIELD_ERRORS} more errors not listed"))
     return errors
 
 

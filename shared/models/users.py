@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field, StrictBool
 
 from shared.models import PageQuery, Strict
 
@@ -39,7 +39,8 @@ class CreateUser(Strict):
 class UpdateUser(Strict):
     display_name: DisplayName | None = None
     role: Role | None = None
-    disabled: bool | None = None
+    # Strict: JSON has booleans, so 0, 1 or "yes" is a client's mistake, not a way to lock someone out.
+    disabled: StrictBool | None = None
 
 
 class UserQuery(PageQuery):

@@ -1,0 +1,326 @@
+"""`python -m bench`: Bastion under load, beside baselines measured in the same run on the same machine.
+
+It starts real `bastiond` processes (embedded: SQLite and in-process state; and PostgreSQL + Redis),
+drives them with wrk (a separate process, one thread, so the daemon and the load each get one of the
+machine's cores) and prints one table. The ratios compare like with like from this run only:
+- `GET /users/me` against a bare aiohttp handler returning the same JSON on the same event loop (uvloop);
+- `POST /auth/login` against this machine's own argon2id verify rate on two threads, same parameters;
+- `/healthz` latency while the login flood runs, from a prober sending one request every 20 ms.
+The other engineers' benchmarks (vectors, WebSocket fan-out) run as their own commands, when present,
+and their output is appended. Results also go to bench/RESULTS.md (--write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+from tests.conftest import PG_URL, REDIS_URL, free_port
+from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, Daemon, start
+
+LOAD_SCRIPT = Path(__file__).parent / "wrk" / "load.lua"
+RESULTS = Path(__file__).parent / "RESULTS.md"
+# Limits high enough never to refuse the benchmark, but still on: their cost is part of every request.
+LOAD_SETTINGS = {
+    "BASTION_RATE_LIMIT_PER_MINUTE": "10000000",
+    "BASTION_AUTH_RATE_LIMIT_PER_MINUTE": "10000000",
+    "BASTION_ACCESS_TOKEN_TTL_S": "7200",
+}
+LOGIN_CONNECTIONS = 16
+HEALTH_PROBE_INTERVAL_S = 0.02
+OTHER_BENCHMARKS = ("bench.vectors", "bench.ws_fanout")
+
+
+@dataclass
+class Row:
+    scenario: str
+    mode: str
+    connections: int | str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    ratio: str = ""
+    note: str = ""
+
+
+def wrk(url: str, connections: int, duration_s: float, **env: str) -> dict:
+    """One wrk run; returns the numbers its Lua done() printed."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--timeout", "5s",
+               "-s", str(LOAD_SCRIPT), url]
+    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=duration_s + 60)
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH "):
+            result = json.loads(line[6:])
+            result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+            result["errors"] = result["socket_errors"] + result["non2xx"] + result["timeouts"]
+            return result
+    raise RuntimeError(f"wrk printed no result: {done.stdout}\n{done.stderr}")
+
+
+def row(scenario: str, mode: str, connections: int | str, result: dict, **extra) -> Row:
+    return Row(scenario, mode, connections, result["rps"], result["p50_us"] / 1000, result["p99_us"] / 1000,
+               result["errors"], **extra)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def get_json(url: str, token: str) -> bytes:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
+def wait_for(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@contextmanager
+def baseline(body: bytes, workdir: Path):
+    """The bare aiohttp server in a process of its own, serving `body`."""
+    body_file = workdir / "baseline-body.json"
+    body_file.write_bytes(body)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "bench.baseline", str(port), str(body_file)], cwd=ROOT)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@contextmanager
+def pg_schema():
+    """A PostgreSQL URL on a schema of the benchmark's own, dropped afterwards."""
+    import psycopg2
+
+    schema = f"bastion_bench_{secrets.token_hex(4)}"
+    conn = psycopg2.connect(PG_URL)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        sep = "&" if "?" in PG_URL else "?"
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        conn.close()
+
+
+@contextmanager
+def daemon(mode: str, workdir: Path):
+    settings = dict(LOAD_SETTINGS)
+    with pg_schema() if mode == "postgres+redis" else _nothing() as database_url:
+        if database_url:
+            settings.update(BASTION_DATABASE_URL=database_url, BASTION_REDIS_URL=REDIS_URL)
+        running = start(workdir / mode.replace("+", "-"), **settings)
+        try:
+            running.create_admin()
+            yield running
+        finally:
+            running.stop()
+
+
+@contextmanager
+def _nothing():
+    yield None
+
+
+def argon2_verify_rate(seconds: float) -> float:
+    """Verifies per second on two threads with the daemon's own parameters: the ceiling for logins."""
+    from argon2 import PasswordHasher, Type
+
+    from daemon.services.passwords import OWASP
+
+    hasher = PasswordHasher(type=Type.ID, **OWASP)
+    stored = hasher.hash(ADMIN_PASSWORD)
+    deadline = time.monotonic() + seconds
+    counts = [0, 0]
+
+    def work(slot: int) -> None:
+        while time.monotonic() < deadline:
+            hasher.verify(stored, ADMIN_PASSWORD)
+            counts[slot] += 1
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(work, (0, 1)))
+    return sum(counts) / (time.monotonic() - started)
+
+
+def probe_health(url: str, stop: threading.Event) -> list[float]:
+    """Latencies (ms) of /healthz asked every 20 ms, on a connection of its own, until `stop`."""
+    import http.client
+
+    host, port = url.removeprefix("http://").split(":")
+    latencies: list[float] = []
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    while not stop.is_set():
+        started = time.perf_counter()
+        conn.request("GET", "/healthz")
+        response = conn.getresponse()
+        response.read()
+        latencies.append((time.perf_counter() - started) * 1000)
+        if response.status != 200:
+            latencies[-1] = float("inf")
+        stop.wait(HEALTH_PROBE_INTERVAL_S)
+    conn.close()
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def users_me(running: Daemon, mode: str, token: str, duration_s: float, base_rps: dict[int, float]) -> list[Row]:
+    rows = []
+    for connections in (64, 256):
+        result = wrk(running.url + "/api/v1/users/me", connections, duration_s, BENCH_TOKEN=token)
+        rows.append(row("GET /users/me", mode, connections, result,
+                        ratio=f"{result['rps'] / base_rps[connections]:.0%} of bare"))
+    return rows
+
+
+def login_flood(running: Daemon, mode: str, duration_s: float, verify_rate: float) -> list[Row]:
+    body = json.dumps({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    stop = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        probe = pool.submit(probe_health, running.url, stop)
+        result = wrk(running.url + "/api/v1/auth/login", LOGIN_CONNECTIONS, duration_s,
+                     BENCH_METHOD="POST", BENCH_BODY=body)
+        stop.set()
+        health = probe.result()
+    login = row("POST /auth/login", mode, LOGIN_CONNECTIONS, result,
+                ratio=f"{result['rps'] / verify_rate:.0%} of argon2id")
+    probe_row = Row("/healthz during login flood", mode, "1 (every 20 ms)", len(health) / duration_s,
+                    percentile(health, 50), percentile(health, 99), sum(1 for h in health if h == float("inf")))
+    return [login, probe_row]
+
+
+def mixed(running: Daemon, mode: str, token: str, duration_s: float, connections: int = 64) -> tuple[dict, float, float]:
+    """A mixed run; returns wrk's numbers and the daemon's RSS before and after it."""
+    before = rss_mb(running.process.pid)
+    result = wrk(running.url + "/", connections, duration_s, BENCH_TOKEN=token, BENCH_MIXED="1")
+    return result, before, rss_mb(running.process.pid)
+
+
+def measure_mode(mode: str, workdir: Path, args, base_rps: dict[int, float] | None, verify_rate: float,
+                 notes: list[str]) -> tuple[list[Row], dict[int, float]]:
+    rows: list[Row] = []
+    with daemon(mode, workdir) as running:
+        idle = rss_mb(running.process.pid)
+        token = running.admin_token()
+        body = get_json(running.url + "/api/v1/users/me", token)
+        if base_rps is None:  # the baseline serves the very body the daemon just answered
+            base_rps = {}
+            with baseline(body, workdir) as base_url:
+                for connections in (64, 256):
+                    result = wrk(base_url + "/api/v1/users/me", connections, args.duration)
+                    base_rps[connections] = result["rps"]
+                    rows.append(row("bare aiohttp, same JSON", "uvloop", connections, result, ratio="100%"))
+        rows += users_me(running, mode, token, args.duration, base_rps)
+        rows += login_flood(running, mode, args.duration, verify_rate)
+        result, before, after = mixed(running, mode, token, args.duration)
+        rows.append(row("mixed (reads, writes, lists)", mode, 64, result))
+        soak, soak_start, soak_end = mixed(running, mode, token, args.soak)
+        rows.append(row(f"soak, mixed {args.soak:.0f} s", mode, 64, soak,
+                        note=f"RSS {soak_start:.0f} -> {soak_end:.0f} MB ({(soak_end / soak_start - 1):+.0%})"))
+        notes.append(f"{mode}: idle RSS after start {idle:.1f} MB; after the load {rss_mb(running.process.pid):.1f} MB")
+    return rows, base_rps
+
+
+def other_benchmarks() -> list[str]:
+    """The vector and WebSocket benchmarks are their authors' commands; run each one that exists."""
+    sections = []
+    for module in OTHER_BENCHMARKS:
+        if find_spec(module) is None:
+            sections.append(f"`python -m {module}`: not present yet in this tree.")
+            continue
+        done = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+        status = "" if done.returncode == 0 else f" (exit {done.returncode}: {done.stderr.strip()[-500:]})"
+        sections.append(f"`python -m {module}`{status}:\n\n```\n{done.stdout.strip()}\n```")
+    return sections
+
+
+def table(rows: list[Row]) -> str:
+    head = "| scenario | mode | connections | requests/s | p50 ms | p99 ms | errors | ratio | note |"
+    lines = [head, "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r.scenario} | {r.mode} | {r.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
+                     f"{r.p99_ms:.2f} | {r.errors} | {r.ratio} | {r.note} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    return (f"{os.cpu_count()} cores ({cpu}), {memory} MB RAM, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10, help="seconds per load run (default 10)")
+    parser.add_argument("--soak", type=float, default=30, help="seconds of the mixed soak (default 30)")
+    parser.add_argument("--long-soak", action="store_const", const=300, dest="soak",
+                        help="a 5-minute soak")
+    parser.add_argument("--modes", default="embedded,postgres+redis", help="comma-separated modes to run")
+    parser.add_argument("--skip-others", action="store_true", help="do not run the vector and WebSocket benchmarks")
+    parser.add_argument("--write", action="store_true", help="write the results to bench/RESULTS.md")
+    args = parser.parse_args(argv)
+
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"measuring argon2id verify rate on two threads ...", file=sys.stderr)
+    verify_rate = argon2_verify_rate(args.duration / 2)
+    rows: list[Row] = [Row("argon2id verify, 2 threads", "in-process", "-", verify_rate, 0, 0, 0, "100%")]
+    notes: list[str] = []
+    base_rps = None
+    with tempfile.TemporaryDirectory(prefix="bastion-bench-") as tmp:
+        for mode in args.modes.split(","):
+            print(f"measuring {mode} ...", file=sys.stderr)
+            mode_rows, base_rps = measure_mode(mode, Path(tmp), args, base_rps, verify_rate, notes)
+            rows += mode_rows
+    others = [] if args.skip_others else other_benchmarks()
+
+    report = "\n\n".join([f"Measured {started} on {machine()}; load from wrk (1 thread), "
+                          f"{args.duration:.0f} s per run.", table(rows), "\n".join(f"- {n}" for n in notes),
+                          *others])
+    print(report)
+    if args.write:
+        RESULTS.write_text(RESULTS.read_text().split("<!-- results -->")[0] + "<!-- results -->\n\n" + report + "\n"
+                           if RESULTS.exists() else report + "\n")
+    return 0
