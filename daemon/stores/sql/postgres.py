@@ -148,6 +148,10 @@ class PostgresDatabase:
             conn = await asyncio.wait_for(pool.acquire(), ACQUIRE_TIMEOUT_S)
         except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
             raise _translate(exc) from exc
+        except RuntimeError as exc:
+            # While the server is down, uvloop may refuse the socket of a new connection whose file
+            # descriptor number was just freed by a dead one ("the handler is closed"): no connection.
+            raise Unavailable("postgresql", "RuntimeError") from exc
         try:
             try:
                 cursor = await conn.cursor()
