@@ -40,6 +40,7 @@ RUNTIME = web.AppKey("runtime", Runtime)
 AUTH = web.AppKey("auth", Any)  # services.auth.Auth
 USERS = web.AppKey("users", Any)  # services.users.Users
 AUDIT = web.AppKey("audit", Any)  # services.audit.Audit
+VECTORS = web.AppKey("vectors", Any)  # services.vectors.VectorService
 
 # Per-request values the pipeline stages hand on to the handler.
 REQUEST_ID = web.RequestKey("request_id", str)

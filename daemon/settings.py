@@ -159,6 +159,12 @@ class Settings:
     vector_backend: str = setting("BASTION_VECTOR_BACKEND", _choice("local", "pinecone"), "vector store", "local")
     pinecone_api_key: str | None = setting("PINECONE_API_KEY", _text, "Pinecone API key", secret=True)
     pinecone_host: str | None = setting("PINECONE_HOST", _text, "Pinecone index host")
+    vector_exact_max: int = setting(
+        "BASTION_VECTOR_EXACT_MAX",
+        _int_range(0, 100_000_000),
+        "local vector store: namespaces up to this size are searched exactly, larger ones get an HNSW index",
+        20_000,
+    )
     vault_addr: str | None = setting("VAULT_ADDR", _url("http", "https"), "HashiCorp Vault address")
     vault_token: str | None = setting("VAULT_TOKEN", _text, "Vault token", secret=True)
     vault_kv_path: str = setting("BASTION_VAULT_PATH", _text, "KV v2 path of Bastion's secrets", "bastion")

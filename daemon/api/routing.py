@@ -35,7 +35,7 @@ class Endpoint:
     access: Access = "user"
     scope: str | None = None  # API-key scope needed; by default read for GET, write otherwise
     rate: str = "api"  # the rate-limit class, see pipeline/rate_limit.py
-    max_body: int | None = None  # overrides the default body limit
+    max_body: int | str | None = None  # overrides the default body limit: bytes, or the name of a Settings field
     errors: tuple[int, ...] = ()  # error statuses worth documenting beyond the usual ones
     media_type: str = "application/json"  # of the success response
 

@@ -61,7 +61,10 @@ def validation(settings: Settings):
             if spec.query is not None:
                 request[QUERY] = parse_query(request, spec.query)
             if spec.body is not None:
-                request[BODY] = await parse_body(request, spec.body, spec.max_body or settings.max_body_bytes)
+                limit = spec.max_body or settings.max_body_bytes
+                if isinstance(limit, str):  # a setting's name, e.g. "max_upsert_bytes"
+                    limit = getattr(settings, limit)
+                request[BODY] = await parse_body(request, spec.body, limit)
         return await handler(request)
 
     return middleware

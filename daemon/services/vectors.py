@@ -97,7 +97,7 @@ def _cursor_out(name: str) -> str:
 
 def _cursor_in(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
         raise _invalid([FieldError("cursor", "not a cursor this service gave out")]) from None
 
@@ -213,8 +213,8 @@ class VectorService:
         else:
             assert body.id is not None
             found = await self.store.fetch(row.space, body.namespace, [body.id])
-            if body.id not in found:
-                raise ApiError(Code.NOT_FOUND, f"no vector '{body.id}' in namespace '{body.namespace}'")
+            if body.id not in found:  # as in Pinecone: nothing is near a vector that is not there
+                return QueryResult(matches=[], namespace=body.namespace)
             vector = found[body.id].values
         hits = await self.store.query(
             row.space,

@@ -1,0 +1,116 @@
+"""The vector store: one interface, two backends (local index in the data dir, Pinecone).
+
+A store keeps vectors for spaces (one per collection: its id, dimension and metric) split into
+namespaces. It trusts its input: the vector service has already checked dimensions, finite values,
+metadata and filters (a filter arrives as its raw dict, already known to be well-formed).
+The collections themselves (name, owner) live in the SQL catalog beside it (catalog.py).
+
+Scores: cosine similarity or dot product, highest first; for euclidean the distance, lowest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Space:
+    id: str
+    dimension: int
+    metric: str  # "cosine" | "dot" | "euclidean"
+
+
+@dataclass
+class Record:
+    id: str
+    values: np.ndarray  # float32, shape (dimension,)
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    values: np.ndarray | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass
+class Deleted:
+    count: int
+    ids: list[str] | None = field(default=None)  # None when the backend cannot name them cheaply
+
+
+class Refused(Exception):
+    """The backend cannot hold this space (e.g. a Pinecone index of another dimension)."""
+
+
+class VectorStore(Protocol):
+    name: str
+
+    async def create(self, space: Space) -> None: ...
+
+    async def drop(self, space: Space) -> None:
+        """Every vector of the space, in every namespace, is gone."""
+
+    async def upsert(self, space: Space, namespace: str, records: list[Record]) -> int:
+        """All of them or none; an existing id is replaced whole (values and metadata)."""
+
+    async def query(
+        self,
+        space: Space,
+        namespace: str,
+        vector: np.ndarray,
+        top_k: int,
+        filter: dict[str, Any] | None = None,
+        include_values: bool = False,
+        include_metadata: bool = False,
+    ) -> list[Hit]: ...
+
+    async def fetch(self, space: Space, namespace: str, ids: list[str]) -> dict[str, Record]: ...
+
+    async def list_ids(
+        self, space: Space, namespace: str, prefix: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[str], str | None]:
+        """Ids in a stable order, a page at a time; the cursor is opaque."""
+
+    async def delete(
+        self,
+        space: Space,
+        namespace: str,
+        ids: list[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        delete_all: bool = False,
+        dry_run: bool = False,
+    ) -> Deleted: ...
+
+    async def namespaces(self, space: Space) -> dict[str, int]:
+        """Vector count per non-empty namespace."""
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def as_matrix(records: list[Record], dimension: int) -> np.ndarray:
+    matrix = np.empty((len(records), dimension), dtype=np.float32)
+    for i, record in enumerate(records):
+        matrix[i] = record.values
+    return matrix
+
+
+def open_vector_store(
+    backend: str, db: Any, directory: Any, exact_max: int, pinecone_api_key: str | None, pinecone_host: str | None
+) -> VectorStore:
+    if backend == "pinecone":
+        if not (pinecone_api_key and pinecone_host):
+            raise ValueError("the pinecone vector backend needs PINECONE_API_KEY and PINECONE_HOST")
+        from daemon.stores.vectors.pinecone import PineconeVectorStore
+
+        return PineconeVectorStore(pinecone_api_key, pinecone_host)
+    from daemon.stores.vectors.local import LocalVectorStore
+
+    return LocalVectorStore(db, directory, exact_max)

@@ -1,0 +1,132 @@
+"""The models of API.md's Vectors section: collections, upsert, query, fetch, list and delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, Strict, model_validator
+
+from shared.models import Strict as StrictModel
+
+Metric = Literal["cosine", "dot", "euclidean"]
+COLLECTION_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# Ids and namespaces are printable ASCII of a bounded size, which both backends accept (Pinecone's rule).
+ID_PATTERN = r"^[\x20-\x7e]{1,512}$"
+VectorId = Field(pattern=ID_PATTERN)
+Namespace = Field("", pattern=r"^[\x20-\x7e]{0,256}$")
+MAX_UPSERT = 1000
+MAX_TOP_K = 1000
+MAX_IDS = 1000
+# Numbers only: "1.5" or true are not coerced into a vector.
+Values = list[Annotated[float, Strict()]]
+
+
+
+class CollectionCreate(StrictModel):
+    name: str = Field(pattern=COLLECTION_NAME)
+    dimension: int = Field(ge=1, le=4096)
+    metric: Metric = "cosine"
+
+
+class Collection(BaseModel):
+    name: str
+    dimension: int
+    metric: Metric
+    count: int
+    namespaces: dict[str, int]
+    owner_id: str | None
+    created_at: datetime
+
+
+class VectorIn(StrictModel):
+    id: str = VectorId
+    values: Values
+    # Checked in the service (types, size) so a bad value is named by its key.
+    metadata: dict[str, Any] | None = None
+
+
+class UpsertRequest(StrictModel):
+    vectors: list[VectorIn] = Field(min_length=1, max_length=MAX_UPSERT)
+    namespace: str = Namespace
+
+
+class UpsertResult(BaseModel):
+    upserted_count: int
+
+
+class QueryRequest(StrictModel):
+    vector: Values | None = None
+    id: str | None = Field(None, pattern=ID_PATTERN)
+    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
+    filter: dict[str, Any] | None = None
+    namespace: str = Namespace
+    include_values: bool = False
+    include_metadata: bool = False
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> QueryRequest:
+        if (self.vector is None) == (self.id is None):
+            raise ValueError("give exactly one of 'vector' or 'id'")
+        return self
+
+
+class Match(BaseModel):
+    id: str
+    score: float
+    # Present only when asked for (include_values / include_metadata), as in Pinecone.
+    values: list[float] | None = Field(None, exclude_if=lambda v: v is None)
+    metadata: dict[str, Any] | None = Field(None, exclude_if=lambda v: v is None)
+
+
+class QueryResult(BaseModel):
+    matches: list[Match]
+    namespace: str
+
+
+class FetchRequest(StrictModel):
+    ids: list[Annotated[str, VectorId]] = Field(min_length=1, max_length=MAX_IDS)
+    namespace: str = Namespace
+
+
+class FetchedVector(BaseModel):
+    id: str
+    values: list[float]
+    metadata: dict[str, Any] | None = None
+
+
+class FetchResult(BaseModel):
+    vectors: dict[str, FetchedVector]
+    namespace: str
+
+
+class VectorListQuery(StrictModel):
+    namespace: str = Namespace
+    prefix: str | None = Field(None, pattern=ID_PATTERN)
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, max_length=1000)
+
+
+class IdPage(BaseModel):
+    items: list[str]
+    next_cursor: str | None = None
+
+
+class DeleteRequest(StrictModel):
+    ids: list[Annotated[str, VectorId]] | None = Field(None, min_length=1, max_length=MAX_IDS)
+    filter: dict[str, Any] | None = None
+    delete_all: bool = False
+    namespace: str = Namespace
+    dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> DeleteRequest:
+        chosen = sum((self.ids is not None, self.filter is not None, self.delete_all))
+        if chosen != 1:
+            raise ValueError("give exactly one of 'ids', 'filter' or 'delete_all: true'")
+        return self
+
+
+class DeleteResult(BaseModel):
+    deleted_count: int
+    dry_run: bool = False

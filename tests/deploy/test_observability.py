@@ -1,0 +1,80 @@
+"""Prometheus config and alerts (checked and unit-tested by promtool, Debian's prometheus package), the
+alerts' metrics against what the daemon really exports, and the log shipping config."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from daemon.settings import Settings
+from tests.conftest import REQUIRE
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+PROMETHEUS = DEPLOY / "prometheus"
+
+
+def _promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        if REQUIRE:
+            pytest.fail("promtool (Debian package prometheus) is required but not installed")
+        pytest.skip("promtool (Debian package prometheus) is not installed")
+    return path
+
+
+def _run(*args: str, cwd: Path | None = None) -> None:
+    done = subprocess.run(args, capture_output=True, text=True, cwd=cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promtool_accepts_the_prometheus_config(tmp_path: Path):
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    # The config names the rules where the container mounts them; point it at the repository's copy.
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    config["rule_files"] = [str(PROMETHEUS / "alerts.yml")]
+    local = tmp_path / "prometheus.yml"
+    local.write_text(yaml.safe_dump(config))
+    _run(_promtool(), "check", "config", str(local))
+
+
+def test_the_alerts_are_valid_and_fire_as_their_unit_tests_expect():
+    promtool = _promtool()
+    _run(promtool, "check", "rules", str(PROMETHEUS / "alerts.yml"))
+    _run(promtool, "test", "rules", "alerts_test.yml", cwd=PROMETHEUS)
+
+
+async def test_every_metric_an_alert_uses_is_exported_by_the_daemon(aiohttp_client, settings: Settings):
+    from daemon.app import create_app
+
+    client = await aiohttp_client(create_app(settings))
+    await client.get("/healthz")  # so the per-request series exist
+    exported = set()
+    for family in text_string_to_metric_families(await (await client.get("/metrics")).text()):
+        exported.update(sample.name for sample in family.samples)
+
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    used = {name for expr in expressions for name in re.findall(r"\b(bastion_[a-z_]+)", expr)}
+    assert used, "the alerts name no bastion metric"
+    assert used <= exported, used - exported
+
+
+def test_fluent_bit_ships_the_daemon_containers_json_logs_to_elasticsearch():
+    config = yaml.safe_load((DEPLOY / "logging" / "fluent-bit.yaml").read_text())
+    pipeline = config["pipeline"]
+    (tail,) = pipeline["inputs"]
+    deployment = yaml.safe_load((DEPLOY / "k8s" / "base" / "deployment.yaml").read_text())
+    containers = [c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+    # Kubernetes names container logs <pod>_<namespace>_<container>-<id>.log.
+    assert tail["name"] == "tail" and tail["path"] == f"/var/log/containers/*_*_{containers[0]}-*.log"
+    (kubernetes,) = [f for f in pipeline["filters"] if f["name"] == "kubernetes"]
+    assert kubernetes["merge_log"] is True  # the JSON line becomes fields: request_id, route, status...
+    assert kubernetes["match"] == tail["tag"]
+    (output,) = pipeline["outputs"]
+    assert output["name"] == "es" and output["match"] == tail["tag"] and output["logstash_format"] is True
