@@ -25,7 +25,7 @@ from daemon.services.wiring import build_account_services
 from daemon.settings import Settings
 from daemon.stores.cache.memory import MemoryCache
 from daemon.stores.events.memory import MemoryEventBus
-from daemon.stores.secrets import open_secrets, with_credentials
+from daemon.stores.secrets import database_urls, open_secrets
 from daemon.stores.sql import open_database
 from daemon.stores.sql.migrate import migrate, pending
 from daemon.stores.vectors import open_vector_store
@@ -48,11 +48,7 @@ async def _secrets(app: web.Application) -> AsyncIterator[None]:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    url, read_url = settings.database_url, settings.database_read_url
-    if settings.uses_postgres:
-        credentials = await app[SECRETS].database_credentials()
-        url = with_credentials(url, credentials)
-        read_url = read_url and with_credentials(read_url, credentials)
+    url, read_url = await database_urls(settings, app[SECRETS])
     db = await open_database(
         url, settings.sqlite_path, settings.database_pool_size, read_url, settings.read_your_writes_ms / 1000
     )

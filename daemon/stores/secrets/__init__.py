@@ -82,6 +82,17 @@ def with_credentials(url: str, credentials: DatabaseCredentials | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
+async def database_urls(settings: Settings, store: SecretStore) -> tuple[str | None, str | None]:
+    """The primary and replica URLs to connect with: the store's database credentials, if it holds
+    any, replace those in BASTION_DATABASE_URL and BASTION_DATABASE_READ_URL (a replica has the same
+    roles as its primary)."""
+    url, read_url = settings.database_url, settings.database_read_url
+    if not settings.uses_postgres:
+        return url, read_url
+    credentials = await store.database_credentials()
+    return with_credentials(url, credentials), read_url and with_credentials(read_url, credentials)
+
+
 async def open_secrets(settings: Settings) -> SecretStore:
     """The configured store, checked: a configured Vault that does not answer raises `Unavailable`."""
     if settings.vault_addr:
