@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from daemon.stores.sql import read_scope
+from daemon.stores.sql import read_scope, reads_scoped_to
 from daemon.stores.sql.postgres import PostgresDatabase
 from tests.conftest import REQUIRE, free_port
 
@@ -195,18 +195,15 @@ async def test_the_window_belongs_to_the_scope_that_wrote(db, pair: Pair):
     with db.replica_conn.cursor() as cur:
         cur.execute("SELECT pg_wal_replay_pause()")
 
-    async def as_user(user: str, work):
-        token = read_scope.set(user)
-        try:
-            return await work()
-        finally:
-            read_scope.reset(token)
-
-    await as_user("alice", lambda: db.execute(f"INSERT INTO {db.table} VALUES (1)"))
-    alice = await as_user("alice", lambda: db.fetch_one(f"SELECT count(*) AS n, inet_server_port() AS port FROM {db.table}"))
-    bob = await as_user("bob", lambda: db.fetch_one(f"SELECT count(*) AS n, inet_server_port() AS port FROM {db.table}"))
+    count = f"SELECT count(*) AS n, inet_server_port() AS port FROM {db.table}"
+    with reads_scoped_to("alice"):
+        await db.execute(f"INSERT INTO {db.table} VALUES (1)")
+        alice = await db.fetch_one(count)
+    with reads_scoped_to("bob"):
+        bob = await db.fetch_one(count)
     assert alice == {"n": 1, "port": pair.primary_port}
     assert bob == {"n": 0, "port": pair.replica_port}
+    assert read_scope.get() is None  # restored after each block
 
 
 async def test_a_replica_connection_that_breaks_sends_the_read_to_the_primary(pair: Pair):

@@ -6,17 +6,29 @@ backend adapts the placeholder style. Rows come back as plain dicts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
 
 Row = dict[str, Any]
 
 # Whose reads must see whose writes: with a read replica, a scope that has just written reads from the
-# primary for a moment (read-your-writes). The request pipeline sets it to the principal's id; unset,
-# the window is process-wide.
+# primary for a moment (read-your-writes). The request pipeline is to set it to the principal's id;
+# unset, the window is process-wide.
 read_scope: ContextVar[str | None] = ContextVar("read_scope", default=None)
+
+
+@contextmanager
+def reads_scoped_to(key: str | None) -> Iterator[None]:
+    """Run a block under read scope `key`, restoring the previous scope after it. (aiohttp serves the
+    requests of one keep-alive connection in one task, so a scope set without this would leak into the
+    connection's next request, perhaps another user's.)"""
+    token = read_scope.set(key)
+    try:
+        yield
+    finally:
+        read_scope.reset(token)
 
 
 class Connection(Protocol):
