@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from tests.conftest import REQUIRE, free_port
 
 from daemon.settings import Settings, SettingsError
-from daemon.stores.redis_connect import close, connect, parse_sentinels
+from daemon.stores.redis_connect import close, configured, connect, parse_sentinels
 
 MASTER = "bastion-test"
 WAIT_S = 30.0
@@ -164,3 +164,14 @@ def test_a_malformed_sentinel_address_is_a_clear_settings_error():
     with pytest.raises(SettingsError, match="BASTION_REDIS_SENTINELS: expected host:port, got 'redis-1'"):
         parse_sentinels(("redis-1",))
     assert parse_sentinels(("sentinel-0:26379", "[::1]:26380")) == [("sentinel-0", 26379), ("::1", 26380)]
+
+
+async def test_a_url_gives_a_plain_client_and_no_settings_a_clear_error(redis_url: str):
+    client = connect(Settings.from_env({"BASTION_REDIS_URL": redis_url}), decode_responses=True)
+    try:
+        assert await client.ping() is True
+    finally:
+        await close(client)
+    assert configured(Settings.from_env({})) is False
+    with pytest.raises(SettingsError, match="Redis is not configured"):
+        connect(Settings.from_env({}))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TypeVar
 
 import hvac
 import hvac.exceptions
@@ -72,7 +73,7 @@ class VaultSecrets:
             )
 
     @staticmethod
-    def _read_file(path: Any, what: str) -> str:
+    def _read_file(path: Path, what: str) -> str:
         try:
             value = path.read_text().strip()
         except OSError as exc:
