@@ -51,3 +51,28 @@ async def test_a_backend_that_stops_answering_shows_as_down(aiohttp_client, sett
     ready = await client.get("/readyz")
     assert ready.status == 503
     assert "secrets" in (await ready.json())["detail"]
+
+
+async def test_every_family_an_operator_watches_is_declared(client):
+    text = await (await client.get("/metrics")).text()
+    families = {family.name for family in text_string_to_metric_families(text)}
+    assert {
+        "bastion_http_requests",
+        "bastion_http_request_duration_seconds",
+        "bastion_websockets_open",
+        "bastion_events_published",
+        "bastion_rate_limit_rejections",
+        "bastion_db_pool_connections",
+        "bastion_backend_up",
+    } <= families
+
+
+async def test_a_rate_limited_request_is_counted(aiohttp_client, data_dir):
+    from daemon.app import create_app
+
+    settings = Settings.from_env({"BASTION_AUTH_RATE_LIMIT_PER_MINUTE": "1"}, data_dir=data_dir)
+    client = await aiohttp_client(create_app(settings))
+    statuses = [(await client.post("/api/v1/auth/login", json={})).status for _ in range(2)]
+    assert statuses == [422, 429]
+    samples = _samples(await (await client.get("/metrics")).text())
+    assert samples[("bastion_rate_limit_rejections_total", (("limit", "auth"),))] == 1
