@@ -16,6 +16,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,12 +106,26 @@ def pair() -> Iterator[Pair]:
         run(str(bin_dir / "pg_ctl"), "-D", str(replica), "-o", f"-p {p.replica_port} {options}",
             "-l", str(base / "replica.log"), "-w", "start")
         started.append(replica)
+        _wait_streaming(p)
         yield p
     finally:
         for data in reversed(started):
             subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                            capture_output=True, timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _wait_streaming(pair: Pair) -> None:
+    """pg_ctl returns once the standby accepts connections; its WAL receiver connects a moment later."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        with pair.cursor(pair.primary_port) as cur:
+            cur.execute("SELECT state FROM pg_stat_replication")
+            if [row[0] for row in cur.fetchall()] == ["streaming"]:
+                return
+        if time.monotonic() > deadline:
+            pytest.fail("the replica did not start streaming from the primary")
+        time.sleep(0.05)
 
 
 async def _until(check, what: str) -> None:
@@ -148,10 +163,12 @@ async def db(pair: Pair):
     await database.close()
 
 
-async def test_the_fixture_is_a_real_streaming_pair(pair: Pair):
-    with pair.cursor(pair.primary_port) as cur:
-        cur.execute("SELECT state FROM pg_stat_replication")
-        assert [row[0] for row in cur.fetchall()] == ["streaming"]
+async def test_the_replica_is_a_read_only_standby(pair: Pair):
+    with pair.cursor(pair.replica_port) as cur:
+        cur.execute("SELECT pg_is_in_recovery()")
+        assert cur.fetchone() == (True,)
+        with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+            cur.execute("CREATE TABLE never (id int)")
 
 
 async def test_reads_go_to_the_replica_and_writes_and_transactions_to_the_primary(db, pair: Pair):
