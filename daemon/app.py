@@ -17,14 +17,18 @@ from daemon.api import collections as collections_api
 from daemon.api import ops
 from daemon.api import users as users_api
 from daemon.bootstrap import FIRST_RUN_HINT
-from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, RUNTIME, SECRETS, SETTINGS, VECTORS, Runtime
+from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, VECTORS, Runtime
 from daemon.metrics import Metrics
 from daemon.pipeline import pipeline
 from daemon.services.vectors import VectorService
 from daemon.services.wiring import build_account_services
 from daemon.settings import Settings
 from daemon.stores.cache.memory import MemoryCache
+from daemon.stores import redis_connect
+from daemon.stores.cache.redis import RedisCache
+from daemon.stores.events import Event
 from daemon.stores.events.memory import MemoryEventBus
+from daemon.stores.events.redis import RedisEventBus
 from daemon.stores.secrets import database_urls, open_secrets
 from daemon.stores.sql import open_database
 from daemon.stores.sql.migrate import migrate, pending
@@ -66,10 +70,26 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await db.close()
 
 
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    """One client for every Redis-backed store, when Redis is configured; else in-process state."""
+    settings = app[SETTINGS]
+    client = redis_connect.connect(settings, decode_responses=True) if redis_connect.configured(settings) else None
+    app[REDIS] = client
+    if client is not None:
+        app[READINESS]["redis"] = RedisCache(client).ping
+    try:
+        yield
+    finally:
+        if client is not None:
+            await redis_connect.close(client)
+
+
 async def _cache(app: web.Application) -> AsyncIterator[None]:
-    cache = MemoryCache()
+    client = app[REDIS]
+    cache = RedisCache(client, app[SETTINGS].redis_prefix) if client is not None else MemoryCache()
     app[CACHE] = cache
-    app[READINESS]["cache"] = cache.ping
+    if client is None:
+        app[READINESS]["cache"] = cache.ping
     try:
         yield
     finally:
@@ -77,7 +97,15 @@ async def _cache(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _events(app: web.Application) -> AsyncIterator[None]:
-    bus = MemoryEventBus(app[SETTINGS].event_history)
+    settings, client, metrics = app[SETTINGS], app[REDIS], app[METRICS]
+
+    def count(event: Event) -> None:
+        metrics.events.labels(event.event).inc()
+
+    if client is not None:
+        bus = await RedisEventBus.open(client, settings.redis_prefix, settings.event_history, on_publish=count)
+    else:
+        bus = MemoryEventBus(settings.event_history, on_publish=count)
     app[EVENTS] = bus
     try:
         yield
@@ -153,6 +181,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(_secrets)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_cache)
     app.cleanup_ctx.append(_events)
     app.cleanup_ctx.append(_account_services)

@@ -35,6 +35,8 @@ AUTHENTICATOR = web.AppKey("authenticator", Any)
 # Named checks that /readyz runs: name -> coroutine function raising when the service is down.
 READINESS = web.AppKey("readiness", dict)
 RUNTIME = web.AppKey("runtime", Runtime)
+# The redis.asyncio client the Redis-backed stores share, or None when state is in-process.
+REDIS = web.AppKey("redis", Any)
 
 # The services (daemon/services/), built once the stores are open.
 AUTH = web.AppKey("auth", Any)  # services.auth.Auth

@@ -156,6 +156,9 @@ class Settings:
     redis_sentinel_master: str = setting(
         "BASTION_REDIS_SENTINEL_MASTER", _text, "the master name Sentinel watches", "bastion"
     )
+    redis_prefix: str = setting(
+        "BASTION_REDIS_PREFIX", _text, "prefix of every Redis key, so deployments can share one Redis", "bastion:"
+    )
     vector_backend: str = setting("BASTION_VECTOR_BACKEND", _choice("local", "pinecone"), "vector store", "local")
     pinecone_api_key: str | None = setting("PINECONE_API_KEY", _text, "Pinecone API key", secret=True)
     pinecone_host: str | None = setting("PINECONE_HOST", _text, "Pinecone index host")
@@ -224,6 +227,18 @@ class Settings:
     )
     event_history: int = setting(
         "BASTION_EVENT_HISTORY", _int_range(10, 10_000_000), "events kept for WebSocket resume", 10_000
+    )
+    ws_heartbeat_s: int = setting(
+        "BASTION_WS_HEARTBEAT_S", _int_range(1, 3600), "seconds between the server's WebSocket pings", 30
+    )
+    ws_send_buffer: int = setting(
+        "BASTION_WS_SEND_BUFFER",
+        _int_range(1, 1_000_000),
+        "messages queued for one WebSocket before the client is dropped as too slow",
+        1024,
+    )
+    ws_messages_per_minute: int = setting(
+        "BASTION_WS_MESSAGES_PER_MINUTE", _int_range(1, 1_000_000), "messages one WebSocket client may send", 120
     )
     keepalive_timeout_s: int = setting(
         "BASTION_KEEPALIVE_TIMEOUT_S",

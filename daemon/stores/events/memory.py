@@ -1,50 +1,53 @@
-"""In-process event bus: a bounded deque for history and one asyncio.Queue per listener."""
+"""In-process event bus: a bounded deque for history, delivered to this process's listeners."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from daemon.clock import iso_now
-from daemon.stores.events import Event
+from daemon.stores.events import Event, Fanout, Listener
 
 
 class MemoryEventBus:
     name = "memory"
 
-    def __init__(self, history: int = 10_000) -> None:
+    def __init__(self, history: int = 10_000, on_publish: Callable[[Event], None] | None = None) -> None:
         self._history: deque[Event] = deque(maxlen=history)
-        self._listeners: set[asyncio.Queue[Event]] = set()
+        self._fanout = Fanout(on_publish)
         self._counter = 0
+        # Ids carry the start time, so an id from an earlier run of the daemon is recognised as
+        # foreign (resync) rather than mistaken for one of ours.
+        self._epoch = f"{time.time_ns() // 1_000_000:013d}-"
+
+    def _id(self, n: int) -> str:
+        return f"{self._epoch}{n:012d}"
 
     async def publish(self, topic: str, event: str, data: dict[str, Any]) -> Event:
         self._counter += 1
-        # Zero-padded so ids compare as strings in the same order as numbers.
-        item = Event(id=f"{self._counter:020d}", topic=topic, event=event, at=iso_now(), data=data)
+        item = Event(id=self._id(self._counter), topic=topic, event=event, at=iso_now(), data=data)
         self._history.append(item)
-        for queue in self._listeners:
-            queue.put_nowait(item)
+        self._fanout.on_publish(item)
+        self._fanout.deliver(item)
         return item
 
-    async def listen(self) -> AsyncIterator[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._listeners.add(queue)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self._listeners.discard(queue)
+    def listen(self) -> Listener:
+        return self._fanout.listen()
 
     async def since(self, event_id: str, topics: set[str]) -> list[Event] | None:
-        if not self._history:
-            return [] if event_id >= f"{self._counter:020d}" else None
-        oldest = self._history[0].id
-        # The history reaches back to `event_id` only if the event right after it is still held.
-        if event_id < oldest and f"{int(event_id or 0) + 1:020d}" < oldest:
+        epoch, _, counter = event_id.rpartition("-")
+        if f"{epoch}-" != self._epoch or not counter.isdigit() or int(counter) > self._counter:
             return None
-        return [e for e in self._history if e.id > event_id and e.topic in topics]
+        after = int(counter)
+        oldest = self._counter + 1 - len(self._history)
+        # Complete only if the event right after `event_id` is still held (or there is none yet).
+        if after + 1 < oldest:
+            return None
+        skip = max(0, after + 1 - oldest)
+        return [e for e in islice(self._history, skip, None) if e.topic in topics]
 
     async def ping(self) -> None:
         return None

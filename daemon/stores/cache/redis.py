@@ -1,0 +1,86 @@
+"""Redis cache: rate limits and revocations shared by every replica.
+
+A GCRA step must read and write the stored arrival time atomically, so it runs as one Lua script. The
+script only decides whether to store the new time; the decision the caller sees is computed by the
+same pure `gcra()` the memory backend uses, from the very inputs the script saw (the stored value and
+the clock), so the two backends cannot disagree. The clock is Redis's own TIME, one clock for all
+replicas; tests may pass a clock of their own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+
+from daemon.stores.cache import RateDecision, gcra
+from daemon.stores.redis_errors import unavailable_on_error
+
+# KEYS[1]: the limiter key. ARGV: limit, period_s, cost, now (or "" for Redis TIME), apply ("1"/"0").
+# Returns {stored arrival time or "", now}, as strings: Lua numbers returned bare become integers.
+_GCRA = """
+local now = tonumber(ARGV[4])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local raw = redis.call('GET', KEYS[1])
+local stored = tonumber(raw)
+if ARGV[5] == '1' then
+  local limit, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+  local interval = period / limit
+  local tat = math.max(stored or now, now)
+  local new_tat = tat + cost * interval
+  if new_tat - now <= period + 1e-9 then
+    local ttl_ms = math.ceil((new_tat - now) * 1000) + 1
+    redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', ttl_ms)
+  end
+end
+return {raw or '', string.format('%.17g', now)}
+"""
+
+
+class RedisCache:
+    name = "redis"
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "bastion:", clock: Callable[[], float] | None = None):
+        self._client = client
+        self._prefix = prefix
+        self._clock = clock
+        self._script = client.register_script(_GCRA)
+
+    async def _step(self, key: str, limit: int, period_s: float, cost: int, apply: bool) -> RateDecision:
+        now = "" if self._clock is None else repr(self._clock())
+        with unavailable_on_error():
+            raw, now_text = await self._script(
+                keys=[f"{self._prefix}rl:{key}"],
+                args=[limit, repr(float(period_s)), cost, now, "1" if apply else "0"],
+            )
+        stored = float(raw) if raw else None
+        return gcra(stored, float(now_text), limit, period_s, cost)[1]
+
+    async def hit(self, key: str, limit: int, period_s: float, cost: int = 1) -> RateDecision:
+        return await self._step(key, limit, period_s, cost, apply=True)
+
+    async def peek(self, key: str, limit: int, period_s: float) -> RateDecision:
+        return await self._step(key, limit, period_s, 1, apply=False)
+
+    async def reset(self, key: str) -> None:
+        with unavailable_on_error():
+            await self._client.delete(f"{self._prefix}rl:{key}")
+
+    async def revoke(self, name: str, ttl_s: float) -> None:
+        with unavailable_on_error():
+            await self._client.set(f"{self._prefix}rv:{name}", "1", px=max(1, math.ceil(ttl_s * 1000)))
+
+    async def is_revoked(self, name: str) -> bool:
+        with unavailable_on_error():
+            return bool(await self._client.exists(f"{self._prefix}rv:{name}"))
+
+    async def ping(self) -> None:
+        with unavailable_on_error():
+            await self._client.ping()
+
+    async def close(self) -> None:
+        """The client belongs to the app (daemon/app.py), which closes it after every user of it."""

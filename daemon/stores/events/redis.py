@@ -1,0 +1,170 @@
+"""Redis event bus: one stream shared by every replica, read by one task per process.
+
+Publishing is one Lua script: it numbers the event from a counter and appends it to the stream under
+the id `<n>-0`, trimmed with `MAXLEN ~`. Numbering events ourselves is what makes `since` exact: the
+history reaches back to event n exactly when event n+1 is still in the stream, which the first entry
+tells us. (Redis's own `ms-seq` ids would not show whether entries were trimmed between two ids.)
+
+Each process runs one XREAD BLOCK loop and hands every entry to its local listeners, so a thousand
+WebSockets cost one Redis connection, not a thousand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from daemon.clock import iso_now
+from daemon.stores.errors import Unavailable
+from daemon.stores.events import Event, Fanout, Listener
+from daemon.stores.redis_errors import unavailable_on_error
+
+log = logging.getLogger("bastion.events")
+
+# KEYS: stream, counter. ARGV: max length, topic, event, at, data.
+# If the counter was lost while the stream survived, it continues from the stream's last entry, since
+# a stream refuses an id at or below its last one.
+_PUBLISH = """
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  if last[1] then
+    n = tonumber(string.match(last[1][1], '^(%d+)')) + 1
+    redis.call('SET', KEYS[2], n)
+  end
+end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], n .. '-0',
+  'topic', ARGV[2], 'event', ARGV[3], 'at', ARGV[4], 'data', ARGV[5])
+"""
+
+_BLOCK_MS = 1000
+_RETRY_S = 0.5
+
+
+def _number(entry_id: str) -> int:
+    return int(entry_id.split("-", 1)[0])
+
+
+def _event(entry_id: str, fields: dict[str, str]) -> Event:
+    return Event(
+        id=f"{_number(entry_id):020d}",
+        topic=fields["topic"],
+        event=fields["event"],
+        at=fields["at"],
+        data=orjson.loads(fields["data"]),
+    )
+
+
+class RedisEventBus:
+    name = "redis"
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str = "bastion:",
+        history: int = 10_000,
+        on_publish: Callable[[Event], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._stream = f"{prefix}events"
+        self._counter = f"{prefix}events:n"
+        self._history = history
+        self._fanout = Fanout(on_publish)
+        self._publish = client.register_script(_PUBLISH)
+        self._reader: asyncio.Task | None = None
+        self._started = asyncio.Event()
+        self._closing = False
+
+    @classmethod
+    async def open(cls, client: aioredis.Redis, prefix: str = "bastion:", history: int = 10_000, **options: Any):
+        """Starts the reader; once this returns, `listen()` hears every event published after it."""
+        bus = cls(client, prefix, history, **options)
+        bus._reader = asyncio.create_task(bus._read(), name="redis-event-reader")
+        # Wait for the reader to learn where the stream ends; if Redis is down it keeps trying.
+        try:
+            await asyncio.wait_for(bus._started.wait(), 2.0)
+        except TimeoutError:
+            log.warning("Redis did not answer; the event reader keeps trying")
+        return bus
+
+    async def publish(self, topic: str, event: str, data: dict[str, Any]) -> Event:
+        at = iso_now()
+        with unavailable_on_error():
+            entry_id = await self._publish(
+                keys=[self._stream, self._counter],
+                args=[self._history, topic, event, at, orjson.dumps(data).decode()],
+            )
+        item = Event(id=f"{_number(entry_id):020d}", topic=topic, event=event, at=at, data=data)
+        self._fanout.on_publish(item)
+        return item
+
+    def listen(self) -> Listener:
+        return self._fanout.listen()
+
+    async def since(self, event_id: str, topics: set[str]) -> list[Event] | None:
+        if not event_id.isdigit() or len(event_id) != 20 or int(event_id) >= 1 << 63:
+            return None  # not an id of ours (a stream id is at most 2**64-1; ours stay far below)
+        after = int(event_id)
+        with unavailable_on_error():
+            # One transaction, so no trimming can fall between reading the range and its first entry.
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.get(self._counter)
+                pipe.xrange(self._stream, "-", "+", count=1)
+                pipe.xrange(self._stream, f"({after}-0", "+")
+                last, first, entries = await pipe.execute()
+        if last is None or after > int(last):
+            return None
+        oldest = _number(first[0][0]) if first else int(last) + 1
+        if after + 1 < oldest:
+            return None
+        return [e for e in (_event(i, f) for i, f in entries) if e.topic in topics]
+
+    async def _read(self) -> None:
+        position: str | None = None
+        failing = False
+        while not self._closing:
+            try:
+                with unavailable_on_error():
+                    if position is None or failing:
+                        last = await self._client.xrevrange(self._stream, "+", "-", count=1)
+                        end = last[0][0] if last else "0-0"
+                        # A Redis that came back empty numbers from 1 again: read its stream from the start.
+                        if position is None or _number(end) < _number(position):
+                            position = end if position is None else "0-0"
+                        self._started.set()
+                    reply = await self._client.xread({self._stream: position}, count=1000, block=_BLOCK_MS)
+                if failing:
+                    log.info("Redis is back; the event reader resumes")
+                    failing = False
+                for _stream, entries in reply or []:
+                    for entry_id, fields in entries:
+                        position = entry_id
+                        self._fanout.deliver(_event(entry_id, fields))
+            except asyncio.CancelledError:
+                raise
+            except (Unavailable, ResponseError) as exc:
+                if not failing:
+                    log.warning("the event reader lost Redis", extra={"error": str(exc)})
+                    failing = True
+                    self._fanout.deliver(Unavailable("redis", "the event stream was interrupted"))
+                await asyncio.sleep(_RETRY_S)
+
+    async def ping(self) -> None:
+        with unavailable_on_error():
+            await self._client.ping()
+
+    async def close(self) -> None:
+        if self._reader is None:
+            return
+        # redis-py can swallow a cancellation that lands mid-reply; the flag ends the loop regardless,
+        # at the latest when the blocking read returns.
+        self._closing = True
+        self._reader.cancel()
+        await asyncio.wait([self._reader], timeout=_BLOCK_MS / 1000 + 5)
+        self._reader = None

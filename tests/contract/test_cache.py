@@ -1,0 +1,128 @@
+"""One contract for every cache backend: the in-process one and Redis (the real server, a key prefix
+of this test's own). The clock is the test's, so both backends are held to the same arithmetic."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from daemon.stores.cache import Cache, gcra
+from daemon.stores.cache.memory import MemoryCache
+from daemon.stores.cache.redis import RedisCache
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_cache(request: pytest.FixtureRequest):
+    """Builds caches of the backend under test: `make_cache(clock)`; without a clock, real time."""
+    if request.param == "memory":
+        yield lambda clock=None: MemoryCache(clock=clock) if clock else MemoryCache()
+        return
+    url = request.getfixturevalue("redis_url")
+    prefix = request.getfixturevalue("redis_prefix")
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    yield lambda clock=None: RedisCache(client, prefix, clock=clock)
+    await client.aclose()
+
+
+async def test_allows_the_limit_then_refuses_with_retry_after(make_cache, clock):
+    cache: Cache = make_cache(clock)
+    decisions = [await cache.hit("k", 10, 900) for _ in range(11)]
+    assert [d.allowed for d in decisions] == [True] * 10 + [False]
+    assert [d.remaining for d in decisions[:10]] == list(range(9, -1, -1))
+    assert decisions[10].retry_after_s == pytest.approx(90)
+    assert decisions[10].reset_s == pytest.approx(900)
+
+
+async def test_a_refused_hit_is_not_counted_and_the_bucket_refills(make_cache, clock):
+    cache = make_cache(clock)
+    for _ in range(3):
+        assert (await cache.hit("k", 3, 60)).allowed
+    assert not (await cache.hit("k", 3, 60)).allowed
+    clock.now += 20  # one interval
+    assert (await cache.hit("k", 3, 60)).allowed
+    assert not (await cache.hit("k", 3, 60)).allowed
+    clock.now += 60
+    assert (await cache.hit("k", 3, 60)).remaining == 2
+
+
+async def test_cost_counts_several_and_a_cost_over_the_limit_is_refused(make_cache, clock):
+    cache = make_cache(clock)
+    assert (await cache.hit("k", 5, 50, cost=3)).remaining == 2
+    assert not (await cache.hit("k", 5, 50, cost=3)).allowed
+    assert (await cache.hit("k", 5, 50, cost=2)).allowed
+    assert not (await cache.hit("other", 5, 50, cost=6)).allowed
+
+
+async def test_peek_changes_nothing_and_reset_clears(make_cache, clock):
+    cache = make_cache(clock)
+    for _ in range(5):
+        assert (await cache.peek("k", 2, 60)).allowed
+    await cache.hit("k", 2, 60)
+    await cache.hit("k", 2, 60)
+    assert not (await cache.peek("k", 2, 60)).allowed
+    await cache.reset("k")
+    assert (await cache.peek("k", 2, 60)).remaining == 1
+    assert (await cache.hit("k", 2, 60)).remaining == 1
+
+
+async def test_keys_are_independent(make_cache, clock):
+    cache = make_cache(clock)
+    await cache.hit("a", 1, 60)
+    assert not (await cache.hit("a", 1, 60)).allowed
+    assert (await cache.hit("b", 1, 60)).allowed
+
+
+async def test_decisions_match_the_pure_gcra_step_for_a_random_walk(make_cache, clock):
+    """Both backends agree with gcra() itself over irregular arrivals, costs and fractional periods."""
+    import random
+
+    rng = random.Random(7)
+    cache = make_cache(clock)
+    stored = None
+    for _ in range(60):
+        clock.now += rng.choice([0, 0.01, 0.3, 1.7, 4.0])
+        cost = rng.choice([1, 1, 2])
+        new, expected = gcra(stored, clock.now, 4, 7.5, cost)
+        if expected.allowed:
+            stored = new
+        got = await cache.hit("walk", 4, 7.5, cost)
+        assert (got.allowed, got.remaining) == (expected.allowed, expected.remaining)
+        assert got.retry_after_s == pytest.approx(expected.retry_after_s, abs=1e-6)
+
+
+async def test_concurrent_hits_never_exceed_the_limit(make_cache):
+    cache = make_cache()  # real time: the limit is far from refilling during the test
+    decisions = await asyncio.gather(*(cache.hit("burst", 20, 3600) for _ in range(60)))
+    assert sum(d.allowed for d in decisions) == 20
+
+
+async def test_revocation_holds_for_its_ttl_then_lapses(make_cache):
+    cache = make_cache()
+    assert not await cache.is_revoked("s1")
+    await cache.revoke("s1", 60)
+    await cache.revoke("s2", 0.2)
+    assert await cache.is_revoked("s1") and await cache.is_revoked("s2")
+    deadline = asyncio.get_running_loop().time() + 10
+    while await cache.is_revoked("s2"):
+        assert asyncio.get_running_loop().time() < deadline, "a revocation outlived its ttl"
+        await asyncio.sleep(0.05)
+    assert await cache.is_revoked("s1")
+
+
+async def test_ping_answers(make_cache):
+    await make_cache().ping()
