@@ -16,6 +16,7 @@ from daemon.api import auth as auth_api
 from daemon.api import collections as collections_api
 from daemon.api import ops
 from daemon.api import users as users_api
+from daemon.api import webview
 from daemon.bootstrap import FIRST_RUN_HINT
 from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, VECTORS, Runtime
 from daemon.metrics import Metrics
@@ -186,9 +187,11 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_events)
     app.cleanup_ctx.append(_account_services)
     app.cleanup_ctx.append(_vectors)
+    app.cleanup_ctx.append(webview.open_web_sessions)
     app.on_shutdown.append(_on_shutdown)
 
     for module in (ops, auth_api, users_api, collections_api):
         module.add_routes(app)
         app[ENDPOINTS].extend(module.routes.endpoints)
+    webview.add_routes(app)  # the HTML pages are not API routes: kept out of ENDPOINTS and /openapi.json
     return app

@@ -42,6 +42,7 @@ REDIS = web.AppKey("redis", Any)
 AUTH = web.AppKey("auth", Any)  # services.auth.Auth
 USERS = web.AppKey("users", Any)  # services.users.Users
 AUDIT = web.AppKey("audit", Any)  # services.audit.Audit
+WEB_SESSIONS = web.AppKey("web_sessions", Any)  # services.web_sessions.WebSessions
 VECTORS = web.AppKey("vectors", Any)  # services.vectors.VectorService
 
 # Per-request values the pipeline stages hand on to the handler.
