@@ -1,18 +1,517 @@
-"""The `bastion` command. `bastion up` runs a local daemon on its embedded defaults."""
+"""The `bastion` command: the console (no command), `bastion up` (first run), and commands for scripts."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
+import json
 import os
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.client import Client, Unreachable, normalise_server
+from shared.errors import ApiError, Code
+from tui import config, credentials
+from tui.explain import describe_error
+
+EXIT_OK, EXIT_SERVER, EXIT_USAGE = 0, 1, 2
+EPILOG = """\
+exit codes:
+  0  done
+  1  the server refused or failed (or could not be reached, or the keyring could not be used)
+  2  usage: a bad argument, an unreadable file, not logged in
+
+--server defaults to the server last logged in to. Scripts can set BASTION_API_KEY instead of logging in.
+Errors are one line on standard error; --json prints machine-readable output on standard output."""
+
+
+class UsageError(Exception):
+    pass
+
+
+# -- the parser ------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: an option given before the command must not be reset by the command's own default.
+    common.add_argument("--server", metavar="URL", default=argparse.SUPPRESS, help="the daemon's URL")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+
+    def command(group: Any, name: str, help: str) -> argparse.ArgumentParser:
+        return group.add_parser(name, help=help, description=help, parents=[common], epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    parser = argparse.ArgumentParser(
+        prog="bastion", parents=[common], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Bastion's operator console. With no command, opens the terminal UI.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = command(commands, "up", "start (or reuse) a local bastiond, guide the first admin, open the console")
+    up.add_argument("--no-tui", action="store_true", help="leave the daemon running and do not open the console")
+
+    login = command(commands, "login", "log in; the tokens go to the OS keyring")
+    login.add_argument("--email", required=True)
+    login.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    command(commands, "logout", "revoke this session on the server and forget its tokens")
+
+    users = commands.add_parser("users", help="manage users (admin)").add_subparsers(dest="action", metavar="ACTION",
+                                                                                    required=True)
+    listing = command(users, "list", "list users")
+    listing.add_argument("--q", help="email or name contains")
+    listing.add_argument("--role", choices=("admin", "user"))
+    create = command(users, "create", "create a user; the password from a prompt or --password-stdin")
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", choices=("admin", "user"), default="user")
+    create.add_argument("--display-name", default="")
+    create.add_argument("--password-stdin", action="store_true")
+    disable = command(users, "disable", "disable a user (revokes every session), or --enable again")
+    disable.add_argument("user", help="the user's id or email")
+    disable.add_argument("--enable", action="store_true")
+
+    keys = commands.add_parser("keys", help="your API keys").add_subparsers(dest="action", metavar="ACTION",
+                                                                          required=True)
+    key_create = command(keys, "create", "create an API key; its secret is printed this once")
+    key_create.add_argument("--name", required=True)
+    key_create.add_argument("--scopes", default="read", help="comma-separated: read,write,admin")
+    key_create.add_argument("--expires-at", help="RFC 3339 time")
+    command(keys, "list", "list your API keys (never their secrets)")
+    revoke = command(keys, "revoke", "revoke an API key")
+    revoke.add_argument("id")
+
+    collections = commands.add_parser("collections", help="vector collections").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    command(collections, "list", "list collections")
+    c_create = command(collections, "create", "create a collection")
+    c_create.add_argument("name")
+    c_create.add_argument("--dimension", type=int, required=True)
+    c_create.add_argument("--metric", choices=("cosine", "dot", "euclidean"), default="cosine")
+    c_delete = command(collections, "delete", "delete a collection and its vectors")
+    c_delete.add_argument("name")
+
+    vectors = commands.add_parser("vectors", help="upsert and query vectors").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    upsert = command(vectors, "upsert", "upsert vectors from a JSONL file: one {id, values, metadata?} per line")
+    upsert.add_argument("collection")
+    upsert.add_argument("--file", required=True, type=Path)
+    upsert.add_argument("--namespace")
+    upsert.add_argument("--batch", type=int, default=200, help="vectors per request (1..1000)")
+    query = command(vectors, "query", "query a collection by --id, --vector or --vector-file")
+    query.add_argument("collection")
+    chosen = query.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--id", help="the id of a stored vector")
+    chosen.add_argument("--vector", help="a JSON list of numbers")
+    chosen.add_argument("--vector-file", type=Path, help="a file holding a JSON list of numbers")
+    query.add_argument("--top-k", type=int, default=10)
+    query.add_argument("--filter", help="a JSON metadata filter")
+    query.add_argument("--namespace")
+    query.add_argument("--include-values", action="store_true")
+
+    events = commands.add_parser("events", help="the live event stream").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    tail = command(events, "tail", "print events as they happen (ctrl+c stops)")
+    tail.add_argument("--topic", action="append", help="users, me, collections/NAME (repeatable; default users, me)")
+    tail.add_argument("--since", help="replay from after this event id")
+    return parser
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _emit(args: argparse.Namespace, value: Any, columns: Iterable[str] = (), text: str | None = None) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(_plain(value), indent=None, separators=(",", ":")))
+        return
+    if text is not None:
+        print(text)
+        return
+    rows = _plain(value)
+    columns = list(columns)
+    if isinstance(rows, dict):
+        rows = [rows]
+    table = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+# -- who and where ---------------------------------------------------------------------------------
+
+
+def _server(args: argparse.Namespace, state: config.State) -> str:
+    server = getattr(args, "server", None) or (state.last.server if state.last else None)
+    if not server:
+        raise UsageError("no server: pass --server URL (or log in once with bastion login)")
+    return normalise_server(server)
+
+
+def _client(args: argparse.Namespace) -> Client:
+    """A client with the credentials of the account last used on the server: an API key or keyring tokens."""
+    state = config.load_state()
+    server = _server(args, state)
+    api_key = os.environ.get("BASTION_API_KEY")
+    if api_key:
+        return Client(server, api_key=api_key, user_agent="bastion-cli")
+    account = state.account_for(server)
+    tokens = credentials.load(server, account.email) if account else None
+    if account is None or tokens is None:
+        raise UsageError(f"not logged in to {server}: run bastion login --server {server} --email EMAIL")
+    client = Client(server, tokens=tokens, user_agent="bastion-cli")
+    client.on_tokens = lambda pair: credentials.save(server, account.email, pair)
+    return client
+
+
+def _password(args: argparse.Namespace, prompt: str) -> str:
+    if getattr(args, "password_stdin", False):
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(prompt)
+    else:
+        raise UsageError("no terminal to ask for the password: use --password-stdin")
+    if not password:
+        raise UsageError("the password is empty")
+    return password
+
+
+# -- the commands ----------------------------------------------------------------------------------
+
+
+async def _login(args: argparse.Namespace) -> int:
+    state = config.load_state()
+    server = _server(args, state)
+    credentials.check()
+    password = _password(args, f"Password for {args.email} on {server}: ")
+    async with Client(server, user_agent="bastion-cli") as client:
+        client.on_tokens = lambda pair: credentials.save(client.server, args.email, pair)
+        answer = await client.login(args.email, password)
+    state.remember(server, args.email)
+    config.save_state(state)
+    _emit(args, answer.user, text=f"logged in to {server} as {answer.user.email} ({answer.user.role})")
+    return EXIT_OK
+
+
+async def _logout(args: argparse.Namespace) -> int:
+    state = config.load_state()
+    server = _server(args, state)
+    account = state.account_for(server)
+    if account is None:
+        raise UsageError(f"not logged in to {server}")
+    tokens = credentials.load(server, account.email)
+    try:
+        if tokens is not None:
+            async with Client(server, tokens=tokens, user_agent="bastion-cli") as client:
+                await client.logout()
+    finally:
+        credentials.forget(server, account.email)  # even when the server could not be told
+        state.forget(server, account.email)
+        config.save_state(state)
+    _emit(args, {"server": server, "email": account.email}, text=f"logged out of {server} ({account.email})")
+    return EXIT_OK
+
+
+async def _find_user(client: Client, who: str) -> Any:
+    if "@" not in who:
+        return await client.user(who)
+    async for user in client.iter_users(q=who):
+        if user.email.lower() == who.lower():
+            return user
+    raise ApiError(Code.NOT_FOUND, f"no user with the email {who}")
+
+
+USER_COLUMNS = ("id", "email", "display_name", "role", "disabled", "last_login_at")
+KEY_COLUMNS = ("id", "name", "scopes", "created_at", "expires_at", "last_used_at")
+COLLECTION_COLUMNS = ("name", "dimension", "metric", "count", "created_at")
+
+
+async def _users(args: argparse.Namespace, client: Client) -> int:
+    if args.action == "list":
+        users = [u async for u in client.iter_users(q=args.q, role=args.role)]
+        _emit(args, users, USER_COLUMNS)
+    elif args.action == "create":
+        password = _password(args, f"Password for {args.email}: ")
+        user = await client.create_user(args.email, password, args.role, args.display_name)
+        _emit(args, user, text=f"created {user.email} ({user.id})")
+    else:
+        user = await client.update_user((await _find_user(client, args.user)).id, disabled=not args.enable)
+        _emit(args, user, text=f"{user.email} is {'disabled' if user.disabled else 'enabled'}")
+    return EXIT_OK
+
+
+async def _keys(args: argparse.Namespace, client: Client) -> int:
+    if args.action == "list":
+        _emit(args, await client.api_keys(), KEY_COLUMNS)
+    elif args.action == "create":
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+        key = await client.create_api_key(args.name, scopes, args.expires_at)
+        _emit(args, key, text=f"{key.key}\n(the key {key.name}, id {key.id}: shown this once)")
+    else:
+        await client.revoke_api_key(args.id)
+        _emit(args, {"revoked": args.id}, text=f"revoked {args.id}")
+    return EXIT_OK
+
+
+async def _collections(args: argparse.Namespace, client: Client) -> int:
+    if args.action == "list":
+        _emit(args, await client.collections(), COLLECTION_COLUMNS)
+    elif args.action == "create":
+        created = await client.create_collection(args.name, args.dimension, args.metric)
+        _emit(args, created, text=f"created {created.name} ({created.dimension}, {created.metric})")
+    else:
+        await client.delete_collection(args.name)
+        _emit(args, {"deleted": args.name}, text=f"deleted {args.name}")
+    return EXIT_OK
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text") from None
+    vectors = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise UsageError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(item, dict) or "id" not in item or not isinstance(item.get("values"), list):
+            raise UsageError(f'{path}:{number}: each line is an object with "id" and "values"')
+        vectors.append(item)
+    if not vectors:
+        raise UsageError(f"{path} holds no vectors")
+    return vectors
+
+
+def _json_arg(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{what} is not JSON: {exc.msg} at column {exc.colno}") from None
+
+
+async def _vectors(args: argparse.Namespace, client: Client) -> int:
+    if args.action == "upsert":
+        if not 1 <= args.batch <= 1000:
+            raise UsageError("--batch is from 1 to 1000")
+        vectors = _read_jsonl(args.file)
+        total = 0
+        for start in range(0, len(vectors), args.batch):
+            total += await client.upsert(args.collection, vectors[start:start + args.batch], args.namespace)
+        _emit(args, {"upserted_count": total}, text=f"upserted {total} vectors into {args.collection}")
+        return EXIT_OK
+    from tui.screens.search import SearchError, read_vector
+
+    vector = None
+    if args.vector is not None:
+        vector = _json_arg(args.vector, "--vector")
+        if not isinstance(vector, list):
+            raise UsageError("--vector is a JSON list of numbers")
+    elif args.vector_file is not None:
+        try:
+            vector = read_vector(str(args.vector_file))
+        except SearchError as exc:
+            raise UsageError(str(exc)) from None
+    filter = _json_arg(args.filter, "--filter") if args.filter else None
+    answer = await client.query(args.collection, vector=vector, id=args.id, top_k=args.top_k, filter=filter,
+                                namespace=args.namespace, include_values=args.include_values)
+    _emit(args, answer, text="\n".join(
+        f"{m.score:10.4f}  {m.id}  {json.dumps(m.metadata) if m.metadata else ''}".rstrip() for m in answer.matches
+    ) or "no matches")
+    return EXIT_OK
+
+
+async def _events(args: argparse.Namespace, client: Client) -> int:
+    topics = args.topic or ["users", "me"]
+    async with client.live(topics, since=args.since) as live:
+        async for message in live:
+            kind = message.get("type")
+            if kind == "error":
+                print(f"bastion: {message.get('topic', '')}: {message.get('code', 'error')}", file=sys.stderr)
+            elif kind == "resync":
+                print("bastion: the history no longer reaches back that far; some events were missed",
+                      file=sys.stderr)
+            elif kind == "event":
+                if getattr(args, "json", False):
+                    print(json.dumps(message, separators=(",", ":")), flush=True)
+                else:
+                    print(f"{message.get('at', '')}  {message.get('event', '')}  {message.get('topic', '')}  "
+                          f"{json.dumps(message.get('data') or {}, separators=(',', ':'))}", flush=True)
+        code = live.close_code
+    if code not in (None, 1000, 1001):
+        raise ApiError(Code.UNAUTHORIZED if code == 4401 else
+                       Code.SERVICE_UNAVAILABLE, f"the server closed the stream ({code})")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Client], Awaitable[int]]] = {
+    "users": _users, "keys": _keys, "collections": _collections, "vectors": _vectors, "events": _events,
+}
+
+
+async def _with_client(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        return await COMMANDS[args.command](args, client)
+
+
+# -- bastion up --------------------------------------------------------------------------------------
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _start_daemon(settings: Any, url: str) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log = settings.data_dir / "bastiond.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "serve"], stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,  # it outlives this command
+        )
+    deadline = time.monotonic() + 30
+    while not _answers(url):
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+            raise UsageError(f"bastiond stopped at start (see {log}): {tail[0][:300]}")
+        if time.monotonic() > deadline:
+            raise UsageError(f"bastiond did not answer within 30 s (see {log})")
+        time.sleep(0.1)
+    print(f"bastiond is running at {url} (pid {process.pid}, data in {settings.data_dir}, log {log})")
+
+
+async def _user_count(settings: Any) -> int:
+    from daemon.stores.sql import open_database
+    from daemon.stores.sql.accounts import Accounts
+
+    db = await open_database(settings.database_url, settings.sqlite_path, 1)
+    try:
+        return await Accounts(db).count_users()
+    finally:
+        await db.close()
+
+
+def _first_admin(settings: Any, url: str) -> tuple[str, str]:
+    """Ask for the first administrator and create it with `bastiond create-admin` (password via env)."""
+    if not sys.stdin.isatty():
+        raise UsageError("no user exists yet and there is no terminal to ask: run "
+                         "BASTION_ADMIN_PASSWORD=... bastiond create-admin --email you@example.com")
+    print("\nNo user exists yet. Create the first administrator (there is no default password).")
+    email = input("Email: ").strip()
+    while True:
+        password = getpass.getpass("Password (10 characters or more): ")
+        if len(password) < 10:
+            print("That is shorter than 10 characters.")
+        elif getpass.getpass("Repeat it: ") != password:
+            print("The two passwords differ.")
+        else:
+            break
+    done = subprocess.run([sys.executable, "-m", "daemon", "create-admin", "--email", email],
+                          env={**os.environ, "BASTION_ADMIN_PASSWORD": password}, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UsageError(done.stderr.strip().removeprefix("bastiond: ") or "create-admin failed")
+    print(done.stdout.strip())
+    return email, password
+
+
+async def _log_in_after_setup(url: str, email: str, password: str) -> None:
+    async with Client(url, user_agent="bastion-cli") as client:
+        client.on_tokens = lambda pair: credentials.save(client.server, email, pair)
+        await client.login(email, password)
+    state = config.load_state()
+    state.remember(client.server, email)
+    config.save_state(state)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from daemon.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"http://{host}:{settings.port}"
+    if _answers(url):
+        print(f"reusing the bastiond already running at {url}")
+    else:
+        _start_daemon(settings, url)
+    if asyncio.run(_user_count(settings)) == 0:
+        email, password = _first_admin(settings, url)
+        try:
+            asyncio.run(_log_in_after_setup(url, email, password))
+        except credentials.NoKeyring as exc:
+            print(f"bastion: {exc}", file=sys.stderr)
+    if args.no_tui:
+        return EXIT_OK
+    return _tui(url)
+
+
+def _tui(server: str | None) -> int:
+    from tui.app import BastionApp
+
+    try:
+        user_config = config.load_config()
+    except config.ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    BastionApp(normalise_server(server) if server else None, user_config=user_config).run()
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bastion", description="Bastion's operator console and command line.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("up", help="run a local bastiond on its embedded defaults")
-    args = parser.parse_args(argv)
-    if args.command == "up":
-        os.execvp(sys.executable, [sys.executable, "-m", "daemon", "serve"])
-    parser.print_help()
-    return 2
+    args = _parser().parse_args(argv)
+    try:
+        if args.command is None:
+            return _tui(getattr(args, "server", None))
+        if args.command == "up":
+            return _up(args)
+        if args.command == "login":
+            return asyncio.run(_login(args))
+        if args.command == "logout":
+            return asyncio.run(_logout(args))
+        return asyncio.run(_with_client(args))
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except (ApiError, Unreachable, credentials.NoKeyring) as exc:
+        return _fail(describe_error(exc), EXIT_SERVER)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"bastion: {message}", file=sys.stderr)
+    return code

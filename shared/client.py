@@ -1,0 +1,423 @@
+"""The Bastion API client: one async class for the REST API and the WebSocket.
+
+The TUI, the `bastion` command line, the tests and anyone's scripts use it:
+
+    async with Client("http://127.0.0.1:8420") as bastion:
+        await bastion.login("admin@example.com", password)
+        async for user in bastion.iter_users():
+            print(user.email)
+
+Answers are parsed into the models of `shared.models`; a problem+json answer raises the same
+`shared.errors.ApiError` the daemon raised, so callers match on `.code`. A server that cannot be
+reached raises `Unreachable`. The access token is refreshed shortly before it expires (and once more
+if the server still says 401), and `on_tokens` hears every new pair so a caller can store it. Tokens
+never appear in a repr, a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+from pydantic import BaseModel
+
+from shared.errors import STATUS, ApiError, Code, FieldError
+from shared.models import Health, Page
+from shared.models.auth import ApiKey, CreatedApiKey, Session, TokenPair
+from shared.models.users import AuditEvent, ResetToken, User
+
+M = TypeVar("M", bound=BaseModel)
+
+_CODE_BY_STATUS = {status: code for code, status in STATUS.items() if code not in (
+    Code.INVALID_CREDENTIALS, Code.TOKEN_REUSED)}
+
+
+class Unreachable(Exception):
+    """The server did not answer at all (refused, timed out, not HTTP)."""
+
+
+@dataclass(repr=False)
+class Tokens:
+    """A login's token pair; `refresh_at` is when the client renews the access token unasked."""
+
+    access_token: str
+    refresh_token: str
+    expires_at: float
+    refresh_at: float
+
+    @classmethod
+    def issued(cls, answer: dict[str, Any], now: float | None = None) -> Tokens:
+        now = time.time() if now is None else now
+        lifetime = float(answer["expires_in"])
+        # A minute before expiry for the usual 15 minutes; a fifth of the lifetime for short ones.
+        return cls(
+            answer["access_token"], answer["refresh_token"], now + lifetime, now + max(lifetime - 60, lifetime * 0.8)
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"access_token": self.access_token, "refresh_token": self.refresh_token,
+             "expires_at": self.expires_at, "refresh_at": self.refresh_at}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Tokens:
+        data = json.loads(text)
+        return cls(data["access_token"], data["refresh_token"], float(data["expires_at"]), float(data["refresh_at"]))
+
+    def __repr__(self) -> str:
+        return f"Tokens(<hidden>, expires_at={self.expires_at:.0f})"
+
+
+def _problem(status: int, body: Any, headers: Any) -> ApiError:
+    """The ApiError a problem+json answer describes (or the nearest one for a bare error status)."""
+    kept = {name: headers[name] for name in ("Retry-After", "Allow") if name in headers}
+    if isinstance(body, dict) and "code" in body:
+        try:
+            code = Code(body["code"])
+        except ValueError:
+            code = _CODE_BY_STATUS.get(status, Code.INTERNAL)
+        errors = [FieldError(str(e.get("field", "")), str(e.get("message", ""))) for e in body.get("errors") or []]
+        return ApiError(code, str(body.get("detail") or ""), errors, kept)
+    return ApiError(_CODE_BY_STATUS.get(status, Code.INTERNAL), f"HTTP {status}", headers=kept)
+
+
+@dataclass
+class Client:
+    server: str
+    tokens: Tokens | None = None
+    api_key: str | None = field(default=None, repr=False)
+    on_tokens: Callable[[Tokens | None], Any] | None = field(default=None, repr=False)
+    timeout_s: float = 15.0
+    user_agent: str = "bastion-client"
+
+    def __post_init__(self) -> None:
+        self.server = normalise_server(self.server)
+        self._http: aiohttp.ClientSession | None = None
+        self._refreshing = asyncio.Lock()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s), headers={"User-Agent": self.user_agent}
+            )
+        return self._http
+
+    # -- the one place every request goes through -------------------------------------------------
+
+    async def request(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
+                      auth: bool = True) -> Any:
+        """Send one request; answers the decoded JSON (None for 204) or raises ApiError / Unreachable."""
+        if auth and self.tokens is not None and time.time() >= self.tokens.refresh_at:
+            await self.refresh()
+        status, answer, headers = await self._send(method, path, body, params, auth)
+        if status == 401 and auth and self.tokens is not None and answer.get("code") == Code.UNAUTHORIZED:
+            # The clock may disagree with the server's; one refresh, one retry.
+            await self.refresh()
+            status, answer, headers = await self._send(method, path, body, params, auth)
+        if status >= 400:
+            raise _problem(status, answer, headers)
+        return answer
+
+    async def _send(self, method: str, path: str, body: Any, params: dict[str, Any] | None, auth: bool):
+        headers = {}
+        bearer = self.api_key or (self.tokens.access_token if self.tokens else None)
+        if auth and bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            async with self._session().request(
+                method, self.server + path, json=body, params=query, headers=headers
+            ) as response:
+                text = await response.text()
+                answer: Any = None
+                if text:
+                    try:
+                        answer = json.loads(text)
+                    except ValueError:
+                        answer = {"detail": text[:200]}
+                return response.status, (answer if answer is not None else {}) if response.status >= 400 else answer, \
+                    response.headers
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            raise Unreachable(f"cannot reach {self.server}: {_reason(exc)}") from None
+        except aiohttp.InvalidURL:
+            raise Unreachable(f"not a server URL: {self.server}") from None
+
+    async def _model(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        return model.model_validate(await self.request(method, path, **kwargs))
+
+    async def _page(self, model: type[M], path: str, params: dict[str, Any]) -> Page[M]:
+        answer = await self.request("GET", path, params=params)
+        if isinstance(answer, list):  # a short list the server answers whole, without the envelope
+            answer = {"items": answer, "next_cursor": None}
+        return Page[model].model_validate(answer)  # type: ignore[valid-type]
+
+    async def _walk(self, model: type[M], path: str, params: dict[str, Any]) -> AsyncIterator[M]:
+        cursor = None
+        while True:
+            page = await self._page(model, path, {**params, "limit": 200, "cursor": cursor})
+            for item in page.items:
+                yield item
+            cursor = page.next_cursor
+            if not cursor:
+                return
+
+    # -- operations ---------------------------------------------------------------------------------
+
+    async def health(self) -> Health:
+        return await self._model(Health, "GET", "/healthz", auth=False)
+
+    async def ready(self) -> Health:
+        return await self._model(Health, "GET", "/readyz", auth=False)
+
+    # -- auth ---------------------------------------------------------------------------------------
+
+    def _set_tokens(self, tokens: Tokens | None) -> None:
+        self.tokens = tokens
+        if self.on_tokens is not None:
+            self.on_tokens(tokens)
+
+    async def login(self, email: str, password: str) -> TokenPair:
+        answer = TokenPair.model_validate(
+            await self.request("POST", "/api/v1/auth/login", body={"email": email, "password": password}, auth=False)
+        )
+        self._set_tokens(Tokens.issued(answer.model_dump()))
+        return answer
+
+    async def refresh(self) -> None:
+        """Trade the refresh token for a new pair; concurrent callers share one refresh."""
+        if self.tokens is None:
+            raise ApiError(Code.UNAUTHORIZED, "not logged in")
+        spent = self.tokens.refresh_token
+        async with self._refreshing:
+            if self.tokens is None or self.tokens.refresh_token != spent:
+                return  # someone else refreshed while this caller waited
+            status, answer, headers = await self._send(
+                "POST", "/api/v1/auth/refresh", {"refresh_token": spent}, None, False
+            )
+            if status >= 400:
+                raise _problem(status, answer, headers)
+            self._set_tokens(Tokens.issued(answer))
+
+    async def logout(self) -> None:
+        """Revoke this session on the server; the tokens are forgotten whatever the server says."""
+        try:
+            await self.request("POST", "/api/v1/auth/logout")
+        finally:
+            self._set_tokens(None)
+
+    async def me(self) -> User:
+        return await self._model(User, "GET", "/api/v1/users/me")
+
+    async def sessions(self) -> list[Session]:
+        return [s async for s in self._walk(Session, "/api/v1/auth/sessions", {})]
+
+    async def revoke_session(self, session_id: str) -> None:
+        await self.request("DELETE", f"/api/v1/auth/sessions/{_seg(session_id)}")
+
+    async def change_password(self, current_password: str, new_password: str) -> None:
+        await self.request(
+            "POST", "/api/v1/auth/password",
+            body={"current_password": current_password, "new_password": new_password},
+        )
+
+    async def create_api_key(self, name: str, scopes: list[str], expires_at: str | None = None) -> CreatedApiKey:
+        body: dict[str, Any] = {"name": name, "scopes": scopes}
+        if expires_at:
+            body["expires_at"] = expires_at
+        return await self._model(CreatedApiKey, "POST", "/api/v1/auth/api-keys", body=body)
+
+    async def api_keys(self) -> list[ApiKey]:
+        return [key async for key in self._walk(ApiKey, "/api/v1/auth/api-keys", {})]
+
+    async def revoke_api_key(self, key_id: str) -> None:
+        await self.request("DELETE", f"/api/v1/auth/api-keys/{_seg(key_id)}")
+
+    # -- users --------------------------------------------------------------------------------------
+
+    async def users(self, *, q: str | None = None, role: str | None = None, disabled: bool | None = None,
+                    limit: int = 50, cursor: str | None = None) -> Page[User]:
+        return await self._page(
+            User, "/api/v1/users", {"q": q, "role": role, "disabled": disabled, "limit": limit, "cursor": cursor}
+        )
+
+    def iter_users(self, *, q: str | None = None, role: str | None = None,
+                   disabled: bool | None = None) -> AsyncIterator[User]:
+        return self._walk(User, "/api/v1/users", {"q": q, "role": role, "disabled": disabled})
+
+    async def user(self, user_id: str) -> User:
+        return await self._model(User, "GET", f"/api/v1/users/{_seg(user_id)}")
+
+    async def create_user(self, email: str, password: str, role: str = "user", display_name: str = "") -> User:
+        body = {"email": email, "password": password, "role": role}
+        if display_name:
+            body["display_name"] = display_name
+        return await self._model(User, "POST", "/api/v1/users", body=body)
+
+    async def update_user(self, user_id: str, *, display_name: str | None = None, role: str | None = None,
+                          disabled: bool | None = None) -> User:
+        body = {k: v for k, v in {"display_name": display_name, "role": role, "disabled": disabled}.items()
+                if v is not None}
+        return await self._model(User, "PATCH", f"/api/v1/users/{_seg(user_id)}", body=body)
+
+    async def delete_user(self, user_id: str) -> None:
+        await self.request("DELETE", f"/api/v1/users/{_seg(user_id)}")
+
+    async def password_reset(self, user_id: str) -> ResetToken:
+        return await self._model(ResetToken, "POST", f"/api/v1/users/{_seg(user_id)}/password-reset")
+
+    async def audit(self, *, limit: int = 100, cursor: str | None = None, **filters: Any) -> Page[AuditEvent]:
+        return await self._page(AuditEvent, "/api/v1/audit", {"limit": limit, "cursor": cursor, **filters})
+
+    # -- collections and vectors --------------------------------------------------------------------
+
+    async def collections(self) -> list[Collection]:
+        from shared.models.vectors import Collection
+
+        return [c async for c in self._walk(Collection, "/api/v1/collections", {})]
+
+    async def collection(self, name: str) -> Collection:
+        from shared.models.vectors import Collection
+
+        return await self._model(Collection, "GET", f"/api/v1/collections/{_seg(name)}")
+
+    async def create_collection(self, name: str, dimension: int, metric: str = "cosine") -> Collection:
+        from shared.models.vectors import Collection
+
+        return await self._model(
+            Collection, "POST", "/api/v1/collections", body={"name": name, "dimension": dimension, "metric": metric}
+        )
+
+    async def delete_collection(self, name: str) -> None:
+        await self.request("DELETE", f"/api/v1/collections/{_seg(name)}")
+
+    async def upsert(self, name: str, vectors: list[dict[str, Any]], namespace: str | None = None) -> int:
+        body: dict[str, Any] = {"vectors": vectors}
+        if namespace:
+            body["namespace"] = namespace
+        answer = await self.request("POST", f"/api/v1/collections/{_seg(name)}/upsert", body=body)
+        return int(answer["upserted_count"])
+
+    async def query(self, name: str, *, vector: list[float] | None = None, id: str | None = None, top_k: int = 10,
+                    filter: dict[str, Any] | None = None, namespace: str | None = None,
+                    include_values: bool = False, include_metadata: bool = True) -> QueryAnswer:
+        from shared.models.vectors import QueryAnswer
+
+        body: dict[str, Any] = {"top_k": top_k, "include_values": include_values, "include_metadata": include_metadata}
+        for key, value in (("vector", vector), ("id", id), ("filter", filter), ("namespace", namespace)):
+            if value is not None:
+                body[key] = value
+        return await self._model(QueryAnswer, "POST", f"/api/v1/collections/{_seg(name)}/query", body=body)
+
+    async def delete_vectors(self, name: str, *, ids: list[str] | None = None, filter: dict[str, Any] | None = None,
+                             delete_all: bool = False, namespace: str | None = None, dry_run: bool = False) -> int:
+        body: dict[str, Any] = {"dry_run": dry_run}
+        if ids is not None:
+            body["ids"] = ids
+        if filter is not None:
+            body["filter"] = filter
+        if delete_all:
+            body["delete_all"] = True
+        if namespace:
+            body["namespace"] = namespace
+        answer = await self.request("POST", f"/api/v1/collections/{_seg(name)}/delete", body=body)
+        return int(answer["deleted_count"])
+
+    # -- realtime -----------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def live(self, topics: list[str], since: str | None = None) -> AsyncIterator[Live]:
+        """One WebSocket, authenticated and subscribed; iterate it for the server's messages."""
+        bearer = self.api_key
+        if bearer is None:
+            if self.tokens is None:
+                raise ApiError(Code.UNAUTHORIZED, "not logged in")
+            if time.time() >= self.tokens.refresh_at:
+                await self.refresh()
+            bearer = self.tokens.access_token
+        url = "ws" + self.server.removeprefix("http") + "/api/v1/ws"
+        try:
+            socket = await self._session().ws_connect(url, heartbeat=30, timeout=aiohttp.ClientWSTimeout(ws_close=5))
+        except aiohttp.WSServerHandshakeError as exc:
+            raise _problem(exc.status, {}, exc.headers or {}) from None
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            raise Unreachable(f"cannot reach {self.server}: {_reason(exc)}") from None
+        try:
+            await socket.send_json({"type": "auth", "token": bearer})
+            request: dict[str, Any] = {"type": "subscribe", "topics": topics}
+            if since:
+                request["since"] = since
+            await socket.send_json(request)
+            yield Live(socket)
+        finally:
+            await socket.close()
+
+
+class Live:
+    """The server's messages on an open WebSocket: `subscribed`, `event`, `error`, `resync`."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self._socket = socket
+
+    @property
+    def close_code(self) -> int | None:
+        return self._socket.close_code
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[dict[str, Any]]:
+        async for message in self._socket:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                try:
+                    data = json.loads(message.data)
+                except ValueError:
+                    continue
+                if isinstance(data, dict):
+                    yield data
+            elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
+                return
+
+
+def normalise_server(server: str) -> str:
+    server = server.strip().rstrip("/")
+    if server and "://" not in server:
+        server = "http://" + server
+    return server
+
+
+def _seg(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    return str(getattr(exc, "os_error", None) or exc) or type(exc).__name__
+
+

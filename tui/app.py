@@ -1,0 +1,348 @@
+"""The Bastion console: the Textual app that owns the client, the store and the workers.
+
+Screens ask the app for data (`load`) or to act (`act`); the app runs the network call in a named,
+exclusive worker, posts the result back as an `Answered` message and applies it to the store, which
+tells the screens. A failing worker lands in `on_worker_state_changed`, the one place errors are shown.
+One more worker, `live`, keeps the WebSocket open and feeds its events to the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from shared.client import Client, Tokens, Unreachable
+from shared.errors import ApiError, Code
+from tui import config, credentials
+from tui.explain import describe_error
+from tui.store import (
+    AuditLoaded, Change, CollectionsLoaded, Connected, Disconnected, EventArrived, HealthLoaded, KeysLoaded,
+    LiveStatus, SessionsLoaded, Store, UsersLoaded,
+)
+
+RECONNECT_MAX_S = 15.0
+
+
+class Answered(Message):
+    """A network worker's result: the change for the store, and what to tell the user."""
+
+    def __init__(self, change: Change | None, notice: str | None = None,
+                 then: Callable[[Any], None] | None = None, result: Any = None) -> None:
+        super().__init__()
+        self.change, self.notice, self.then, self.result = change, notice, then, result
+
+
+class Live(Message):
+    """A WebSocket event or status on its way to the store; `change` None means "resync": reload all."""
+
+    def __init__(self, change: Change | None) -> None:
+        super().__init__()
+        self.change = change
+
+
+async def _load_health(c: Client) -> Change:
+    health = await c.health()
+    try:
+        await c.ready()
+        not_ready = ""
+    except ApiError as exc:
+        not_ready = exc.detail or exc.title
+    return HealthLoaded(health, not_ready)
+
+
+async def _load_users(c: Client) -> Change:
+    return UsersLoaded([u async for u in c.iter_users()])
+
+
+async def _load_sessions(c: Client) -> Change:
+    return SessionsLoaded(await c.sessions())
+
+
+async def _load_keys(c: Client) -> Change:
+    return KeysLoaded(await c.api_keys())
+
+
+async def _load_collections(c: Client) -> Change:
+    return CollectionsLoaded(await c.collections())
+
+
+async def _load_audit(c: Client) -> Change:
+    return AuditLoaded((await c.audit(limit=200)).items)
+
+
+LOADERS: dict[str, Callable[[Client], Awaitable[Change]]] = {
+    "health": _load_health,
+    "users": _load_users,
+    "sessions": _load_sessions,
+    "api_keys": _load_keys,
+    "collections": _load_collections,
+    "audit": _load_audit,
+}
+
+class BastionApp(App[None]):
+    TITLE = "Bastion"
+    CSS_PATH = ["app.tcss"]
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding(":", "command_palette", "Command", id="app.command", key_display=":"),
+        Binding("question_mark", "help", "Help", id="app.help", key_display="?"),
+        Binding("escape", "back", "Back", id="app.back", show=False),
+        Binding("ctrl+t", "change_theme", "Theme", id="app.theme", show=False),
+        Binding("ctrl+l", "logout", "Logout", id="app.logout", show=False),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
+
+    def __init__(self, server: str | None = None, *, store: Store | None = None,
+                 state: config.State | None = None, user_config: config.Config | None = None,
+                 remember: bool = True) -> None:
+        super().__init__()
+        self.store = store or Store()
+        self.client: Client | None = None
+        self.account: str | None = None
+        self.saved = state if state is not None else config.load_state()
+        self.user_config = user_config if user_config is not None else config.Config()
+        # `remember` is off for snapshot tests: nothing is written to the state file then.
+        self.remember = remember
+        self.requested_server = server
+        self.theme_chosen = False
+
+    # -- start-up -----------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from tui.screens.connect import ConnectScreen
+
+        if self.user_config.keys:
+            self.set_keymap(self.user_config.keys)
+        theme = self.saved.theme or self.user_config.theme
+        if theme and theme in self.available_themes:
+            self.theme = theme
+        self.theme_chosen = True
+        self.push_screen(ConnectScreen(self.requested_server))
+
+    async def on_unmount(self) -> None:
+        # The live socket goes first, so closing the client leaves no connection half-open.
+        for worker in self.workers.cancel_group(self, "live"):
+            with suppress(Exception):
+                await worker.wait()
+        if self.client is not None:
+            await self.client.close()
+
+    def watch_theme(self, theme: str) -> None:
+        if self.theme_chosen and self.remember:
+            self.saved.theme = theme
+            config.save_state(self.saved)
+
+    # -- the workers --------------------------------------------------------------------------------
+
+    def act(self, name: str, call: Callable[[Client], Awaitable[Any]], change: Callable[[Any], Change | None]
+            | None = None, notice: str | None = None, then: Callable[[Any], None] | None = None) -> None:
+        """Run `call` against the server in the worker `name` (a newer call of the same name cancels it)."""
+        client = self.client
+        if client is None:
+            self.notify("not connected", severity="error")
+            return
+
+        async def work() -> None:
+            result = await call(client)
+            self.post_message(Answered(change(result) if change else None, notice, then, result))
+
+        self.run_worker(work(), name=name, group=name, exclusive=True, exit_on_error=False)
+
+    def load(self, *parts: str) -> None:
+        for part in parts:
+            self.act(f"load.{part}", LOADERS[part], lambda change: change)
+
+    def on_answered(self, message: Answered) -> None:
+        if message.change is not None:
+            self.store.apply(message.change)
+        if message.notice:
+            self.notify(message.notice, markup=False)
+        if message.then is not None:
+            message.then(message.result)
+
+    def on_live(self, message: Live) -> None:
+        if message.change is None:
+            self.load(*self.overview_parts())
+            return
+        self.store.apply(message.change)
+        if isinstance(message.change, EventArrived) and message.change.event.get("event", "").startswith("vectors."):
+            self.load("collections")  # the counts changed; the event does not carry them
+
+    def overview_parts(self) -> list[str]:
+        return ["health", "users", "sessions", "api_keys", "collections"] if self._is_admin() else \
+            ["health", "sessions", "api_keys", "collections"]
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker failure ends here: one clear line for the user."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, ApiError) and error.code in (Code.UNAUTHORIZED, Code.TOKEN_REUSED) \
+                and event.worker.name != "login":
+            self.notify("Your session has ended; log in again.", severity="error", timeout=8)
+            self.disconnect(revoke=False)
+            return
+        self.notify(describe_error(error), severity="error", timeout=8, markup=False)
+        if event.worker.name == "login":
+            from tui.screens.connect import ConnectScreen
+
+            if isinstance(self.screen, ConnectScreen):
+                self.screen.failed(describe_error(error))
+
+    # -- connecting ---------------------------------------------------------------------------------
+
+    def login(self, server: str, email: str, password: str) -> None:
+        credentials.check()
+
+        async def work(_: Any = None) -> None:
+            client = self._client_for(server, email, None)
+            try:
+                answer = await client.login(email, password)
+            except BaseException:
+                await client.close()
+                raise
+            self.post_message(Answered(None, then=lambda _: self.connected(client, email, answer.user)))
+
+        self.run_worker(work(), name="login", group="login", exclusive=True, exit_on_error=False)
+
+    def resume(self, server: str, email: str, tokens: Tokens) -> None:
+        """Reconnect with tokens from the keyring; a dead session brings the connect screen back."""
+
+        async def work() -> None:
+            client = self._client_for(server, email, tokens)
+            try:
+                me = await client.me()
+            except BaseException:
+                await client.close()
+                raise
+            self.post_message(Answered(None, then=lambda _: self.connected(client, email, me)))
+
+        self.run_worker(work(), name="login", group="login", exclusive=True, exit_on_error=False)
+
+    def _client_for(self, server: str, email: str, tokens: Tokens | None) -> Client:
+        client = Client(server, tokens=tokens, user_agent="bastion-tui")
+        client.on_tokens = lambda pair: credentials.save(client.server, email, pair)
+        return client
+
+    def connected(self, client: Client, email: str, me: Any) -> None:
+        from tui.screens.dashboard import DashboardScreen
+
+        self.client, self.account = client, email
+        if self.remember:
+            self.saved.remember(client.server, email)
+            config.save_state(self.saved)
+        self.store.apply(Connected(client.server, me))
+        self.switch_screen(DashboardScreen())
+        self.run_worker(self._live(client), name="live", group="live", exclusive=True, exit_on_error=False)
+
+    def disconnect(self, revoke: bool) -> None:
+        from tui.screens.connect import ConnectScreen
+
+        client, email = self.client, self.account
+        self.client = None
+        self.workers.cancel_group(self, "live")
+        if client is not None:
+            self.run_worker(self._close(client, email, revoke), name="logout", group="logout", exit_on_error=False)
+        self.store.apply(Disconnected())
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.switch_screen(ConnectScreen(client.server if client else None))
+
+    async def _close(self, client: Client, email: str | None, revoke: bool) -> None:
+        try:
+            if revoke:
+                await client.logout()  # tokens forgotten (and the keyring entry deleted) even if this fails
+            elif email:
+                credentials.forget(client.server, email)
+        finally:
+            await client.close()
+
+    async def _live(self, client: Client) -> None:
+        """Keep one WebSocket open; after a drop, resume from the last event seen."""
+        delay = 1.0
+        while True:
+            self.post_message(Live(LiveStatus("connecting")))
+            try:
+                async with client.live(self._topics(), since=self.store.state.last_event_id) as socket:
+                    async for message in socket:
+                        kind = message.get("type")
+                        if kind == "subscribed":
+                            delay = 1.0
+                            self.post_message(Live(LiveStatus("live")))
+                        elif kind == "event":
+                            self.post_message(Live(EventArrived(message)))
+                        elif kind == "resync":
+                            self.post_message(Live(None))
+                    if socket.close_code == 4401:
+                        await client.refresh()  # an expired token: renew it; a revoked session raises here
+            except ApiError as exc:
+                if exc.code in (Code.UNAUTHORIZED, Code.TOKEN_REUSED):
+                    raise
+            except (Unreachable, OSError, asyncio.TimeoutError):
+                pass
+            except Exception:  # the socket broke mid-frame; reconnecting is all that helps
+                pass
+            self.post_message(Live(LiveStatus("reconnecting")))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+
+    def _topics(self) -> list[str]:
+        topics = ["me"] + (["users"] if self._is_admin() else [])
+        return topics + [f"collections/{name}" for name in self.store.state.collections]
+
+    def _is_admin(self) -> bool:
+        me = self.store.state.me
+        return bool(me and me.role == "admin")
+
+    # -- navigation and app-wide actions ------------------------------------------------------------
+
+    def open(self, name: str) -> None:
+        """Open a screen by name, on top of the dashboard (so `esc` goes back to it)."""
+        from tui.screens import SCREENS_BY_NAME as classes
+
+        if self.client is None:
+            self.notify("log in first", severity="warning")
+            return
+        if name == "dashboard":
+            while len(self.screen_stack) > 2:
+                self.pop_screen()
+            return
+        screen = classes[name]()
+        if len(self.screen_stack) > 2:
+            self.switch_screen(screen)
+        else:
+            self.push_screen(screen)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        if self.client is not None:
+            from tui.screens import SCREENS_BY_NAME
+
+            for name, screen in SCREENS_BY_NAME.items():
+                yield SystemCommand(name, screen.SUMMARY, lambda name=name: self.open(name))
+            yield SystemCommand("logout", "Revoke this session and forget its tokens", self.action_logout)
+        yield SystemCommand("help", "Every key binding", self.action_help)
+        yield SystemCommand("theme", "Change the colour theme", self.action_change_theme)
+        yield SystemCommand("quit", "Leave Bastion", self.action_quit)
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_back(self) -> None:
+        # The connect and dashboard screens are the bottom of the stack (above Textual's default one).
+        if len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def action_logout(self) -> None:
+        if self.client is not None:
+            self.disconnect(revoke=True)

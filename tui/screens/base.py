@@ -1,0 +1,48 @@
+"""What every screen after login shares: the status line, the footer, and watching the store."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from tui.widgets.status import StatusLine
+
+if TYPE_CHECKING:
+    from tui.app import BastionApp
+
+
+class StoreScreen(Screen):
+    TITLE: ClassVar[str] = ""
+    SUMMARY: ClassVar[str] = ""  # the command palette's line for this screen
+    WATCHES: ClassVar[set[str]] = set()  # the parts of the store this screen draws
+    LOADS: ClassVar[tuple[str, ...]] = ()  # what it asks the app to fetch when it opens
+
+    app: BastionApp
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine(self.app.store, self.TITLE)
+        yield from self.body()
+        yield Footer()
+
+    def body(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.app.store.watch(self, self._changed)
+        self.draw()
+        if self.LOADS:
+            self.app.load(*self.LOADS)
+
+    def on_unmount(self) -> None:
+        self.app.store.unwatch(self)
+
+    def _changed(self, parts: set[str]) -> None:
+        # A popped screen hears changes until its unmount; it has nothing to draw them on by then.
+        if parts & self.WATCHES and self in self.app.screen_stack:
+            self.draw()
+
+    def draw(self) -> None:
+        """Redraw from `self.app.store.state`."""

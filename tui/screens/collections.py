@@ -1,0 +1,92 @@
+"""Collections: list with their stats; create, delete with confirmation."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Static
+
+from tui.screens.base import StoreScreen
+from tui.screens.dialogs import Confirm, Field, Form
+from tui.store import CollectionRemoved, CollectionSaved
+from tui.widgets.table import FilterTable
+
+METRICS = ("cosine", "dot", "euclidean")
+
+
+class CollectionsScreen(StoreScreen):
+    TITLE = "collections"
+    SUMMARY = "Collections: stats, create, delete"
+    WATCHES = {"collections"}
+    LOADS = ("collections",)
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="resource.filter", key_display="/"),
+        Binding("n", "create", "New", id="resource.create"),
+        Binding("ctrl+d", "delete", "Delete", id="resource.delete"),
+        Binding("s", "search", "Search", id="collections.search"),
+        Binding("r", "reload", "Reload", id="resource.reload"),
+    ]
+
+    def body(self) -> ComposeResult:
+        yield FilterTable("name", "dimension", "metric", "vectors", "namespaces", "created", id="collections")
+        yield Static(id="detail", classes="section")
+
+    def draw(self) -> None:
+        collections = sorted(self.app.store.state.collections.values(), key=lambda c: c.name)
+        self.query_one(FilterTable).show([
+            (c.name, (c.name, c.dimension, c.metric, c.count, len(c.namespaces), c.created_at.strftime("%Y-%m-%d")))
+            for c in collections
+        ])
+        self._detail()
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._detail()
+
+    def _detail(self) -> None:
+        chosen = self.app.store.state.collections.get(self.query_one(FilterTable).selected or "")
+        text = ""
+        if chosen is not None:
+            spaces = ", ".join(f"{ns or '(default)'}: {n}" for ns, n in sorted(chosen.namespaces.items()))
+            text = f"{chosen.name}: {chosen.count} vectors of {chosen.dimension} ({chosen.metric}); {spaces or 'empty'}"
+        self.query_one("#detail", Static).update(text)
+
+    def action_filter(self) -> None:
+        self.query_one(FilterTable).open_filter()
+
+    def action_reload(self) -> None:
+        self.app.load("collections")
+
+    def action_search(self) -> None:
+        from tui.screens.search import SearchScreen
+
+        self.app.switch_screen(SearchScreen(self.query_one(FilterTable).selected))
+
+    def action_create(self) -> None:
+        def create(values: dict[str, str] | None) -> None:
+            if values is None:
+                return
+            try:
+                dimension = int(values["dimension"])
+            except ValueError:
+                self.notify("the dimension is a whole number from 1 to 4096", severity="error")
+                return
+            self.app.act("collections.create", lambda c: c.create_collection(
+                values["name"].strip(), dimension, values["metric"]), CollectionSaved,
+                notice=f"created {values['name'].strip()}")
+
+        self.app.push_screen(Form("New collection", [
+            Field("name", "Name", placeholder="a-z, 0-9 and -"), Field("dimension", "Dimension", "384"),
+            Field("metric", "Metric", choices=METRICS),
+        ]), create)
+
+    def action_delete(self) -> None:
+        name = self.query_one(FilterTable).selected
+        if not name:
+            return
+
+        def delete(yes: bool | None) -> None:
+            if yes:
+                self.app.act("collections.delete", lambda c: c.delete_collection(name),
+                             lambda _: CollectionRemoved(name), notice=f"deleted {name}")
+
+        self.app.push_screen(Confirm(f"Delete the collection {name} and every vector in it?"), delete)

@@ -1,0 +1,105 @@
+"""Connect: the server, the account and the password. Servers and accounts are remembered; passwords never."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.markup import escape
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from shared.client import normalise_server
+from tui import credentials
+
+if TYPE_CHECKING:
+    from tui.app import BastionApp
+
+DEFAULT_SERVER = "http://127.0.0.1:8420"
+
+
+class ConnectScreen(Screen):
+    app: BastionApp
+
+    def __init__(self, server: str | None = None) -> None:
+        super().__init__()
+        self.server = server
+
+    def compose(self) -> ComposeResult:
+        saved = self.app.saved
+        account = saved.account_for(normalise_server(self.server) if self.server else None)
+        server = self.server or (account.server if account else DEFAULT_SERVER)
+        yield Static("[b]Bastion[/] › connect", id="status")
+        with Horizontal(id="connect"):
+            with Vertical(id="accounts", classes="panel"):
+                yield Label("Remembered")
+                yield OptionList(*[Option(f"{escape(a.email)}\n[dim]{escape(a.server)}[/]", id=str(i))
+                                   for i, a in enumerate(saved.accounts)], id="remembered")
+            with Vertical(id="login", classes="panel"):
+                yield Label("Server")
+                yield Input(server, id="server", compact=True)
+                yield Label("Email")
+                yield Input(account.email if account else "", id="email", compact=True)
+                yield Label("Password")
+                yield Input(password=True, id="password", compact=True)
+                yield Button("Connect", id="connect-button", variant="primary")
+                yield Static("", id="message", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        try:
+            credentials.check()
+        except credentials.NoKeyring as exc:
+            self.failed(str(exc))
+            return
+        email = self.query_one("#email", Input)
+        self.query_one("#password" if email.value else "#email", Input).focus()
+        self._resume()
+
+    def _resume(self) -> None:
+        """With tokens for the account shown still in the keyring, connect without asking."""
+        server = normalise_server(self.query_one("#server", Input).value)
+        email = self.query_one("#email", Input).value.strip()
+        if not (server and email):
+            return
+        tokens = credentials.load(server, email)
+        if tokens is not None:
+            self.query_one("#message", Static).update(f"resuming the session of {email}…")
+            self.app.resume(server, email, tokens)
+
+    def failed(self, message: str) -> None:
+        self.query_one("#message", Static).update(message)
+        self.query_one("#message", Static).add_class("error")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        account = self.app.saved.accounts[int(event.option.id or 0)]
+        self.query_one("#server", Input).value = account.server
+        self.query_one("#email", Input).value = account.email
+        self.query_one("#password", Input).focus()
+        self._resume()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "password":
+            self.submit()
+        else:
+            self.focus_next()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.submit()
+
+    def submit(self) -> None:
+        server = normalise_server(self.query_one("#server", Input).value)
+        email = self.query_one("#email", Input).value.strip()
+        password = self.query_one("#password", Input).value
+        if not (server and email and password):
+            self.failed("server, email and password are all needed")
+            return
+        message = self.query_one("#message", Static)
+        message.remove_class("error")
+        message.update(f"connecting to {server}…")
+        try:
+            self.app.login(server, email, password)
+        except credentials.NoKeyring as exc:
+            self.failed(str(exc))

@@ -1,0 +1,124 @@
+"""Modal dialogs: confirm, a small form, and the once-shown secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+
+class Confirm(ModalScreen[bool]):
+    """Yes or no; `esc` is no."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, id="question")
+            with Horizontal(classes="buttons"):
+                yield Button("Yes (y)", id="yes", variant="error")
+                yield Button("No (n)", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+@dataclass
+class Field:
+    name: str
+    label: str
+    default: str = ""
+    password: bool = False
+    choices: tuple[str, ...] = ()  # a Select instead of an Input
+    placeholder: str = ""
+
+
+class Form(ModalScreen[dict[str, str] | None]):
+    """A few fields and OK; answers the values by field name, or None when cancelled (`esc`)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="form.cancel")]
+
+    def __init__(self, title: str, fields: list[Field]) -> None:
+        super().__init__()
+        self.title_text, self.fields = title, fields
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"[b]{self.title_text}[/]")
+            with Grid(classes="form"):
+                for f in self.fields:
+                    yield Label(f.label)
+                    if f.choices:
+                        yield Select([(c, c) for c in f.choices], value=f.default or f.choices[0], allow_blank=False,
+                                     id=f"field-{f.name}")
+                    else:
+                        yield Input(f.default, placeholder=f.placeholder, password=f.password, id=f"field-{f.name}")
+            with Horizontal(classes="buttons"):
+                yield Button("OK", id="ok", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def values(self) -> dict[str, str]:
+        out = {}
+        for f in self.fields:
+            widget = self.query_one(f"#field-{f.name}")
+            out[f.name] = str(widget.value)
+        return out
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(self.values())
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(self.values() if event.button.id == "ok" else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ShownOnce(ModalScreen[None]):
+    """A secret the server shows one time (an API key, a reset token), with a copy action."""
+
+    BINDINGS = [
+        Binding("c", "copy", "Copy", id="secret.copy"),
+        Binding("escape,enter", "close", "Close", id="secret.close"),
+    ]
+
+    def __init__(self, title: str, secret: str) -> None:
+        super().__init__()
+        self.title_text, self.secret = title, secret
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"[b]{self.title_text}[/]")
+            yield Static("Shown this once: copy it now (c).", classes="hint")
+            yield Static(self.secret, id="secret", markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Copy (c)", id="copy", variant="primary")
+                yield Button("Close", id="close")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "copy":
+            self.action_copy()
+        else:
+            self.dismiss(None)
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.secret)
+        self.notify("copied to the clipboard")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

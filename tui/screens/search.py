@@ -1,0 +1,122 @@
+"""Search: query a collection by a vector's id or by a vector read from a file, with a JSON filter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.widgets import Button, DataTable, Input, Label, Select
+
+from tui.screens.base import StoreScreen
+from tui.store import SearchAnswered
+
+
+class SearchError(ValueError):
+    pass
+
+
+def read_vector(path: str) -> list[float]:
+    """A vector from a file: a JSON list of numbers, or an object with `values` (one JSONL line's shape)."""
+    try:
+        data = json.loads(Path(path).expanduser().read_text())
+    except OSError as exc:
+        raise SearchError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise SearchError(f"{path} is not JSON: give a list of numbers or an object with \"values\"") from None
+    if isinstance(data, dict):
+        data = data.get("values")
+    if not isinstance(data, list) or not data or not all(isinstance(v, (int, float)) for v in data):
+        raise SearchError(f"{path} holds no vector: give a list of numbers or an object with \"values\"")
+    return [float(v) for v in data]
+
+
+def read_filter(text: str) -> dict[str, Any] | None:
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise SearchError(f"the filter is not JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(value, dict):
+        raise SearchError('the filter is a JSON object, like {"genre": {"$eq": "jazz"}}')
+    return value
+
+
+class SearchScreen(StoreScreen):
+    TITLE = "search"
+    SUMMARY = "Query a collection by id or by a vector file"
+    WATCHES = {"collections", "search"}
+    LOADS = ("collections",)
+    BINDINGS = [
+        Binding("ctrl+r", "run", "Run query", id="search.run"),
+    ]
+
+    def __init__(self, collection: str | None = None) -> None:
+        super().__init__()
+        self.collection = collection
+
+    def body(self) -> ComposeResult:
+        with Grid(id="query", classes="form"):
+            yield Label("Collection")
+            yield Select([], id="collection", prompt="choose a collection")
+            yield Label("By id")
+            yield Input(id="by-id", placeholder="a vector id in the collection")
+            yield Label("or file")
+            yield Input(id="by-file", placeholder="path to a JSON vector")
+            yield Label("Filter")
+            yield Input(id="filter", placeholder='{"genre": "jazz"}')
+            yield Label("Top k")
+            yield Input("10", id="top-k")
+        yield Button("Run (ctrl+r)", id="run", variant="primary")
+        results: DataTable = DataTable(id="results", cursor_type="row", zebra_stripes=True)
+        results.add_columns("id", "score", "metadata")
+        yield results
+
+    def draw(self) -> None:
+        state = self.app.store.state
+        select = self.query_one("#collection", Select)
+        names = sorted(state.collections)
+        current = select.value if select.value in names else (self.collection if self.collection in names else None)
+        select.set_options([(n, n) for n in names])
+        if current is not None:
+            select.value = current
+        table = self.query_one("#results", DataTable)
+        table.clear()
+        for match in (state.search.matches if state.search else []):
+            table.add_row(Text(match.id), f"{match.score:.4f}",
+                          Text(json.dumps(match.metadata, separators=(",", ":")) if match.metadata else ""))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.action_run()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_run()
+
+    def action_run(self) -> None:
+        try:
+            query = self._query()
+        except SearchError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        name = query.pop("name")
+        self.app.act("search", lambda c: c.query(name, **query), SearchAnswered)
+
+    def _query(self) -> dict[str, Any]:
+        name = self.query_one("#collection", Select).value
+        if not isinstance(name, str):
+            raise SearchError("choose a collection first")
+        by_id = self.query_one("#by-id", Input).value.strip()
+        by_file = self.query_one("#by-file", Input).value.strip()
+        if bool(by_id) == bool(by_file):
+            raise SearchError("give either a vector id or a file holding a vector")
+        try:
+            top_k = int(self.query_one("#top-k", Input).value)
+        except ValueError:
+            raise SearchError("top k is a whole number from 1 to 1000") from None
+        return {"name": name, "id": by_id or None, "vector": read_vector(by_file) if by_file else None,
+                "filter": read_filter(self.query_one("#filter", Input).value), "top_k": top_k}

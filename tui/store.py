@@ -1,0 +1,255 @@
+"""The one store of client state (the part Redux played in the seed's front end).
+
+Every API answer and every WebSocket event becomes a `Change`; `Store.apply` folds it into `State` in
+one function and tells the watchers which parts changed. Screens read `store.state` and redraw when told;
+they never fetch or patch data themselves (they ask the app, which does the network work in workers and
+applies what comes back).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from shared.models import Health
+from shared.models.auth import ApiKey, Session
+from shared.models.users import AuditEvent, User
+
+FEED_LENGTH = 200
+
+
+@dataclass
+class State:
+    server: str = ""
+    me: User | None = None
+    health: Health | None = None
+    not_ready: str = ""  # what /readyz said is down, or ""
+    users: dict[str, User] = field(default_factory=dict)
+    sessions: list[Session] = field(default_factory=list)
+    api_keys: list[ApiKey] = field(default_factory=list)
+    collections: dict[str, Any] = field(default_factory=dict)  # name -> shared.models.vectors.Collection
+    audit: list[AuditEvent] = field(default_factory=list)
+    search: Any = None  # the last shared.models.vectors query answer
+    feed: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=FEED_LENGTH))
+    live: str = "off"  # off | connecting | live | reconnecting
+    last_event_id: str | None = None
+
+
+# -- the changes (Redux's actions); each names the parts of State it touches ----------------------------
+
+
+@dataclass
+class Connected:
+    server: str
+    me: User
+
+
+@dataclass
+class Disconnected:
+    pass
+
+
+@dataclass
+class HealthLoaded:
+    health: Health
+    not_ready: str
+
+
+@dataclass
+class UsersLoaded:
+    users: list[User]
+
+
+@dataclass
+class UserSaved:
+    user: User
+
+
+@dataclass
+class UserRemoved:
+    user_id: str
+
+
+@dataclass
+class SessionsLoaded:
+    sessions: list[Session]
+
+
+@dataclass
+class SessionRevoked:
+    session_id: str
+
+
+@dataclass
+class KeysLoaded:
+    keys: list[ApiKey]
+
+
+@dataclass
+class KeySaved:
+    key: ApiKey
+
+
+@dataclass
+class KeyRevoked:
+    key_id: str
+
+
+@dataclass
+class CollectionsLoaded:
+    collections: list[Any]
+
+
+@dataclass
+class CollectionSaved:
+    collection: Any
+
+
+@dataclass
+class CollectionRemoved:
+    name: str
+
+
+@dataclass
+class AuditLoaded:
+    events: list[AuditEvent]
+
+
+@dataclass
+class SearchAnswered:
+    answer: Any
+
+
+@dataclass
+class LiveStatus:
+    status: str
+
+
+@dataclass
+class EventArrived:
+    """One `{"type": "event", ...}` message of the WebSocket."""
+
+    event: dict[str, Any]
+
+
+Change = (Connected | Disconnected | HealthLoaded | UsersLoaded | UserSaved | UserRemoved | SessionsLoaded
+          | SessionRevoked | KeysLoaded | KeySaved | KeyRevoked | CollectionsLoaded | CollectionSaved
+          | CollectionRemoved | AuditLoaded | SearchAnswered | LiveStatus | EventArrived)
+
+Watcher = Callable[[set[str]], None]
+
+
+class Store:
+    def __init__(self, state: State | None = None) -> None:
+        self.state = state or State()
+        self._watchers: dict[object, Watcher] = {}
+
+    def watch(self, owner: object, watcher: Watcher) -> None:
+        self._watchers[owner] = watcher
+
+    def unwatch(self, owner: object) -> None:
+        self._watchers.pop(owner, None)
+
+    def apply(self, change: Change) -> set[str]:
+        changed = reduce(self.state, change)
+        if changed:
+            for watcher in list(self._watchers.values()):
+                watcher(changed)
+        return changed
+
+
+def reduce(state: State, change: Change) -> set[str]:
+    """Fold one change into the state; answer the names of the parts that changed."""
+    match change:
+        case Connected(server, me):
+            fresh = State(server=server, me=me, live="connecting")
+            state.__dict__.update(fresh.__dict__)
+            return {"server", "me", "users", "sessions", "api_keys", "collections", "audit", "feed", "live"}
+        case Disconnected():
+            state.__dict__.update(State().__dict__)
+            return {"server", "me", "users", "sessions", "api_keys", "collections", "audit", "feed", "live"}
+        case HealthLoaded(health, not_ready):
+            state.health, state.not_ready = health, not_ready
+            return {"health"}
+        case UsersLoaded(users):
+            state.users = {u.id: u for u in users}
+            return {"users"}
+        case UserSaved(user):
+            state.users[user.id] = user
+            if state.me and state.me.id == user.id:
+                state.me = user
+                return {"users", "me"}
+            return {"users"}
+        case UserRemoved(user_id):
+            return {"users"} if state.users.pop(user_id, None) else set()
+        case SessionsLoaded(sessions):
+            state.sessions = sessions
+            return {"sessions"}
+        case SessionRevoked(session_id):
+            before = len(state.sessions)
+            state.sessions = [s for s in state.sessions if s.id != session_id]
+            return {"sessions"} if len(state.sessions) != before else set()
+        case KeysLoaded(keys):
+            state.api_keys = keys
+            return {"api_keys"}
+        case KeySaved(key):
+            state.api_keys = [k for k in state.api_keys if k.id != key.id] + [key]
+            return {"api_keys"}
+        case KeyRevoked(key_id):
+            state.api_keys = [k for k in state.api_keys if k.id != key_id]
+            return {"api_keys"}
+        case CollectionsLoaded(collections):
+            state.collections = {c.name: c for c in collections}
+            return {"collections"}
+        case CollectionSaved(collection):
+            state.collections[collection.name] = collection
+            return {"collections"}
+        case CollectionRemoved(name):
+            return {"collections"} if state.collections.pop(name, None) is not None else set()
+        case AuditLoaded(events):
+            state.audit = events
+            return {"audit"}
+        case SearchAnswered(answer):
+            state.search = answer
+            return {"search"}
+        case LiveStatus(status):
+            if state.live == status:
+                return set()
+            state.live = status
+            return {"live"}
+        case EventArrived(event):
+            state.feed.appendleft(event)
+            state.last_event_id = event.get("id") or state.last_event_id
+            return {"feed"} | _fold_event(state, event)
+    return set()
+
+
+def _fold_event(state: State, event: dict[str, Any]) -> set[str]:
+    """What an event says about the data already in the state (a payload we cannot read changes nothing)."""
+    kind, data = event.get("event"), event.get("data") or {}
+    if kind in ("user.created", "user.updated"):
+        user = _parse(User, data.get("user", data))
+        return reduce(state, UserSaved(user)) if user else set()
+    if kind == "user.deleted":
+        return reduce(state, UserRemoved(str(data.get("id") or data.get("user_id") or "")))
+    if kind == "session.revoked":
+        return reduce(state, SessionRevoked(str(data.get("id") or data.get("session_id") or "")))
+    if kind == "collection.created":
+        from shared.models.vectors import Collection
+
+        collection = _parse(Collection, data.get("collection", data))
+        return reduce(state, CollectionSaved(collection)) if collection else set()
+    if kind == "collection.deleted":
+        return reduce(state, CollectionRemoved(str(data.get("name") or "")))
+    return set()
+
+
+def _parse(model: type[BaseModel], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None
