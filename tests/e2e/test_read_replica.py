@@ -5,7 +5,7 @@ Which server answered is read from the serving connection itself (pg_is_in_recov
 inet_server_port()); pausing WAL replay on the standby shows read-your-writes: a read right after a
 write must see it (the primary), a read after the window must not (the paused replica).
 
-PostgreSQL refuses to run as root, so under root the servers run as the `postgres` user.
+The servers are tests/faults/pg_server.py's (PostgreSQL refuses root: under root they run as `postgres`).
 """
 
 from __future__ import annotations
@@ -13,34 +13,22 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg2
 import pytest
 
 from daemon.stores.sql import read_scope, reads_scoped_to
 from daemon.stores.sql.postgres import PostgresDatabase
-from tests.conftest import REQUIRE, free_port
+from tests.conftest import REQUIRE
+from tests.faults.pg_server import BIN, PgServer, available
 
 WAIT_S = 30.0
 WINDOW_S = 5.0
 WHO = "SELECT pg_is_in_recovery() AS standby, inet_server_port() AS port"
-
-
-def _pg_bin() -> Path:
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_basebackup"))
-    if not candidates:
-        if REQUIRE:
-            pytest.fail("PostgreSQL server binaries are required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
-        pytest.skip("PostgreSQL server binaries (initdb, pg_basebackup) are not installed")
-    return candidates[-1].parent
 
 
 @dataclass
@@ -78,41 +66,26 @@ class FakeClock:
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[Pair]:
-    bin_dir = _pg_bin()
-    base = Path(tempfile.mkdtemp(prefix="bastion-replica-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        os.chown(base, user.pw_uid, user.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-
-    def run(*args: str) -> None:
-        done = subprocess.run([*run_as, *args], capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            pytest.fail(f"{' '.join(args[:2])} failed: {done.stdout[-1500:]} {done.stderr[-1500:]}")
-
-    p = Pair(free_port(), free_port())
-    primary, replica = base / "primary", base / "replica"
-    # fsync off: these servers are thrown away; it keeps setup to a couple of seconds.
-    options = f"-c listen_addresses=127.0.0.1 -k {base} -c fsync=off -c shared_buffers=16MB"
-    started: list[Path] = []
+    if not available():
+        if REQUIRE:
+            pytest.fail("PostgreSQL server binaries are required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_basebackup) are not installed")
+    primary, replica = PgServer().init(), PgServer()
     try:
-        run(str(bin_dir / "initdb"), "-D", str(primary), "-U", "postgres", "-A", "trust", "--no-sync")
-        run(str(bin_dir / "pg_ctl"), "-D", str(primary), "-o", f"-p {p.primary_port} {options}",
-            "-l", str(base / "primary.log"), "-w", "start")
-        started.append(primary)
-        run(str(bin_dir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(p.primary_port), "-U", "postgres",
-            "-D", str(replica), "-R", "-X", "stream", "--no-sync")
-        run(str(bin_dir / "pg_ctl"), "-D", str(replica), "-o", f"-p {p.replica_port} {options}",
-            "-l", str(base / "replica.log"), "-w", "start")
-        started.append(replica)
+        primary.start()
+        # The standby's data directory is a copy of the primary's; -R makes it follow the primary.
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("postgres")
+            os.chown(replica.root, entry.pw_uid, entry.pw_gid)
+        replica._run(str(BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+                     "-D", str(replica.dir), "-R", "-X", "stream", "--no-sync")
+        replica.start()
+        p = Pair(primary.port, replica.port)
         _wait_streaming(p)
         yield p
     finally:
-        for data in reversed(started):
-            subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                           capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
+        replica.destroy()
+        primary.destroy()
 
 
 def _wait_streaming(pair: Pair) -> None:
