@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 
 from daemon.settings import Settings
-from tests.deploy.kustomize import render
+from tests.deploy.kustomize import KustomizeError, render
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").exists())
@@ -166,3 +166,9 @@ def test_a_schema_violation_is_caught():
     deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_renderer_refuses_kustomize_features_it_does_not_implement(tmp_path: Path):
+    (tmp_path / "kustomization.yaml").write_text("resources: []\nnamePrefix: prod-\n")
+    with pytest.raises(KustomizeError, match="namePrefix"):
+        render(tmp_path)
