@@ -31,6 +31,7 @@ from shared.errors import STATUS, ApiError, Code, FieldError
 from shared.models import Health, Page
 from shared.models.auth import ApiKey, CreatedApiKey, Session, TokenPair
 from shared.models.users import AuditEvent, ResetToken, User
+from shared.models.vectors import Collection, QueryResult
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -289,18 +290,12 @@ class Client:
     # -- collections and vectors --------------------------------------------------------------------
 
     async def collections(self) -> list[Collection]:
-        from shared.models.vectors import Collection
-
         return [c async for c in self._walk(Collection, "/api/v1/collections", {})]
 
     async def collection(self, name: str) -> Collection:
-        from shared.models.vectors import Collection
-
         return await self._model(Collection, "GET", f"/api/v1/collections/{_seg(name)}")
 
     async def create_collection(self, name: str, dimension: int, metric: str = "cosine") -> Collection:
-        from shared.models.vectors import Collection
-
         return await self._model(
             Collection, "POST", "/api/v1/collections", body={"name": name, "dimension": dimension, "metric": metric}
         )
@@ -317,14 +312,12 @@ class Client:
 
     async def query(self, name: str, *, vector: list[float] | None = None, id: str | None = None, top_k: int = 10,
                     filter: dict[str, Any] | None = None, namespace: str | None = None,
-                    include_values: bool = False, include_metadata: bool = True) -> QueryAnswer:
-        from shared.models.vectors import QueryAnswer
-
+                    include_values: bool = False, include_metadata: bool = True) -> QueryResult:
         body: dict[str, Any] = {"top_k": top_k, "include_values": include_values, "include_metadata": include_metadata}
         for key, value in (("vector", vector), ("id", id), ("filter", filter), ("namespace", namespace)):
             if value is not None:
                 body[key] = value
-        return await self._model(QueryAnswer, "POST", f"/api/v1/collections/{_seg(name)}/query", body=body)
+        return await self._model(QueryResult, "POST", f"/api/v1/collections/{_seg(name)}/query", body=body)
 
     async def delete_vectors(self, name: str, *, ids: list[str] | None = None, filter: dict[str, Any] | None = None,
                              delete_all: bool = False, namespace: str | None = None, dry_run: bool = False) -> int:

@@ -21,6 +21,7 @@ from shared.client import Client, Unreachable, normalise_server
 from shared.errors import ApiError, Code
 from tui import config, credentials
 from tui.explain import describe_error
+from tui.inputs import InputError, read_json, read_jsonl, read_vector
 
 EXIT_OK, EXIT_SERVER, EXIT_USAGE = 0, 1, 2
 EPILOG = """\
@@ -290,59 +291,24 @@ async def _collections(args: argparse.Namespace, client: Client) -> int:
     return EXIT_OK
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path} is not UTF-8 text") from None
-    vectors = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise UsageError(f"{path}:{number}: not JSON ({exc.msg})") from None
-        if not isinstance(item, dict) or "id" not in item or not isinstance(item.get("values"), list):
-            raise UsageError(f'{path}:{number}: each line is an object with "id" and "values"')
-        vectors.append(item)
-    if not vectors:
-        raise UsageError(f"{path} holds no vectors")
-    return vectors
-
-
-def _json_arg(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"{what} is not JSON: {exc.msg} at column {exc.colno}") from None
-
-
 async def _vectors(args: argparse.Namespace, client: Client) -> int:
     if args.action == "upsert":
         if not 1 <= args.batch <= 1000:
             raise UsageError("--batch is from 1 to 1000")
-        vectors = _read_jsonl(args.file)
+        vectors = read_jsonl(args.file)
         total = 0
         for start in range(0, len(vectors), args.batch):
             total += await client.upsert(args.collection, vectors[start:start + args.batch], args.namespace)
         _emit(args, {"upserted_count": total}, text=f"upserted {total} vectors into {args.collection}")
         return EXIT_OK
-    from tui.screens.search import SearchError, read_vector
-
     vector = None
     if args.vector is not None:
-        vector = _json_arg(args.vector, "--vector")
+        vector = read_json(args.vector, "--vector")
         if not isinstance(vector, list):
             raise UsageError("--vector is a JSON list of numbers")
     elif args.vector_file is not None:
-        try:
-            vector = read_vector(str(args.vector_file))
-        except SearchError as exc:
-            raise UsageError(str(exc)) from None
-    filter = _json_arg(args.filter, "--filter") if args.filter else None
+        vector = read_vector(args.vector_file)
+    filter = read_json(args.filter, "--filter") if args.filter else None
     answer = await client.query(args.collection, vector=vector, id=args.id, top_k=args.top_k, filter=filter,
                                 namespace=args.namespace, include_values=args.include_values)
     _emit(args, answer, text="\n".join(
@@ -504,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "logout":
             return asyncio.run(_logout(args))
         return asyncio.run(_with_client(args))
-    except UsageError as exc:
+    except (UsageError, InputError, config.ConfigError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except (ApiError, Unreachable, credentials.NoKeyring) as exc:
         return _fail(describe_error(exc), EXIT_SERVER)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from shared.models import Health
 from shared.models.auth import ApiKey, Session
 from shared.models.users import AuditEvent, User
+from shared.models.vectors import Collection, QueryResult
 
 FEED_LENGTH = 200
 
@@ -31,9 +32,9 @@ class State:
     users: dict[str, User] = field(default_factory=dict)
     sessions: list[Session] = field(default_factory=list)
     api_keys: list[ApiKey] = field(default_factory=list)
-    collections: dict[str, Any] = field(default_factory=dict)  # name -> shared.models.vectors.Collection
+    collections: dict[str, Collection] = field(default_factory=dict)
     audit: list[AuditEvent] = field(default_factory=list)
-    search: Any = None  # the last shared.models.vectors query answer
+    search: QueryResult | None = None  # the last query's answer
     feed: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=FEED_LENGTH))
     live: str = "off"  # off | connecting | live | reconnecting
     last_event_id: str | None = None
@@ -101,12 +102,12 @@ class KeyRevoked:
 
 @dataclass
 class CollectionsLoaded:
-    collections: list[Any]
+    collections: list[Collection]
 
 
 @dataclass
 class CollectionSaved:
-    collection: Any
+    collection: Collection
 
 
 @dataclass
@@ -121,7 +122,7 @@ class AuditLoaded:
 
 @dataclass
 class SearchAnswered:
-    answer: Any
+    answer: QueryResult
 
 
 @dataclass
@@ -239,8 +240,6 @@ def _fold_event(state: State, event: dict[str, Any]) -> set[str]:
     if kind == "session.revoked":
         return reduce(state, SessionRevoked(str(data.get("id") or data.get("session_id") or "")))
     if kind == "collection.created":
-        from shared.models.vectors import Collection
-
         collection = _parse(Collection, data.get("collection", data))
         return reduce(state, CollectionSaved(collection)) if collection else set()
     if kind == "collection.deleted":

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,12 @@ ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"
 START_WAIT_S = 30.0
 ROOT = Path(__file__).resolve().parents[2]
+
+
+class Refused(Exception):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:200]}")
+        self.status = status
 
 
 @dataclass
@@ -44,8 +51,12 @@ class Daemon:
         request.add_header("Content-Type", "application/json")
         if token:
             request.add_header("Authorization", f"Bearer {token}")
-        with urllib.request.urlopen(request, timeout=15) as response:
-            text = response.read()
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                text = response.read()
+        except urllib.error.HTTPError as exc:
+            with exc:  # an HTTPError holds the socket open until it is closed
+                raise Refused(exc.code, exc.read().decode(errors="replace")) from None
         return json.loads(text) if text else {}
 
     def admin_token(self) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import urllib.error
 from collections.abc import Callable
 
 import pytest
@@ -13,7 +12,7 @@ from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
-from tests.tui.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon
+from tests.tui.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon, Refused
 from tui import config, credentials
 from tui.app import BastionApp
 from tui.screens.dashboard import DashboardScreen
@@ -192,6 +191,183 @@ async def test_sessions_screen_revokes_another_session(daemon: Daemon) -> None:
         await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation")
         await pilot.press("y")
         await until(pilot, lambda: all(s.id != target for s in app.store.state.sessions), "the session gone")
-    with pytest.raises(urllib.error.HTTPError) as refused:
+    with pytest.raises(Refused) as refused:
         daemon.call("GET", "/api/v1/users/me", token=other["access_token"])
-    assert refused.value.code == 401
+    assert refused.value.status == 401
+
+
+async def test_a_user_created_elsewhere_appears_without_a_key_press(daemon: Daemon, unique: str) -> None:
+    from tui.screens.users import UsersScreen
+
+    app = BastionApp()
+    email = f"live-{unique}@example.com"
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await open_screen(pilot, "users", UsersScreen)
+        await until(pilot, lambda: app.store.state.live == "live", "the live feed")
+        daemon.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD, "role": "user"},
+                    daemon.admin_token())
+        await until(pilot, lambda: any(r[0] == email for r in table_rows(pilot)), "the user pushed over the socket")
+        assert any(e.get("event") == "user.created" for e in app.store.state.feed)
+
+
+async def test_api_key_is_shown_once_then_listed_without_its_secret(daemon: Daemon, unique: str) -> None:
+    from textual.widgets import Static
+
+    from tui.screens.dialogs import ShownOnce
+    from tui.screens.keys import KeysScreen
+
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await open_screen(pilot, "keys", KeysScreen)
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen.query("#field-name"), "the new-key form")
+        await fill(pilot, {"name": f"tui-{unique}"})
+        await until(pilot, lambda: isinstance(app.screen, ShownOnce), "the key shown once")
+        secret = app.screen.secret
+        assert secret and str(app.screen.query_one("#secret", Static).render()) == secret
+        await pilot.press("c")
+        assert app.clipboard == secret
+        await pilot.press("escape")
+        await until(pilot, lambda: any(r[0] == f"tui-{unique}" for r in table_rows(pilot)), "the key in the table")
+        assert all(secret not in " ".join(r) for r in table_rows(pilot))
+        assert all(not hasattr(k, "key") for k in app.store.state.api_keys)
+
+
+async def test_collections_screen_creates_and_deletes_with_confirmation(daemon: Daemon, unique: str) -> None:
+    from tui.screens.collections import CollectionsScreen
+    from tui.screens.dialogs import Confirm
+    from tui.widgets.table import FilterTable
+
+    name = f"tui-{unique}"
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await open_screen(pilot, "collections", CollectionsScreen)
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen.query("#field-name"), "the new-collection form")
+        await fill(pilot, {"name": name, "dimension": "3"})
+        await until(pilot, lambda: any(r[0] == name for r in table_rows(pilot)), "the collection in the table")
+        await pilot.press("slash", *name, "enter")
+        await until(pilot, lambda: app.screen.query_one(FilterTable).selected == name, "the collection chosen")
+        await pilot.press("ctrl+d")
+        await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: name not in app.store.state.collections, "the collection gone")
+    assert name not in [c["name"] for c in daemon.call("GET", "/api/v1/collections", token=daemon.admin_token())[
+        "items"]]
+
+
+async def test_search_screen_queries_by_id_with_a_filter(daemon: Daemon, unique: str, tmp_path) -> None:
+    from textual.widgets import Select
+
+    from tui.screens.search import SearchScreen
+
+    name, token = f"search-{unique}", daemon.admin_token()
+    daemon.call("POST", "/api/v1/collections", {"name": name, "dimension": 2, "metric": "cosine"}, token)
+    daemon.call("POST", f"/api/v1/collections/{name}/upsert", {"vectors": [
+        {"id": "near", "values": [1, 0.1], "metadata": {"team": "red"}},
+        {"id": "far", "values": [0, 1], "metadata": {"team": "blue"}},
+        {"id": "probe", "values": [1, 0], "metadata": {"team": "red"}},
+    ]}, token)
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await open_screen(pilot, "search", SearchScreen)
+        await until(pilot, lambda: name in app.store.state.collections, "the collections")
+        app.screen.query_one("#collection", Select).value = name
+        app.screen.query_one("#by-id", Input).value = "probe"
+        app.screen.query_one("#filter", Input).value = '{"team": "blue"}'
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: rows(app.screen.query_one("#results", DataTable)), "the results")
+        assert [r[0] for r in rows(app.screen.query_one("#results", DataTable))] == ["far"]
+        app.screen.query_one("#filter", Input).value = '{"team": '
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: any("not JSON" in n.message for n in app._notifications), "the filter refused")
+
+
+async def test_audit_screen_lists_what_happened(daemon: Daemon) -> None:
+    from tui.screens.audit import AuditScreen
+
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await open_screen(pilot, "audit", AuditScreen)
+        await until(pilot, lambda: any("login" in r[1] for r in table_rows(pilot)), "a login in the audit trail")
+
+
+async def test_help_lists_every_binding_with_its_id_and_remapped_keys(daemon: Daemon) -> None:
+    from tui.screens.help import HelpScreen
+    from tui.screens.users import UsersScreen
+
+    app = BastionApp(user_config=config.Config(keys={"resource.create": "a"}))
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await open_screen(pilot, "users", UsersScreen)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        listed = rows(app.screen.query_one(DataTable))
+        ids = {r[3] for r in listed}
+        assert {"app.command", "app.help", "app.back", "app.theme", "resource.filter", "resource.delete",
+                "users.role", "users.disable", "secret.copy"} <= ids
+        assert ["users", "a", "New", "resource.create"] in listed
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, UsersScreen), "help closed")
+        await pilot.press("a")  # the remapped key opens the new-user form
+        await until(pilot, lambda: app.screen.query("#field-email"), "the form on the remapped key")
+
+
+async def test_the_command_palette_opens_a_screen_by_name(daemon: Daemon) -> None:
+    from tui.screens.sessions import SessionsScreen
+
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await pilot.press("colon", *"sessions")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SessionsScreen), "the sessions screen")
+
+
+async def test_the_theme_switch_is_remembered(daemon: Daemon) -> None:
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        app.theme = "nord"
+        await pilot.pause()
+    assert config.load_state().theme == "nord"
+    again = BastionApp()
+    async with again.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert again.theme == "nord"
+
+
+async def test_logout_revokes_the_session_and_forgets_the_tokens(daemon: Daemon) -> None:
+    from tui.screens.connect import ConnectScreen
+
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        tokens = credentials.load(daemon.url, ADMIN_EMAIL)
+        assert tokens is not None
+        await pilot.press("ctrl+l")
+        await until(pilot, lambda: isinstance(app.screen, ConnectScreen) and credentials.load(daemon.url, ADMIN_EMAIL)
+                    is None, "logged out")
+    with pytest.raises(Refused):
+        daemon.call("GET", "/api/v1/users/me", token=tokens.access_token)
+
+
+async def test_a_wrong_password_is_told_on_the_connect_screen(daemon: Daemon) -> None:
+    from textual.widgets import Static
+
+    from tui.screens.connect import ConnectScreen
+
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        app.screen.query_one("#server", Input).value = daemon.url
+        app.screen.query_one("#email", Input).value = ADMIN_EMAIL
+        app.screen.query_one("#password", Input).value = "wrong password, surely"
+        await pilot.click("#connect-button")
+        message = app.screen.query_one("#message", Static)
+        await until(pilot, lambda: "Invalid email or password" in str(message.render()), "the refusal")
+        assert isinstance(app.screen, ConnectScreen)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -12,39 +11,9 @@ from textual.binding import Binding
 from textual.containers import Grid
 from textual.widgets import Button, DataTable, Input, Label, Select
 
+from tui.inputs import InputError, read_filter, read_vector
 from tui.screens.base import StoreScreen
 from tui.store import SearchAnswered
-
-
-class SearchError(ValueError):
-    pass
-
-
-def read_vector(path: str) -> list[float]:
-    """A vector from a file: a JSON list of numbers, or an object with `values` (one JSONL line's shape)."""
-    try:
-        data = json.loads(Path(path).expanduser().read_text())
-    except OSError as exc:
-        raise SearchError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except ValueError:
-        raise SearchError(f"{path} is not JSON: give a list of numbers or an object with \"values\"") from None
-    if isinstance(data, dict):
-        data = data.get("values")
-    if not isinstance(data, list) or not data or not all(isinstance(v, (int, float)) for v in data):
-        raise SearchError(f"{path} holds no vector: give a list of numbers or an object with \"values\"")
-    return [float(v) for v in data]
-
-
-def read_filter(text: str) -> dict[str, Any] | None:
-    if not text.strip():
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise SearchError(f"the filter is not JSON: {exc.msg} at column {exc.colno}") from None
-    if not isinstance(value, dict):
-        raise SearchError('the filter is a JSON object, like {"genre": {"$eq": "jazz"}}')
-    return value
 
 
 class SearchScreen(StoreScreen):
@@ -100,7 +69,7 @@ class SearchScreen(StoreScreen):
     def action_run(self) -> None:
         try:
             query = self._query()
-        except SearchError as exc:
+        except InputError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return
         name = query.pop("name")
@@ -109,14 +78,14 @@ class SearchScreen(StoreScreen):
     def _query(self) -> dict[str, Any]:
         name = self.query_one("#collection", Select).value
         if not isinstance(name, str):
-            raise SearchError("choose a collection first")
+            raise InputError("choose a collection first")
         by_id = self.query_one("#by-id", Input).value.strip()
         by_file = self.query_one("#by-file", Input).value.strip()
         if bool(by_id) == bool(by_file):
-            raise SearchError("give either a vector id or a file holding a vector")
+            raise InputError("give either a vector id or a file holding a vector")
         try:
             top_k = int(self.query_one("#top-k", Input).value)
         except ValueError:
-            raise SearchError("top k is a whole number from 1 to 1000") from None
+            raise InputError("top k is a whole number from 1 to 1000") from None
         return {"name": name, "id": by_id or None, "vector": read_vector(by_file) if by_file else None,
                 "filter": read_filter(self.query_one("#filter", Input).value), "top_k": top_k}

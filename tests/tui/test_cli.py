@@ -1,0 +1,141 @@
+"""The `bastion` command line for scripts, run as a real process against a real daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.tui.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, Daemon, Refused
+from tui import config, credentials
+
+pytestmark = pytest.mark.usefixtures("keyring_ready")
+
+
+def bastion(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tui", *args], input=stdin, capture_output=True, text=True,
+                          cwd=ROOT, timeout=60, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def logged_in(daemon: Daemon) -> Daemon:
+    done = bastion("login", "--server", daemon.url, "--email", ADMIN_EMAIL, "--password-stdin",
+                   stdin=ADMIN_PASSWORD + "\n")
+    assert done.returncode == 0, done.stderr
+    return daemon
+
+
+def test_login_keeps_the_tokens_in_the_keyring_and_no_secret_in_a_file(logged_in: Daemon, private_dirs: Path) -> None:
+    tokens = credentials.load(logged_in.url, ADMIN_EMAIL)
+    assert tokens is not None
+    for path in private_dirs.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert tokens.refresh_token not in text and tokens.access_token not in text and ADMIN_PASSWORD not in text
+    assert config.load_state().last == config.Account(logged_in.url, ADMIN_EMAIL)
+
+
+def test_users_are_created_listed_and_disabled_with_json_output(logged_in: Daemon, unique: str) -> None:
+    email = f"cli-{unique}@example.com"
+    created = bastion("users", "create", "--email", email, "--password-stdin", "--json", stdin=ADMIN_PASSWORD)
+    assert created.returncode == 0, created.stderr
+    user = json.loads(created.stdout)
+    assert user["email"] == email and user["role"] == "user"
+    listed = bastion("users", "list", "--q", f"cli-{unique}", "--json")
+    assert [u["id"] for u in json.loads(listed.stdout)] == [user["id"]]
+    disabled = bastion("users", "disable", email, "--json")
+    assert disabled.returncode == 0, disabled.stderr
+    assert json.loads(disabled.stdout)["disabled"] is True
+    table = bastion("users", "list", "--q", f"cli-{unique}")
+    assert table.stdout.splitlines()[0].split()[:2] == ["ID", "EMAIL"] and email in table.stdout
+
+
+def test_api_keys_are_created_once_listed_without_secret_and_revoked(logged_in: Daemon, unique: str) -> None:
+    created = json.loads(bastion("keys", "create", "--name", f"ci-{unique}", "--scopes", "read", "--json").stdout)
+    assert created["key"]
+    listing = bastion("keys", "list", "--json").stdout
+    assert created["id"] in listing and created["key"] not in listing
+    # The key works for scripts, without the keyring, within its scope.
+    as_key = {"BASTION_API_KEY": created["key"]}
+    assert bastion("collections", "list", "--json", env=as_key).returncode == 0
+    refused = bastion("users", "list", "--json", env=as_key)
+    assert refused.returncode == 1 and "admin" in refused.stderr
+    assert bastion("keys", "revoke", created["id"]).returncode == 0
+    assert created["id"] not in bastion("keys", "list", "--json").stdout
+
+
+def test_collections_and_vectors_round_trip(logged_in: Daemon, unique: str, tmp_path: Path) -> None:
+    name = f"cli-{unique}"
+    assert bastion("collections", "create", name, "--dimension", "3").returncode == 0
+    data = tmp_path / "vectors.jsonl"
+    data.write_text('{"id": "a", "values": [1, 0, 0], "metadata": {"kind": "x"}}\n'
+                    '{"id": "b", "values": [0, 1, 0], "metadata": {"kind": "y"}}\n')
+    upserted = bastion("vectors", "upsert", name, "--file", str(data), "--json")
+    assert json.loads(upserted.stdout) == {"upserted_count": 2}, upserted.stderr
+    answer = json.loads(bastion("vectors", "query", name, "--vector", "[1, 0.1, 0]", "--top-k", "1", "--json").stdout)
+    assert [m["id"] for m in answer["matches"]] == ["a"]
+    filtered = bastion("vectors", "query", name, "--id", "a", "--filter", '{"kind": "y"}', "--json")
+    assert [m["id"] for m in json.loads(filtered.stdout)["matches"]] == ["b"]
+    assert name in bastion("collections", "list").stdout
+    assert bastion("collections", "delete", name).returncode == 0
+    assert name not in bastion("collections", "list").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("users", "frobnicate"), 2, "invalid choice"),
+        (("vectors", "upsert", "c", "--file", "/nonexistent/file.jsonl"), 2, "cannot read /nonexistent/file.jsonl"),
+        (("vectors", "query", "c", "--vector", "[1,"), 2, "--vector is not JSON"),
+        (("users", "disable", "nobody-at-all@example.com"), 1, "no user with the email"),
+        (("collections", "delete", "no-such-collection"), 1, "Not found"),
+    ],
+)
+def test_failures_exit_with_the_documented_code_and_one_line(logged_in: Daemon, args, code, message) -> None:
+    done = bastion(*args)
+    assert done.returncode == code
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    if code == 1:
+        assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_jsonl_line_is_named(logged_in: Daemon, tmp_path: Path) -> None:
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"id": "a", "values": [1]}\nnot json\n')
+    done = bastion("vectors", "upsert", "c", "--file", str(data))
+    assert done.returncode == 2 and f"{data}:2: not JSON" in done.stderr
+
+
+def test_an_unreachable_server_is_one_line_and_exit_1() -> None:
+    done = bastion("login", "--server", f"http://127.0.0.1:{free_port()}", "--email", "a@example.com",
+                   "--password-stdin", stdin="whatever-password")
+    assert done.returncode == 1 and done.stderr.startswith("bastion: cannot reach http://127.0.0.1:")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_without_a_login_commands_say_how_to_log_in(daemon: Daemon) -> None:
+    done = bastion("users", "list", "--server", daemon.url)
+    assert done.returncode == 2 and "bastion login --server" in done.stderr
+
+
+def test_logout_revokes_the_session_and_deletes_the_keyring_entry(logged_in: Daemon) -> None:
+    tokens = credentials.load(logged_in.url, ADMIN_EMAIL)
+    assert tokens is not None
+    done = bastion("logout")
+    assert done.returncode == 0, done.stderr
+    assert credentials.load(logged_in.url, ADMIN_EMAIL) is None
+    with pytest.raises(Refused) as refused:
+        logged_in.call("GET", "/api/v1/users/me", token=tokens.access_token)
+    assert refused.value.status == 401
+
+
+def test_help_documents_the_exit_codes() -> None:
+    done = bastion("--help")
+    assert done.returncode == 0
+    assert "exit codes:" in done.stdout and "2  usage" in done.stdout

@@ -1,0 +1,67 @@
+"""What an operator types or points at, read and checked before it goes to the server (TUI and CLI alike)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+class InputError(ValueError):
+    """Bad input, with a message that names what is wrong and where."""
+
+
+def read_vector(path: str | Path) -> list[float]:
+    """A vector from a file: a JSON list of numbers, or an object with `values` (one JSONL line's shape)."""
+    try:
+        data = json.loads(Path(path).expanduser().read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise InputError(f'{path} is not JSON: give a list of numbers or an object with "values"') from None
+    if isinstance(data, dict):
+        data = data.get("values")
+    if not isinstance(data, list) or not data or not all(isinstance(v, (int, float)) for v in data):
+        raise InputError(f'{path} holds no vector: give a list of numbers or an object with "values"')
+    return [float(v) for v in data]
+
+
+def read_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{what} is not JSON: {getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')}") \
+            from None
+
+
+def read_filter(text: str) -> dict[str, Any] | None:
+    if not text.strip():
+        return None
+    value = read_json(text, "the filter")
+    if not isinstance(value, dict):
+        raise InputError('the filter is a JSON object, like {"genre": {"$eq": "jazz"}}')
+    return value
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Vectors to upsert: one `{id, values, metadata?}` object per line."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text") from None
+    vectors = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(item, dict) or "id" not in item or not isinstance(item.get("values"), list):
+            raise InputError(f'{path}:{number}: each line is an object with "id" and "values"')
+        vectors.append(item)
+    if not vectors:
+        raise InputError(f"{path} holds no vectors")
+    return vectors
