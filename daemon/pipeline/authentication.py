@@ -14,6 +14,7 @@ from daemon.context import AUTHENTICATOR, PRINCIPAL
 from daemon.api.routing import endpoint_of
 from daemon.pipeline import Next
 from daemon.services.principal import Principal
+from daemon.stores.sql import reads_scoped_to
 from shared.errors import ApiError, Code
 
 _URL_TOKEN_PARAMS = ("access_token", "token", "api_key", "apikey")
@@ -60,6 +61,8 @@ def authentication():
             principal = await request.app[AUTHENTICATOR].authenticate(token)
         request[PRINCIPAL] = principal
         authorize(principal, spec.access, spec.required_scope)
-        return await handler(request)
+        # With a read replica, what this caller just wrote is read back from the primary for a moment.
+        with reads_scoped_to(principal.user_id if principal else None):
+            return await handler(request)
 
     return middleware
