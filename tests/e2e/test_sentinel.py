@@ -199,3 +199,44 @@ async def test_a_url_gives_a_plain_client_and_no_settings_a_clear_error(redis_ur
     with pytest.raises(SettingsError, match="Redis is not configured"):
         connect(Settings.from_env({}))
 
+
+async def test_the_daemons_rate_limits_revocations_and_events_survive_a_failover(cluster: Cluster, aiohttp_client, data_dir):
+    from daemon.app import create_app
+    from daemon.context import CACHE, EVENTS
+
+    settings = Settings.from_env(
+        {"BASTION_REDIS_SENTINELS": f"127.0.0.1:{cluster.sentinel}", "BASTION_REDIS_SENTINEL_MASTER": MASTER,
+         "BASTION_AUTH_RATE_LIMIT_PER_MINUTE": "2"},
+        data_dir=data_dir,
+    )
+    client = await aiohttp_client(create_app(settings))
+    cache, bus = client.app[CACHE], client.app[EVENTS]
+    assert cache.name == "redis"
+    listener = bus.listen()
+
+    async def login_status() -> int:
+        return (await client.post("/api/v1/auth/login", json={})).status
+
+    async def next_event():
+        return await asyncio.wait_for(anext(listener), WAIT_S)
+
+    await _ready_for_failover(cluster)
+    assert [await login_status() for _ in range(3)] == [422, 422, 429]
+    await cache.revoke("session-before", 600)
+    await bus.publish("users", "user.created", {"id": "before"})
+    assert (await next_event()).data == {"id": "before"}
+
+    await _fail_over(cluster)
+
+    # Within seconds the same daemon works against the new primary, with the state it had.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while (status := await login_status()) == 503 and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+    assert status == 429  # the limit's count was replicated and is still enforced
+    assert await cache.is_revoked("session-before")
+    await cache.revoke("session-after", 600)
+    assert await cache.is_revoked("session-after")
+    await bus.publish("users", "user.created", {"id": "after"})
+    assert (await next_event()).data == {"id": "after"}
+    listener.close()
