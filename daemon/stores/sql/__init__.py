@@ -14,7 +14,7 @@ from typing import Any, Protocol
 Row = dict[str, Any]
 
 # Whose reads must see whose writes: with a read replica, a scope that has just written reads from the
-# primary for a moment (read-your-writes). The request pipeline is to set it to the principal's id;
+# primary for a moment (read-your-writes). The authentication stage sets it to the principal's id;
 # unset, the window is process-wide.
 read_scope: ContextVar[str | None] = ContextVar("read_scope", default=None)
 

@@ -6,7 +6,7 @@ Connection failures of any kind become `Unavailable("postgresql")`, which the AP
 With a read replica (BASTION_DATABASE_READ_URL), `fetch_one`/`fetch_all` outside a transaction go to
 the replica, everything else to the primary. Streaming replication lags a little, so a caller that
 has just written reads from the primary for `read_your_writes_s` (read-your-writes). The window is
-kept per read scope (`reads_scoped_to` in daemon.stores.sql; the request pipeline is to run each
+kept per read scope (`reads_scoped_to` in daemon.stores.sql; the authentication stage runs each
 request under its principal's id, so one user's writes do not pull every other user's reads to the
 primary); work with no scope set sees every write of the process, so it is never less consistent. The windows live in this process only: a user whose next
 request lands on another daemon replica may, for that window, read from the replica. A replica that
