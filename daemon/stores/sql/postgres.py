@@ -8,9 +8,10 @@ the replica, everything else to the primary. Streaming replication lags a little
 has just written reads from the primary for `read_your_writes_s` (read-your-writes). The window is
 kept per read scope (`reads_scoped_to` in daemon.stores.sql; the authentication stage runs each
 request under its principal's id, so one user's writes do not pull every other user's reads to the
-primary); work with no scope set sees every write of the process, so it is never less consistent. The windows live in this process only: a user whose next
-request lands on another daemon replica may, for that window, read from the replica. A replica that
-does not answer is skipped and the read goes to the primary.
+primary); work with no scope set sees every write of the process, so it is never less consistent.
+The windows live in this process only: a user whose next request lands on another daemon replica
+may, for that window, read from the replica. A replica that does not answer is skipped and the read
+goes to the primary.
 """
 
 from __future__ import annotations
