@@ -8,6 +8,8 @@ unknown keys and bad values fail) checks compose.yaml, and HAProxy checks its ow
 from __future__ import annotations
 
 import fnmatch
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -189,3 +191,18 @@ def test_the_postgres_scripts_are_valid_sh(script: str):
     done = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert path.stat().st_mode & 0o111, f"{script} must be executable"
+
+
+def test_the_healthcheck_command_passes_while_the_daemon_runs_and_fails_once_it_stops(dockerfile, tmp_path: Path):
+    from tests.daemon_process import start
+
+    (healthcheck,) = [i["value"] for i in _final_stage(dockerfile) if i["instruction"] == "HEALTHCHECK"]
+    command = json.loads(healthcheck.split(" CMD ", 1)[1])
+    assert command[0] == "python"  # the image's interpreter; here, this test's
+    daemon = start(tmp_path / "data")
+    env = {**os.environ, "BASTION_PORT": daemon.url.rsplit(":", 1)[1]}
+    try:
+        assert subprocess.run([sys.executable, *command[1:]], env=env, capture_output=True, timeout=30).returncode == 0
+    finally:
+        daemon.stop()
+    assert subprocess.run([sys.executable, *command[1:]], env=env, capture_output=True, timeout=30).returncode != 0
