@@ -97,7 +97,7 @@ class BastionApp(App[None]):
         Binding("escape", "back", "Back", id="app.back", show=False),
         Binding("ctrl+t", "change_theme", "Theme", id="app.theme", show=False),
         Binding("ctrl+l", "logout", "Logout", id="app.logout", show=False),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True, show=False),
     ]
 
     def __init__(self, server: str | None = None, *, store: Store | None = None,
@@ -157,6 +157,8 @@ class BastionApp(App[None]):
         self.run_worker(work(), name=name, group=name, exclusive=True, exit_on_error=False)
 
     def load(self, *parts: str) -> None:
+        if self.client is None:
+            return  # offline there is nothing to refresh; the screens show what the store holds
         for part in parts:
             self.act(f"load.{part}", LOADERS[part], lambda change: change)
 

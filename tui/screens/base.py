@@ -25,7 +25,7 @@ class StoreScreen(Screen):
     def compose(self) -> ComposeResult:
         yield StatusLine(self.app.store, self.TITLE)
         yield from self.body()
-        yield Footer()
+        yield Footer(compact=True)
 
     def body(self) -> ComposeResult:
         yield from ()

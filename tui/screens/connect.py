@@ -46,7 +46,7 @@ class ConnectScreen(Screen):
                 yield Input(password=True, id="password", compact=True)
                 yield Button("Connect", id="connect-button", variant="primary")
                 yield Static("", id="message", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         try:

@@ -20,7 +20,7 @@ class UsersScreen(StoreScreen):
         Binding("slash", "filter", "Filter", id="resource.filter", key_display="/"),
         Binding("n", "create", "New", id="resource.create"),
         Binding("e", "role", "Role", id="users.role"),
-        Binding("x", "disable", "Disable/enable", id="users.disable"),
+        Binding("x", "disable", "Disable", id="users.disable"),
         Binding("ctrl+d", "delete", "Delete", id="resource.delete"),
         Binding("r", "reload", "Reload", id="resource.reload"),
     ]
