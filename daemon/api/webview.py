@@ -147,15 +147,21 @@ def page(method: str, path: str, *, who: Who = "user", rate: str = "api") -> Cal
 # --- the hook for the WebSocket gateway ----------------------------------------------------------------
 
 
+def from_own_pages(request: web.Request) -> bool:
+    """A WebSocket handshake sent by this daemon's own pages (the gateway lets these through).
+
+    A handshake's Origin is never nulled by the referrer policy, so here it must be present and ours."""
+    origin = request.headers.get("Origin")
+    return origin is not None and not _cross_site(request) and urlsplit(origin).netloc == request.host
+
+
 async def session_principal(request: web.Request) -> Principal | None:
     """The Principal of the web-view session whose cookie this WebSocket handshake carries, or None.
 
     Only for a same-origin handshake: SameSite=Strict already keeps other sites' pages from sending the
     cookie, and checking Origin as well keeps a cross-site page from riding a browser's session
     (cross-site WebSocket hijacking) even where a browser would send it."""
-    # A handshake's Origin is never nulled by the referrer policy, so here it must be present and ours.
-    origin = request.headers.get("Origin")
-    if origin is None or _cross_site(request) or urlsplit(origin).netloc != request.host:
+    if not from_own_pages(request):
         return None
     return await request.app[WEB_SESSIONS].principal(request.cookies.get(COOKIE), request[CLIENT_IP])
 

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import time
 from datetime import timedelta
 
 from cryptography.exceptions import InvalidTag
@@ -36,6 +37,9 @@ from shared.errors import ApiError, Code
 # token_urlsafe(32): 43 characters of the URL-safe alphabet. Anything else in a cookie is ignored
 # before it reaches the database.
 _SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+# Verification allows some clock skew past `exp`, but the WebSocket gateway closes a connection at `exp`:
+# a token this close to its end is refreshed first, so that a live feed is not opened only to close.
+REFRESH_AHEAD_S = 5
 # What refusing a token pair looks like; any other error (a database that is down) is not a logout.
 _ENDED = {Code.UNAUTHORIZED, Code.TOKEN_REUSED}
 
@@ -112,11 +116,13 @@ class WebSessions:
             await self._rows.delete(row["id"])
             return None
         try:
-            return await self._auth.authenticate(tokens["access"])
+            principal = await self._auth.authenticate(tokens["access"])
+            if principal.expires_at is None or principal.expires_at > time.time() + REFRESH_AHEAD_S:
+                return principal
         except ApiError as exc:
             if exc.code not in _ENDED:
                 raise
-        # The access token has expired, or its session has ended: only a refresh can tell which.
+        # The access token has (nearly) expired, or its session has ended: a refresh tells which.
         try:
             pair = await self._auth.refresh(tokens["refresh"], ip)
         except ApiError as exc:
