@@ -3,9 +3,13 @@ alerts' metrics against what the daemon really exports, and the log shipping con
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.settings import Settings
-from tests.conftest import REQUIRE
+from tests.conftest import REQUIRE, free_port
+from tests.daemon_process import start
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
@@ -78,3 +83,53 @@ def test_fluent_bit_ships_the_daemon_containers_json_logs_to_elasticsearch():
     assert kubernetes["match"] == tail["tag"]
     (output,) = pipeline["outputs"]
     assert output["name"] == "es" and output["match"] == tail["tag"] and output["logstash_format"] is True
+
+
+def test_prometheus_scrapes_a_running_daemon_with_the_deploy_config(tmp_path: Path):
+    """The real Prometheus server, with deploy/prometheus's config (targets swapped for a local bastiond,
+    a 1 s interval instead of 15 s), scrapes the daemon and loads the alerts."""
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        if REQUIRE:
+            pytest.fail("prometheus (Debian package) is required but not installed")
+        pytest.skip("prometheus (Debian package) is not installed")
+    daemon = start(tmp_path / "data")
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = "1s"
+    config["rule_files"] = [str(PROMETHEUS / "alerts.yml")]
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "bastion"]
+    job["static_configs"] = [{"targets": [daemon.url.removeprefix("http://")]}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    with (tmp_path / "prometheus.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        def query(expr: str) -> list:
+            url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return json.loads(response.read())["data"]["result"]
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                up = query('up{job="bastion"}')
+                database = query('bastion_backend_up{job="bastion", service="database"}')
+                if up and up[0]["value"][1] == "1" and database:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"Prometheus did not scrape the daemon: {(tmp_path / 'prometheus.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        assert database[0]["value"][1] == "1"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=5) as response:
+            rules = json.loads(response.read())["data"]["groups"]
+        assert {r["name"] for g in rules for r in g["rules"]} >= {"BastionInstanceDown", "BastionBackendDown"}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        daemon.stop()
