@@ -356,3 +356,13 @@ async def test_session_principal_accepts_only_a_same_origin_handshake(aiohttp_cl
     assert await who(None, tab.secret) is None
     assert await who(own, None) is None
     assert await who(own, "B" * 43) is None
+
+
+async def test_the_users_page_finds_by_email_and_refuses_a_forged_cursor_clearly(web):
+    tab = Tab(web)
+    await tab.log_in(ADMIN)
+    assert (await tab.get("/ui/users?q=ALICE")).status == 200
+    assert ALICE in tab.html and ADMIN not in tab.html.split('id="users"', 1)[1]
+    for path in ("/ui/users?cursor=_w", "/ui/collections?cursor=_w", "/ui/users?q=" + "x" * 201):
+        response = await tab.get(path)
+        assert response.status == 422 and 'id="problem"' in tab.html, path
