@@ -79,7 +79,11 @@ class _Conn:
 
 
 class _RecentWrites:
-    """When each read scope last wrote, to keep its reads on the primary for a short window."""
+    """When each read scope last wrote, to keep its reads on the primary for a short window.
+
+    A scope also honours writes made with no scope (a login, a registration: the caller is not known
+    yet), so a user's first requests after them read what they wrote.
+    """
 
     PRUNE_AT = 10_000
 
