@@ -211,3 +211,14 @@ async def test_a_replica_connection_that_breaks_sends_the_read_to_the_primary(pa
         assert (await database.fetch_one(WHO))["port"] == pair.replica_port  # a fresh connection next time
     finally:
         await database.close()
+
+
+async def test_a_write_with_no_scope_keeps_every_scope_on_the_primary(db, pair: Pair):
+    db.clock.now += WINDOW_S + 1
+    with db.replica_conn.cursor() as cur:
+        cur.execute("SELECT pg_wal_replay_pause()")
+    await db.execute(f"INSERT INTO {db.table} VALUES (1)")  # e.g. a registration: no caller known yet
+    with reads_scoped_to("new-user"):
+        assert await db.fetch_one(f"SELECT count(*) AS n, inet_server_port() AS port FROM {db.table}") == {
+            "n": 1, "port": pair.primary_port
+        }
