@@ -7,13 +7,14 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REQUIRE, free_port
-from tests.daemon_process import start
+from tests.daemon_process import Daemon, start
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "haproxy" / "haproxy.cfg"
 WAIT_S = 30.0
@@ -29,7 +30,9 @@ def _healthz_count(url: str) -> float:
     return 0.0
 
 
-def test_haproxy_spreads_requests_over_both_daemons(tmp_path: Path):
+@pytest.fixture
+def balanced(tmp_path: Path) -> Iterator[tuple[str, list[Daemon]]]:
+    """HAProxy's URL, and the two daemons behind it."""
     haproxy = shutil.which("haproxy")
     if haproxy is None:
         if REQUIRE:
@@ -56,16 +59,21 @@ def test_haproxy_spreads_requests_over_both_daemons(tmp_path: Path):
             if time.monotonic() > deadline:
                 pytest.fail(f"haproxy did not serve: {(tmp_path / 'haproxy.log').read_text()[-2000:]}")
             time.sleep(0.1)
-
-        before = [_healthz_count(d.url) for d in daemons]
-        for _ in range(10):
-            with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
-                assert response.status == 200
-        served = [_healthz_count(d.url) - b for d, b in zip(daemons, before)]
-        assert sum(served) == 10
-        assert min(served) >= 4, served  # round robin: both daemons take their share
+        yield url, daemons
     finally:
         proc.terminate()
         proc.wait(10)
         for daemon in daemons:
             daemon.stop()
+
+
+def test_haproxy_spreads_requests_over_both_daemons(balanced):
+    url, daemons = balanced
+    before = [_healthz_count(d.url) for d in daemons]
+    for _ in range(10):
+        with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
+            assert response.status == 200
+    served = [_healthz_count(d.url) - b for d, b in zip(daemons, before)]
+    assert sum(served) == 10
+    assert min(served) >= 4, served  # round robin: both daemons take their share
+
