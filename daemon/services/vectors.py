@@ -55,14 +55,18 @@ def _invalid(errors: list[FieldError], detail: str = "the request is not valid")
     return ApiError(Code.VALIDATION_FAILED, detail, errors=errors[:MAX_REPORTED_ERRORS])
 
 
-def _vector_errors(values: list[float], dimension: int, metric: str, field: str) -> list[FieldError]:
+def _as_vector(values: list[float], dimension: int, metric: str, field: str, errors: list[FieldError]) -> np.ndarray:
+    """The values as stored (float32), adding to `errors` what is wrong with them."""
     if len(values) != dimension:
-        return [FieldError(field, f"expected {dimension} values, got {len(values)}")]
-    if not all(math.isfinite(v) for v in values):
-        return [FieldError(field, "values must be finite numbers (no NaN or infinity)")]
-    if metric == "cosine" and not any(values):
-        return [FieldError(field, "a cosine collection cannot hold or search for the zero vector")]
-    return []
+        errors.append(FieldError(field, f"expected {dimension} values, got {len(values)}"))
+        return np.zeros(0, dtype=np.float32)
+    with np.errstate(over="ignore"):  # 1e300 is valid JSON but no float32: it becomes inf, refused below
+        vector = np.asarray(values, dtype=np.float32)
+    if not np.isfinite(vector).all():
+        errors.append(FieldError(field, "values must be finite float32 numbers (no NaN, infinity or beyond ±3.4e38)"))
+    elif metric == "cosine" and not vector.any():
+        errors.append(FieldError(field, "a cosine collection cannot hold or search for the zero vector"))
+    return vector
 
 
 def _metadata_errors(metadata: dict[str, Any], field: str) -> list[FieldError]:
@@ -185,8 +189,10 @@ class VectorService:
         row = await self._visible(principal, name, "write")
         errors: list[FieldError] = []
         seen: set[str] = set()
+        records = []
         for i, v in enumerate(body.vectors):
-            errors += _vector_errors(v.values, row.dimension, row.metric, f"vectors.{i}.values")
+            values = _as_vector(v.values, row.dimension, row.metric, f"vectors.{i}.values", errors)
+            records.append(Record(v.id, values, v.metadata or None))
             if v.metadata:
                 errors += _metadata_errors(v.metadata, f"vectors.{i}.metadata")
             if v.id in seen:
@@ -194,7 +200,6 @@ class VectorService:
             seen.add(v.id)
         if errors:
             raise _invalid(errors, "some vectors are not valid; nothing was written")
-        records = [Record(v.id, np.asarray(v.values, dtype=np.float32), v.metadata or None) for v in body.vectors]
         count = await self.store.upsert(row.space, body.namespace, records)
         await self.events.publish(
             topic(name),
@@ -206,10 +211,10 @@ class VectorService:
     async def query(self, principal: Principal, name: str, body: QueryRequest) -> QueryResult:
         row = await self._visible(principal, name, "read")
         if body.vector is not None:
-            errors = _vector_errors(body.vector, row.dimension, row.metric, "vector")
+            errors: list[FieldError] = []
+            vector = _as_vector(body.vector, row.dimension, row.metric, "vector", errors)
             if errors:
                 raise _invalid(errors)
-            vector = np.asarray(body.vector, dtype=np.float32)
         else:
             assert body.id is not None
             found = await self.store.fetch(row.space, body.namespace, [body.id])

@@ -81,7 +81,7 @@ async def test_filters_on_an_indexed_namespace_lose_no_matches(data_dir):
     await fill(store, space, values)
     await store.settle()
     assert await store.mode(space, "") == "hnsw"
-    queries = clustered(4, 20)
+    queries = clustered(3, N + 20)[N:]
     for filter in ({"rare": True}, {"group": 3}, {"$and": [{"group": {"$in": [1, 2]}}, {"half": "yes"}]}):
         keep = np.array([check(filter)(m) for m in metas])
         for q in queries:
@@ -142,7 +142,7 @@ async def test_a_restart_loads_the_saved_index_and_replays_what_changed_after_it
     alive = np.ones(len(everything), dtype=bool)
     alive[:100] = False
     found = []
-    for q in np.concatenate([clustered(9, 30), extra[:10]]):
+    for q in np.concatenate([clustered(7, N + 30)[N:], extra[:10]]):  # drawn like the data, not from it
         hits = await store.query(space, "", q, 10)
         assert not {h.id for h in hits} & {f"v{i}" for i in range(100)}
         found.append(recall(hits, brute_force(everything, "euclidean", q, 10, alive)))

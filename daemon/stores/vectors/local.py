@@ -45,6 +45,7 @@ EXACT_MAX = 20_000
 RECALL_TARGET = 0.97  # measured at build time; the promise to callers is 0.95
 RECALL_SAMPLE = 200
 EF_SEARCH = (64, 128, 256)
+OVERFETCH = 2  # candidates asked of the index per result, re-ranked exactly
 LOAD_PAGE = 5_000
 WRITE_CHUNK = 100
 
@@ -59,8 +60,12 @@ class _Ann:
 
     @staticmethod
     def new(dimension: int, metric: str) -> Index:
+        # The graph only proposes candidates, which are re-scored exactly from the float32 matrix, so
+        # it can hold compact copies: int8 for unit vectors (cosine), float16 where magnitudes matter.
+        # That quarters (halves) its memory and speeds up both the build and the search.
         kind = "l2sq" if metric == "euclidean" else "ip"
-        return Index(ndim=dimension, metric=kind, dtype="f32", connectivity=16, expansion_add=128)
+        dtype = "i8" if metric == "cosine" else "f16"
+        return Index(ndim=dimension, metric=kind, dtype=dtype, connectivity=16, expansion_add=128)
 
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         if len(labels):
@@ -226,16 +231,20 @@ def _decode_cursor(cursor: str) -> str:
 
 
 def _measure_recall(index: Index, labels: np.ndarray, rows: np.ndarray, metric: str, sample: np.ndarray) -> float:
-    """recall@10 of the index against exact search, data points as queries (each one's self left out)."""
+    """recall@10 of the query path (candidates from the index, re-ranked exactly) against exact search,
+    with data points as queries, each one's self left out."""
     squares = np.einsum("ij,ij->i", rows, rows) if metric == "euclidean" else None
+    position = {int(label): i for i, label in enumerate(labels)}
     found = 0
     for row in sample:
         q = rows[row]
         scores = 2.0 * (rows @ q) - squares if squares is not None else rows @ q
         scores[row] = -np.inf
-        truth = set(labels[np.argpartition(-scores, 9)[:10]].tolist())
-        got = [int(k) for k in index.search(q, 11).keys if int(k) != labels[row]][:10]
-        found += len(truth.intersection(got))
+        truth = set(np.argpartition(-scores, 9)[:10].tolist())
+        candidates = [position[int(k)] for k in index.search(q, 11 * OVERFETCH).keys]
+        candidates = [c for c in candidates if c != row]
+        ranked = sorted(candidates, key=lambda c: -scores[c])[:10]
+        found += len(truth.intersection(ranked))
     return found / (10 * len(sample))
 
 
@@ -504,7 +513,7 @@ class LocalVectorStore:
         return np.asarray([slot_of[label] for label in labels.tolist() if label in slot_of], dtype=np.int64)
 
     def _approximate(self, shelf: _Shelf, vector: np.ndarray, top_k: int) -> list[tuple[int, float]]:
-        slots = self._candidates(shelf, vector, top_k)
+        slots = self._candidates(shelf, vector, top_k * OVERFETCH)
         return shelf.top(vector, top_k, slots)
 
     def _filtered(self, shelf: _Shelf, vector: np.ndarray, top_k: int, mask: np.ndarray) -> list[tuple[int, float]]:
@@ -514,7 +523,7 @@ class LocalVectorStore:
         if shelf.ann is None or len(passing) <= self._exact_max:
             return shelf.top(vector, top_k, passing)
         # Many pass: search the index wider, in proportion to how many the filter turns away.
-        widen = math.ceil(top_k * shelf.n / len(passing) * 2) + 10
+        widen = math.ceil(top_k * OVERFETCH * shelf.n / len(passing) * 2) + 10
         slots = self._candidates(shelf, vector, widen)
         kept = slots[mask[slots]]
         if len(kept) >= top_k:
