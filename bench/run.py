@@ -31,7 +31,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from tests.conftest import PG_URL, REDIS_URL, free_port
-from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, Daemon, start
+from tests.daemon_process import ADMIN_PASSWORD, ROOT, Daemon, start
 
 LOAD_SCRIPT = Path(__file__).parent / "wrk" / "load.lua"
 RESULTS = Path(__file__).parent / "RESULTS.md"
@@ -42,6 +42,7 @@ LOAD_SETTINGS = {
     "BASTION_ACCESS_TOKEN_TTL_S": "7200",
 }
 LOGIN_CONNECTIONS = 16
+LOGIN_EMAIL = "login-flood@example.com"
 HEALTH_PROBE_INTERVAL_S = 0.02
 OTHER_BENCHMARKS = ("bench.vectors", "bench.ws_fanout")
 
@@ -204,17 +205,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-def users_me(running: Daemon, mode: str, token: str, duration_s: float, base_rps: dict[int, float]) -> list[Row]:
+def users_me(running: Daemon, mode: str, token: str, duration_s: float, workdir: Path) -> list[Row]:
+    """Each daemon run right after the bare baseline at the same connections: on a shared machine the
+    load from elsewhere drifts by the minute, and a ratio should compare two runs under the same."""
     rows = []
-    for connections in (64, 256):
-        result = wrk(running.url + "/api/v1/users/me", connections, duration_s, BENCH_TOKEN=token)
-        rows.append(row("GET /users/me", mode, connections, result,
-                        ratio=f"{result['rps'] / base_rps[connections]:.0%} of bare"))
+    body = get_json(running.url + "/api/v1/users/me", token)  # the baseline serves these very bytes
+    with baseline(body, workdir) as base_url:
+        for connections in (64, 256):
+            bare = wrk(base_url + "/api/v1/users/me", connections, duration_s)
+            rows.append(row("bare aiohttp, same JSON", f"uvloop, beside {mode}", connections, bare, ratio="100%"))
+            result = wrk(running.url + "/api/v1/users/me", connections, duration_s, BENCH_TOKEN=token)
+            rows.append(row("GET /users/me", mode, connections, result,
+                            ratio=f"{result['rps'] / bare['rps']:.0%} of bare"))
     return rows
 
 
-def login_flood(running: Daemon, mode: str, duration_s: float, verify_rate: float) -> list[Row]:
-    body = json.dumps({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+def login_flood(running: Daemon, mode: str, token: str, duration_s: float) -> list[Row]:
+    # An account of its own, so the sessions the flood opens do not weigh on the admin's later runs.
+    running.call("POST", "/api/v1/users", {"email": LOGIN_EMAIL, "password": ADMIN_PASSWORD, "role": "user"}, token)
+    body = json.dumps({"email": LOGIN_EMAIL, "password": ADMIN_PASSWORD})
+    verify_rate = argon2_verify_rate(duration_s / 2)
     stop = threading.Event()
     with ThreadPoolExecutor(1) as pool:
         probe = pool.submit(probe_health, running.url, stop)
@@ -222,43 +232,35 @@ def login_flood(running: Daemon, mode: str, duration_s: float, verify_rate: floa
                      BENCH_METHOD="POST", BENCH_BODY=body)
         stop.set()
         health = probe.result()
+    ceiling = Row("argon2id verify, 2 threads", f"in-process, beside {mode}", "-", verify_rate, 0, 0, 0, "100%")
     login = row("POST /auth/login", mode, LOGIN_CONNECTIONS, result,
                 ratio=f"{result['rps'] / verify_rate:.0%} of argon2id")
     probe_row = Row("/healthz during login flood", mode, "1 (every 20 ms)", len(health) / duration_s,
                     percentile(health, 50), percentile(health, 99), sum(1 for h in health if h == float("inf")))
-    return [login, probe_row]
+    return [ceiling, login, probe_row]
 
 
-def mixed(running: Daemon, mode: str, token: str, duration_s: float, connections: int = 64) -> tuple[dict, float, float]:
+def mixed(running: Daemon, token: str, duration_s: float, connections: int = 64) -> tuple[dict, float, float]:
     """A mixed run; returns wrk's numbers and the daemon's RSS before and after it."""
     before = rss_mb(running.process.pid)
     result = wrk(running.url + "/", connections, duration_s, BENCH_TOKEN=token, BENCH_MIXED="1")
     return result, before, rss_mb(running.process.pid)
 
 
-def measure_mode(mode: str, workdir: Path, args, base_rps: dict[int, float] | None, verify_rate: float,
-                 notes: list[str]) -> tuple[list[Row], dict[int, float]]:
+def measure_mode(mode: str, workdir: Path, args, notes: list[str]) -> list[Row]:
     rows: list[Row] = []
     with daemon(mode, workdir) as running:
         idle = rss_mb(running.process.pid)
         token = running.admin_token()
-        body = get_json(running.url + "/api/v1/users/me", token)
-        if base_rps is None:  # the baseline serves the very body the daemon just answered
-            base_rps = {}
-            with baseline(body, workdir) as base_url:
-                for connections in (64, 256):
-                    result = wrk(base_url + "/api/v1/users/me", connections, args.duration)
-                    base_rps[connections] = result["rps"]
-                    rows.append(row("bare aiohttp, same JSON", "uvloop", connections, result, ratio="100%"))
-        rows += users_me(running, mode, token, args.duration, base_rps)
-        rows += login_flood(running, mode, args.duration, verify_rate)
-        result, before, after = mixed(running, mode, token, args.duration)
+        rows += users_me(running, mode, token, args.duration, workdir)
+        rows += login_flood(running, mode, token, args.duration)
+        result, _, _ = mixed(running, token, args.duration)
         rows.append(row("mixed (reads, writes, lists)", mode, 64, result))
-        soak, soak_start, soak_end = mixed(running, mode, token, args.soak)
+        soak, soak_start, soak_end = mixed(running, token, args.soak)
         rows.append(row(f"soak, mixed {args.soak:.0f} s", mode, 64, soak,
                         note=f"RSS {soak_start:.0f} -> {soak_end:.0f} MB ({(soak_end / soak_start - 1):+.0%})"))
         notes.append(f"{mode}: idle RSS after start {idle:.1f} MB; after the load {rss_mb(running.process.pid):.1f} MB")
-    return rows, base_rps
+    return rows
 
 
 def other_benchmarks() -> list[str]:
@@ -304,16 +306,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"measuring argon2id verify rate on two threads ...", file=sys.stderr)
-    verify_rate = argon2_verify_rate(args.duration / 2)
-    rows: list[Row] = [Row("argon2id verify, 2 threads", "in-process", "-", verify_rate, 0, 0, 0, "100%")]
+    rows: list[Row] = []
     notes: list[str] = []
-    base_rps = None
     with tempfile.TemporaryDirectory(prefix="bastion-bench-") as tmp:
         for mode in args.modes.split(","):
             print(f"measuring {mode} ...", file=sys.stderr)
-            mode_rows, base_rps = measure_mode(mode, Path(tmp), args, base_rps, verify_rate, notes)
-            rows += mode_rows
+            rows += measure_mode(mode, Path(tmp), args, notes)
     others = [] if args.skip_others else other_benchmarks()
 
     report = "\n\n".join([f"Measured {started} on {machine()}; load from wrk (1 thread), "
