@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,14 @@ ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"
 START_WAIT_S = 30.0
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class Refused(Exception):
+    """The daemon answered an error status (`status`); the body is in the message."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:200]}")
+        self.status = status
 
 
 @dataclass
@@ -47,8 +56,12 @@ class Daemon:
         request.add_header("Content-Type", "application/json")
         if token:
             request.add_header("Authorization", f"Bearer {token}")
-        with urllib.request.urlopen(request, timeout=15) as response:
-            text = response.read()
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                text = response.read()
+        except urllib.error.HTTPError as exc:
+            with exc:  # an HTTPError holds its socket open until closed: a ResourceWarning under -W error
+                raise Refused(exc.code, exc.read().decode(errors="replace")) from None
         return json.loads(text) if text else {}
 
     def admin_token(self) -> str:

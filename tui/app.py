@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -19,7 +20,6 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from shared.client import Client, Tokens, Unreachable
 from shared.errors import ApiError, Code
 from tui import config, credentials
 from tui.explain import describe_error
@@ -27,6 +27,9 @@ from tui.store import (
     AuditLoaded, Change, CollectionsLoaded, Connected, Disconnected, EventArrived, HealthLoaded, KeysLoaded,
     LiveStatus, SessionsLoaded, Store, UsersLoaded,
 )
+
+if TYPE_CHECKING:
+    from shared.client import Client, Tokens
 
 RECONNECT_MAX_S = 15.0
 
@@ -89,7 +92,7 @@ LOADERS: dict[str, Callable[[Client], Awaitable[Change]]] = {
 
 class BastionApp(App[None]):
     TITLE = "Bastion"
-    CSS_PATH = ["app.tcss"]
+    CSS_PATH = [Path(__file__).parent / "app.tcss"]  # absolute: subclasses may live anywhere
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding(":", "command_palette", "Command", id="app.command", key_display=":"),
@@ -230,6 +233,9 @@ class BastionApp(App[None]):
         self.run_worker(work(), name="login", group="login", exclusive=True, exit_on_error=False)
 
     def _client_for(self, server: str, email: str, tokens: Tokens | None) -> Client:
+        # Imported here: aiohttp and the models cost a third of a second, which the first screen need not wait for.
+        from shared.client import Client
+
         client = Client(server, tokens=tokens, user_agent="bastion-tui")
         client.on_tokens = lambda pair: credentials.save(client.server, email, pair)
         return client
@@ -269,6 +275,8 @@ class BastionApp(App[None]):
 
     async def _live(self, client: Client) -> None:
         """Keep one WebSocket open; after a drop, resume from the last event seen."""
+        from shared.client import Unreachable
+
         delay = 1.0
         while True:
             self.post_message(Live(LiveStatus("connecting")))
@@ -306,9 +314,9 @@ class BastionApp(App[None]):
 
     # -- navigation and app-wide actions ------------------------------------------------------------
 
-    def open(self, name: str) -> None:
+    def action_open(self, name: str) -> None:
         """Open a screen by name, on top of the dashboard (so `esc` goes back to it)."""
-        from tui.screens import SCREENS_BY_NAME as classes
+        from tui.screens import screens_by_name
 
         if self.client is None:
             self.notify("log in first", severity="warning")
@@ -317,7 +325,7 @@ class BastionApp(App[None]):
             while len(self.screen_stack) > 2:
                 self.pop_screen()
             return
-        screen = classes[name]()
+        screen = screens_by_name()[name]()
         if len(self.screen_stack) > 2:
             self.switch_screen(screen)
         else:
@@ -325,10 +333,10 @@ class BastionApp(App[None]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         if self.client is not None:
-            from tui.screens import SCREENS_BY_NAME
+            from tui.screens import screens_by_name
 
-            for name, screen in SCREENS_BY_NAME.items():
-                yield SystemCommand(name, screen.SUMMARY, lambda name=name: self.open(name))
+            for name, screen in screens_by_name().items():
+                yield SystemCommand(name, screen.SUMMARY, lambda name=name: self.action_open(name))
             yield SystemCommand("logout", "Revoke this session and forget its tokens", self.action_logout)
         yield SystemCommand("help", "Every key binding", self.action_help)
         yield SystemCommand("theme", "Change the colour theme", self.action_change_theme)

@@ -377,7 +377,9 @@ def _start_daemon(settings: Any, url: str) -> None:
         if time.monotonic() > deadline:
             raise UsageError(f"bastiond did not answer within 30 s (see {log})")
         time.sleep(0.1)
-    print(f"bastiond is running at {url} (pid {process.pid}, data in {settings.data_dir}, log {log})")
+    (settings.data_dir / "bastiond.pid").write_text(f"{process.pid}\n")
+    print(f"bastiond is running at {url} (pid {process.pid}, data in {settings.data_dir}, log {log}); "
+          f"stop it with: kill $(cat {settings.data_dir / 'bastiond.pid'})")
 
 
 async def _user_count(settings: Any) -> int:

@@ -7,11 +7,13 @@ is a password in a plain file, so there is deliberately no fallback.
 
 from __future__ import annotations
 
-import keyring
-import keyring.errors
-from keyring.backend import KeyringBackend
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from shared.client import Tokens
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
+
+    from shared.client import Tokens
 
 SERVICE = "bastion"
 
@@ -31,8 +33,16 @@ class NoKeyring(Exception):
         super().__init__(HOW_TO_GET_ONE + (f" ({reason})" if reason else ""))
 
 
+def _keyring() -> ModuleType:
+    """keyring, imported on first use: it takes a tenth of a second the TUI's first screen need not wait for."""
+    import keyring
+    import keyring.errors
+
+    return keyring
+
+
 def _backend() -> KeyringBackend:
-    backend = keyring.get_keyring()
+    backend = _keyring().get_keyring()
     # The fail and null backends store nothing; keyrings.alt's file backends store in plain files.
     module = type(backend).__module__
     chain = getattr(backend, "backends", None)
@@ -62,7 +72,7 @@ def check() -> None:
     backend = _backend()
     try:
         backend.get_password(SERVICE, "bastion-keyring-probe")
-    except keyring.errors.KeyringError as exc:
+    except _keyring().errors.KeyringError as exc:
         raise NoKeyring(type(exc).__name__) from None
 
 
@@ -73,17 +83,19 @@ def save(server: str, account: str, tokens: Tokens | None) -> None:
         return
     try:
         _backend().set_password(SERVICE, entry(server, account), tokens.to_json())
-    except keyring.errors.KeyringError as exc:
+    except _keyring().errors.KeyringError as exc:
         raise NoKeyring(type(exc).__name__) from None
 
 
 def load(server: str, account: str) -> Tokens | None:
     try:
         stored = _backend().get_password(SERVICE, entry(server, account))
-    except keyring.errors.KeyringError as exc:
+    except _keyring().errors.KeyringError as exc:
         raise NoKeyring(type(exc).__name__) from None
     if not stored:
         return None
+    from shared.client import Tokens  # here: the TUI's first screen does not wait for aiohttp
+
     try:
         return Tokens.from_json(stored)
     except (ValueError, KeyError, TypeError):
@@ -93,7 +105,7 @@ def load(server: str, account: str) -> Tokens | None:
 def forget(server: str, account: str) -> None:
     try:
         _backend().delete_password(SERVICE, entry(server, account))
-    except keyring.errors.PasswordDeleteError:
+    except _keyring().errors.PasswordDeleteError:
         pass  # already gone
-    except keyring.errors.KeyringError as exc:
+    except _keyring().errors.KeyringError as exc:
         raise NoKeyring(type(exc).__name__) from None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from shared.client import Unreachable
 from shared.errors import ApiError
 from tui import config, credentials
 
 
 def describe_error(error: BaseException) -> str:
+    from shared.client import Unreachable  # here, not above: the TUI's first screen does not wait for aiohttp
+
     if isinstance(error, ApiError):
         line = f"{error.title}: {error.detail}" if error.detail and error.detail != error.title else error.title
         if error.errors:

@@ -13,12 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING
 
-from shared.models import Health
-from shared.models.auth import ApiKey, Session
-from shared.models.users import AuditEvent, User
-from shared.models.vectors import Collection, QueryResult
+if TYPE_CHECKING:  # the models load with the first answer: the first screen does not wait for pydantic
+    from pydantic import BaseModel
+
+    from shared.models import Health
+    from shared.models.auth import ApiKey, Session
+    from shared.models.users import AuditEvent, User
+    from shared.models.vectors import Collection, QueryResult
 
 FEED_LENGTH = 200
 
@@ -231,6 +234,9 @@ def reduce(state: State, change: Change) -> set[str]:
 
 def _fold_event(state: State, event: dict[str, Any]) -> set[str]:
     """What an event says about the data already in the state (a payload we cannot read changes nothing)."""
+    from shared.models.users import User
+    from shared.models.vectors import Collection
+
     kind, data = event.get("event"), event.get("data") or {}
     if kind in ("user.created", "user.updated"):
         user = _parse(User, data.get("user", data))
@@ -248,6 +254,8 @@ def _fold_event(state: State, event: dict[str, Any]) -> set[str]:
 
 
 def _parse(model: type[BaseModel], data: Any) -> Any:
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(data)
     except ValidationError:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REQUIRE
-from tests.tui import daemon_process
-from tests.tui.daemon_process import Daemon
+from tests import daemon_process
+from tests.daemon_process import Daemon
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
-from tests.tui.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, Daemon, Refused
+from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, Daemon, Refused
 from tui import config, credentials
 
 pytestmark = pytest.mark.usefixtures("keyring_ready")

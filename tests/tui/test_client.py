@@ -8,7 +8,7 @@ from shared.client import Client, Tokens, Unreachable
 from shared.errors import ApiError, Code
 from shared.models.users import User
 from tests.conftest import free_port
-from tests.tui.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon
+from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon
 
 
 async def test_health_is_read_without_a_token(daemon: Daemon) -> None:

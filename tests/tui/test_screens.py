@@ -12,7 +12,7 @@ from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
-from tests.tui.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon, Refused
+from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon, Refused
 from tui import config, credentials
 from tui.app import BastionApp
 from tui.screens.dashboard import DashboardScreen
@@ -63,7 +63,7 @@ async def test_login_stores_the_tokens_in_the_keyring_and_remembers_the_account(
 
 
 async def open_screen(pilot: Pilot, name: str, screen_type: type) -> None:
-    pilot.app.open(name)
+    pilot.app.action_open(name)
     # The footer is composed last: once it is there, so is the rest of the screen.
     await until(pilot, lambda: isinstance(pilot.app.screen, screen_type) and pilot.app.screen.query("Footer"),
                 f"the {name} screen")

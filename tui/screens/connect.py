@@ -11,13 +11,18 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from shared.client import normalise_server
 from tui import credentials
 
 if TYPE_CHECKING:
     from tui.app import BastionApp
 
 DEFAULT_SERVER = "http://127.0.0.1:8420"
+
+
+def normalise_server(text: str) -> str:
+    from shared.client import normalise_server  # here: the first screen does not wait for aiohttp
+
+    return normalise_server(text)
 
 
 class ConnectScreen(Screen):
@@ -49,13 +54,17 @@ class ConnectScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        email = self.query_one("#email", Input)
+        self.query_one("#password" if email.value else "#email", Input).focus()
+        # After the first paint: finding the keyring (a D-Bus round trip) need not delay the screen.
+        self.call_after_refresh(self._check_keyring)
+
+    def _check_keyring(self) -> None:
         try:
             credentials.check()
         except credentials.NoKeyring as exc:
             self.failed(str(exc))
             return
-        email = self.query_one("#email", Input)
-        self.query_one("#password" if email.value else "#email", Input).focus()
         self._resume()
 
     def _resume(self) -> None:

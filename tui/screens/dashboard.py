@@ -27,12 +27,10 @@ class DashboardScreen(StoreScreen):
             yield Static(id="health", classes="tile")
             yield Static(id="counts", classes="tile")
         yield Static("Live events", classes="section")
-        feed: DataTable = DataTable(id="feed", cursor_type="row", zebra_stripes=True)
-        feed.add_columns("at", "event", "topic", "about")
-        yield feed
+        yield DataTable(id="feed", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # StoreScreen's on_mount runs too (Textual calls every class's handler); this adds the reload.
         self.action_reload()
 
     def action_reload(self) -> None:
@@ -54,7 +52,8 @@ class DashboardScreen(StoreScreen):
                  f"api keys     {len(state.api_keys)}"]
         self.query_one("#counts", Static).update("\n".join(lines))
         feed = self.query_one("#feed", DataTable)
-        feed.clear()
+        feed.clear(columns=True)  # and the columns again, so their widths fit the new rows
+        feed.add_columns("at", "event", "topic", "about")
         for event in state.feed:
             data = event.get("data") or {}
             about = data.get("email") or data.get("name") or data.get("id") or ""

@@ -19,12 +19,12 @@ if TYPE_CHECKING:
 
 def every_binding(app: BastionApp) -> list[tuple[str, str, str, str]]:
     """(where, keys, what, id) for the app's bindings and every screen's and widget's, as remapped."""
-    from tui.screens import SCREENS_BY_NAME
+    from tui.screens import screens_by_name
     from tui.screens.dialogs import Confirm, Form, ShownOnce
     from tui.widgets.table import FilterTable
 
     owners: list[tuple[str, list[BindingType]]] = [("everywhere", list(app.BINDINGS))]
-    owners += [(name, list(cls.BINDINGS)) for name, cls in SCREENS_BY_NAME.items()]
+    owners += [(name, list(cls.BINDINGS)) for name, cls in screens_by_name().items()]
     owners += [("tables", list(FilterTable.BINDINGS)), ("confirm", list(Confirm.BINDINGS)),
                ("forms", list(Form.BINDINGS)), ("secret", list(ShownOnce.BINDINGS))]
     remap = app.user_config.keys

@@ -21,6 +21,7 @@ class FilterTable(Vertical):
 
     def __init__(self, *columns: str, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.columns = columns
         self.rows: list[Row] = []
         # Made here, not in compose, so a screen can fill the table before it is mounted.
         # The filter is disabled while hidden, so focus never lands in a box nobody can see.
@@ -44,7 +45,8 @@ class FilterTable(Vertical):
     def _draw(self) -> None:
         table, chosen = self.table, self.selected
         needle = self.filter_text
-        table.clear()
+        table.clear(columns=True)  # and the columns again, so their widths fit the new rows
+        table.add_columns(*self.columns)
         for key, cells in self.rows:
             texts = ["" if c is None else str(c) for c in cells]
             if needle and not any(needle in t.lower() for t in texts):

@@ -1,0 +1,92 @@
+"""Time from `bastion` starting to its first screen, beside a bare Textual app measured the same way.
+
+    .venv/bin/python -m bench.tui_startup [--runs N]
+
+Each run is a fresh interpreter (imports included, as a user pays them) that runs the app headless at
+80x24 and exits as soon as the first screen is composed; the figure is the wall time of that process.
+The baseline is the smallest Textual app (one Static), so the difference is what Bastion itself costs.
+The connect screen needs no server: nothing here touches the network. Prints a table; the median counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The child programs: start the app, leave once the first screen's footer (composed last) is there.
+BASTION = """
+from tui.app import BastionApp
+from tui.config import State
+from tui.screens.connect import ConnectScreen
+
+class FirstScreen(BastionApp):
+    def on_mount(self):  # BastionApp's on_mount runs as well: Textual calls the handler of every class
+        self.set_interval(0.005, self.done)
+
+    def done(self):
+        if isinstance(self.screen, ConnectScreen) and self.screen.query("Footer"):
+            self.exit()
+
+FirstScreen(state=State(), remember=False).run(headless=True, size=(80, 24))
+"""
+
+BARE = """
+from textual.app import App
+from textual.widgets import Footer, Static
+
+class Bare(App):
+    def compose(self):
+        yield Static("hello")
+        yield Footer()
+
+    def on_mount(self):
+        self.set_interval(0.005, self.done)
+
+    def done(self):
+        if self.screen.query("Footer"):
+            self.exit()
+
+Bare().run(headless=True, size=(80, 24))
+"""
+
+
+def measure(program: str, runs: int, env: dict[str, str]) -> list[float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", program], cwd=ROOT, env=env, check=True, timeout=60,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.tui_startup", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args(argv)
+    import os
+
+    with tempfile.TemporaryDirectory() as home:
+        # A private config and state, so a developer's remembered servers do not change the figure.
+        env = {**os.environ, "XDG_CONFIG_HOME": f"{home}/config", "XDG_STATE_HOME": f"{home}/state"}
+        measure(BARE, 1, env)  # warm the file cache for both
+        bare = measure(BARE, args.runs, env)
+        bastion = measure(BASTION, args.runs, env)
+    print(f"TUI start to first screen, {args.runs} runs each, 80x24, headless (seconds)")
+    print("| app | median | min | max |")
+    print("| --- | --- | --- | --- |")
+    for name, times in (("bare Textual app (baseline)", bare), ("bastion (connect screen)", bastion)):
+        print(f"| {name} | {statistics.median(times):.3f} | {min(times):.3f} | {max(times):.3f} |")
+    print(f"bastion costs {statistics.median(bastion) - statistics.median(bare):+.3f} s over the baseline")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
