@@ -15,6 +15,7 @@ from aiohttp import web
 from daemon.api import auth as auth_api
 from daemon.api import collections as collections_api
 from daemon.api import ops
+from daemon.api import realtime
 from daemon.api import users as users_api
 from daemon.api import webview
 from daemon.bootstrap import FIRST_RUN_HINT
@@ -187,10 +188,12 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_events)
     app.cleanup_ctx.append(_account_services)
     app.cleanup_ctx.append(_vectors)
+    app.cleanup_ctx.append(realtime.run_gateway)
     app.cleanup_ctx.append(webview.open_web_sessions)
     app.on_shutdown.append(_on_shutdown)
+    app.on_shutdown.append(realtime.on_shutdown)  # 1001 to every WebSocket
 
-    for module in (ops, auth_api, users_api, collections_api):
+    for module in (ops, auth_api, users_api, collections_api, realtime):
         module.add_routes(app)
         app[ENDPOINTS].extend(module.routes.endpoints)
     webview.add_routes(app)  # the HTML pages are not API routes: kept out of ENDPOINTS and /openapi.json

@@ -1,0 +1,338 @@
+"""GET /api/v1/ws: the WebSocket gateway (API.md, Realtime).
+
+One dispatcher task per process hears the event bus and hands each event to the connections that
+may see it. Handing over never waits on a client: every connection has a bounded queue drained by a
+writer task of its own, and a client whose queue is full is dropped (1008), so a slow reader costs
+only itself. Each connection's handler task reads the client's messages (auth, subscribe) in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import orjson
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from daemon.api import webview
+from daemon.api.routing import Routes
+from daemon.context import AUTHENTICATOR, EVENTS, GATEWAY, METRICS, SETTINGS, VECTORS
+from daemon.pipeline import security_headers
+from daemon.pipeline.authentication import bearer_token
+from daemon.services import realtime as rules
+from daemon.services.principal import Principal
+from daemon.stores.cache import gcra
+from daemon.stores.errors import Unavailable
+from daemon.stores.events import Event
+from shared.errors import ApiError, Code, FieldError
+from shared.models.events import (
+    AUTH_TIMEOUT_S,
+    CLIENT_MESSAGE,
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+    CLOSE_UNAUTHORIZED,
+    MAX_FRAME_BYTES,
+    Auth,
+    Subscribe,
+)
+
+log = logging.getLogger("bastion.realtime")
+routes = Routes(prefix="/api/v1")
+CLOSE_TIMEOUT_S = 2.0
+_RETRY_S = 1.0
+_closing_tasks: set[asyncio.Task] = set()
+
+
+def _json(message: dict) -> str:
+    return orjson.dumps(message).decode()
+
+
+class Connection:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None, buffer: int) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.principal: Principal | None = None
+        self.topics: set[str] = set()
+        self.queue: asyncio.Queue[str] = asyncio.Queue(buffer)
+        # While a `since` replay is being read, live events wait here, so that nothing is sent twice
+        # or out of order.
+        self.held: list[tuple[Event, str]] | None = None
+        self.closing = False
+        self.writer = asyncio.create_task(self._write())
+        self._tat: float | None = None
+
+    async def _write(self) -> None:
+        while True:
+            text = await self.queue.get()
+            try:
+                await self.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                return  # the socket is gone; the handler's receive loop ends and cleans up
+
+    def send(self, message: dict | str) -> None:
+        if self.closing:
+            return
+        try:
+            self.queue.put_nowait(message if isinstance(message, str) else _json(message))
+        except asyncio.QueueFull:
+            self.end(CLOSE_POLICY, "too slow: the send buffer is full")
+
+    def deliver(self, event: Event, topic: str, text: str) -> None:
+        if self.held is not None:
+            self.held.append((event, topic))
+        else:
+            self.send(text)
+
+    def allow_message(self, per_minute: int) -> bool:
+        tat, decision = gcra(self._tat, time.monotonic(), per_minute, 60.0, 1)
+        if decision.allowed:
+            self._tat = tat
+        return decision.allowed
+
+    def end(self, code: int, reason: str) -> asyncio.Task | None:
+        """Close from outside the handler (revocation, expiry, slow reader, shutdown), without waiting."""
+        if self.closing:
+            return None
+        self.closing = True
+        # The writer is left alone: cancelling it mid-send would cancel the socket's shared drain
+        # wait under the close frame too. Once the socket is closing its next send fails and it ends.
+        task = asyncio.create_task(self._close(code, reason))
+        _closing_tasks.add(task)  # the loop holds tasks weakly
+        task.add_done_callback(_closing_tasks.discard)
+        return task
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT_S)
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():
+                raise
+            self._abort()  # the socket's drain wait was cancelled under us: it is beyond saving
+        except (TimeoutError, ConnectionError, RuntimeError):
+            self._abort()
+
+    def _abort(self) -> None:
+        # A client that stopped reading cannot take even the close frame, and a plain close would
+        # wait for its full buffers forever: cut the connection.
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def event_text(event: Event, topic: str) -> str:
+    return _json({"type": "event", "id": event.id, "topic": topic, "event": event.event, "at": event.at, "data": event.data})
+
+
+class Gateway:
+    def __init__(self) -> None:
+        self.connections: set[Connection] = set()
+
+    def dispatch(self, event: Event) -> None:
+        texts: dict[str, str] = {}  # one serialisation per topic, shared by every connection
+        for conn in list(self.connections):
+            principal = conn.principal
+            if principal is None or conn.closing:
+                continue
+            if rules.ends_access(principal, event):
+                conn.end(CLOSE_UNAUTHORIZED, "the session has ended")
+                continue
+            topic = rules.delivered_as(principal, conn.topics, event)
+            if topic is not None:
+                if topic not in texts:
+                    texts[topic] = event_text(event, topic)
+                conn.deliver(event, topic, texts[topic])
+
+    async def close_all(self, code: int, reason: str) -> None:
+        closing = [task for conn in list(self.connections) if (task := conn.end(code, reason)) is not None]
+        if closing:
+            await asyncio.gather(*closing, return_exceptions=True)
+
+
+async def _listen(app: web.Application, gateway: Gateway) -> None:
+    bus = app[EVENTS]
+    while True:
+        listener = bus.listen()
+        try:
+            async for event in listener:
+                try:
+                    gateway.dispatch(event)
+                except Exception:  # one bad event must not end live updates for everyone
+                    log.exception("could not dispatch an event", extra={"event_id": event.id})
+        except Unavailable:
+            # Events may have been missed: clients reconnect and resume with `since`.
+            log.warning("the event bus is unavailable; closing WebSockets with 1013")
+            await gateway.close_all(CLOSE_TRY_AGAIN, "events unavailable; reconnect later")
+        finally:
+            listener.close()
+        await asyncio.sleep(_RETRY_S)
+
+
+async def run_gateway(app: web.Application):
+    """cleanup_ctx: the gateway and its dispatcher task."""
+    gateway = Gateway()
+    app[GATEWAY] = gateway
+    task = asyncio.create_task(_listen(app, gateway), name="ws-dispatcher")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await gateway.close_all(CLOSE_GOING_AWAY, "server shutting down")
+
+
+async def on_shutdown(app: web.Application) -> None:
+    await app[GATEWAY].close_all(CLOSE_GOING_AWAY, "server shutting down")
+
+
+def _origin_allowed(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    return origin is None or origin in request.app[SETTINGS].cors_origins or webview.from_own_pages(request)
+
+
+async def _authenticate(request: web.Request, conn: Connection, header_token: str | None) -> bool:
+    """Header token, or the first message within 5 s; closes the socket itself on failure."""
+    token = header_token
+    if token is None:
+        try:
+            msg = await conn.ws.receive(timeout=AUTH_TIMEOUT_S)
+        except TimeoutError:
+            await conn.ws.close(code=CLOSE_UNAUTHORIZED, message=b"authenticate within 5 s")
+            return False
+        if msg.type != WSMsgType.TEXT:
+            if msg.type not in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                await conn.ws.close(code=CLOSE_UNAUTHORIZED, message=b"expected an auth message")
+            return False
+        try:
+            auth = CLIENT_MESSAGE.validate_json(msg.data)
+        except ValidationError:
+            auth = None
+        if not isinstance(auth, Auth):
+            await conn.ws.close(code=CLOSE_UNAUTHORIZED, message=b'expected {"type": "auth", "token": ...}')
+            return False
+        token = auth.token
+    try:
+        conn.principal = await request.app[AUTHENTICATOR].authenticate(token)
+    except ApiError:
+        await conn.ws.close(code=CLOSE_UNAUTHORIZED, message=b"the token is not valid")
+        return False
+    except Unavailable as exc:
+        await conn.ws.close(code=CLOSE_TRY_AGAIN, message=f"{exc.service} unavailable".encode())
+        return False
+    return True
+
+
+async def _subscribe(request: web.Request, conn: Connection, message: Subscribe) -> None:
+    principal = conn.principal
+    assert principal is not None
+    allowed: list[str] = []
+    for topic in dict.fromkeys(message.topics):
+        if await rules.may_read(principal, topic, request.app[VECTORS]):
+            allowed.append(topic)
+        else:
+            conn.send({"type": "error", "code": "forbidden", "detail": "you may not read this topic", "topic": topic})
+    fresh = set(allowed) - conn.topics
+    # Subscribe and start holding live events in one step (no await between), then read the history:
+    # every event is in the history, or held, or both (sent once).
+    conn.topics |= fresh
+    if message.since is None or not fresh:
+        conn.send({"type": "subscribed", "topics": allowed})
+        return
+    conn.held = []
+    try:
+        replay = await request.app[EVENTS].since(message.since, rules.sources(fresh))
+    finally:
+        held, conn.held = conn.held, None
+    conn.send({"type": "subscribed", "topics": allowed})
+    replayed: set[str] = set()
+    if replay is None:
+        conn.send({"type": "resync"})
+    else:
+        for event in replay:
+            topic = rules.delivered_as(principal, fresh, event)
+            if topic is not None:
+                replayed.add(event.id)
+                conn.send(event_text(event, topic))
+    for event, topic in held:
+        if event.id not in replayed:
+            conn.send(event_text(event, topic))
+
+
+async def _serve(request: web.Request, conn: Connection) -> None:
+    settings = request.app[SETTINGS]
+    async for msg in conn.ws:
+        if msg.type != WSMsgType.TEXT:
+            continue  # binary frames mean nothing here; control frames are aiohttp's
+        if not conn.allow_message(settings.ws_messages_per_minute):
+            await _shut(conn, CLOSE_POLICY, "too many messages")
+            return
+        try:
+            message = CLIENT_MESSAGE.validate_json(msg.data)
+        except ValidationError as exc:
+            code = Code.INVALID_JSON if any(e["type"] == "json_invalid" for e in exc.errors()) else Code.VALIDATION_FAILED
+            conn.send({"type": "error", "code": str(code), "detail": _first_problem(exc)})
+            continue
+        if isinstance(message, Auth):
+            conn.send({"type": "error", "code": str(Code.VALIDATION_FAILED), "detail": "already authenticated"})
+            continue
+        try:
+            await _subscribe(request, conn, message)
+        except Unavailable as exc:
+            await _shut(conn, CLOSE_TRY_AGAIN, f"{exc.service} unavailable")
+            return
+
+
+async def _shut(conn: Connection, code: int, reason: str) -> None:
+    closing = conn.end(code, reason)
+    if closing is not None:
+        await closing
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else error["msg"]
+
+
+@routes.get("/ws", summary="Live events over a WebSocket (see API.md, Realtime)", tag="realtime", response=None,
+    status=101, access="public", errors=(403, 422))
+async def websocket(request: web.Request) -> web.StreamResponse:
+    if not _origin_allowed(request):
+        raise ApiError(Code.FORBIDDEN, "this Origin may not open a WebSocket")
+    header_token = bearer_token(request)  # malformed header: 401 before the upgrade
+    # A web-view page holds no token: its session cookie stands in for one (api/webview.py).
+    cookie_principal = None if header_token else await webview.session_principal(request)
+    settings = request.app[SETTINGS]
+    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s, max_msg_size=MAX_FRAME_BYTES)
+    if not ws.can_prepare(request).ok:
+        raise ApiError(Code.VALIDATION_FAILED, "expected a WebSocket upgrade request",
+                       errors=[FieldError("headers.Upgrade", "expected 'websocket'")])
+    security_headers.apply(ws.headers)
+    await ws.prepare(request)
+    gateway, metrics = request.app[GATEWAY], request.app[METRICS]
+    conn = Connection(ws, request.transport, settings.ws_send_buffer)
+    conn.principal = cookie_principal
+    gateway.connections.add(conn)
+    metrics.websockets.inc()
+    expiry: asyncio.TimerHandle | None = None
+    try:
+        if conn.principal is not None or await _authenticate(request, conn, header_token):
+            principal = conn.principal
+            if principal is not None and principal.expires_at is not None:
+                delay = max(0.0, principal.expires_at - time.time())
+                expiry = asyncio.get_running_loop().call_later(delay, conn.end, CLOSE_UNAUTHORIZED, "the token has expired")
+            await _serve(request, conn)
+    finally:
+        if expiry is not None:
+            expiry.cancel()
+        gateway.connections.discard(conn)
+        metrics.websockets.dec()
+        conn.writer.cancel()
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+def add_routes(app: web.Application) -> None:
+    routes.add_to(app.router)

@@ -1,0 +1,333 @@
+"""The WebSocket gateway of API.md (Realtime), on a real app: in-process state and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from daemon.app import create_app
+from daemon.context import EVENTS, GATEWAY, METRICS
+from daemon.settings import Settings
+from shared.models.events import SERVER_MESSAGE
+from tests.helpers import signed_up
+
+WS = "/api/v1/ws"
+WAIT_S = 10
+
+
+@pytest.fixture(params=["memory", "redis"])
+def rt_settings(request: pytest.FixtureRequest, data_dir) -> Settings:
+    options = {}
+    if request.param == "redis":
+        options = {"redis_url": request.getfixturevalue("redis_url"), "redis_prefix": request.getfixturevalue("redis_prefix")}
+    return Settings.from_env({}, data_dir=data_dir, cors_origins=("https://app.example",), **options)
+
+
+@pytest.fixture
+async def rt(aiohttp_client, rt_settings):
+    return await aiohttp_client(create_app(rt_settings))
+
+
+@pytest.fixture
+async def admin(rt):
+    return await signed_up(rt, "admin@example.com", "admin")
+
+
+@pytest.fixture
+async def alice(rt):
+    return await signed_up(rt, "alice@example.com")
+
+
+async def receive(ws) -> dict:
+    msg = await asyncio.wait_for(ws.receive(), WAIT_S)
+    assert msg.type == aiohttp.WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
+    body = msg.json()
+    SERVER_MESSAGE.validate_python(body)  # every message is one of the protocol's
+    return body
+
+
+async def closed_with(ws) -> int:
+    """The close code the server sent, skipping anything still queued before it."""
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), WAIT_S)
+        if msg.type == aiohttp.WSMsgType.CLOSE:
+            return msg.data  # ws.close_code may become 1006 if our close reply meets a closed socket
+        if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
+            return ws.close_code
+
+
+async def connect(client, actor=None, **kwargs):
+    ws = await client.ws_connect(WS, **kwargs)
+    if actor is not None:
+        await ws.send_json({"type": "auth", "token": actor.access_token})
+    return ws
+
+
+async def subscribe(ws, *topics: str, since: str | None = None) -> dict:
+    message = {"type": "subscribe", "topics": list(topics)}
+    if since is not None:
+        message["since"] = since
+    await ws.send_json(message)
+    return await receive(ws)
+
+
+async def until(check, what: str) -> None:
+    for _ in range(WAIT_S * 20):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+async def test_an_admin_hears_users_being_created(rt, admin):
+    ws = await connect(rt, admin)
+    assert await subscribe(ws, "users") == {"type": "subscribed", "topics": ["users"]}
+    response = await rt.post("/api/v1/users", json={"email": "new@example.com", "password": "a long password", "role": "user"},
+                             headers=admin.headers)
+    assert response.status == 201
+    event = await receive(ws)
+    assert (event["type"], event["topic"], event["event"]) == ("event", "users", "user.created")
+    assert event["data"]["email"] == "new@example.com" and "password_hash" not in event["data"]
+    assert event["id"] and event["at"].endswith("Z")
+    await ws.close()
+
+
+async def test_the_authorization_header_authenticates_the_handshake(rt, alice):
+    ws = await connect(rt, headers=alice.headers)
+    assert (await subscribe(ws, "me"))["type"] == "subscribed"
+    await ws.close()
+
+
+@pytest.mark.parametrize("first", [
+    {"type": "auth", "token": "not-a-token"},
+    {"type": "subscribe", "topics": ["me"]},
+    "not json",
+])
+async def test_a_bad_first_message_closes_4401(rt, first):
+    ws = await rt.ws_connect(WS)
+    await (ws.send_str(first) if isinstance(first, str) else ws.send_json(first))
+    assert await closed_with(ws) == 4401
+
+
+async def test_a_bad_header_token_closes_4401_and_a_malformed_header_is_401(rt):
+    ws = await rt.ws_connect(WS, headers={"Authorization": "Bearer nope"})
+    assert await closed_with(ws) == 4401
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await rt.ws_connect(WS, headers={"Authorization": "Basic abc"})
+    assert refused.value.status == 401
+
+
+async def test_no_auth_within_five_seconds_closes_4401(rt, rt_settings):
+    if rt_settings.redis_url:
+        pytest.skip("the timeout does not depend on the backend")
+    ws = await rt.ws_connect(WS)
+    assert await closed_with(ws) == 4401
+
+
+async def test_a_foreign_origin_is_refused_at_the_handshake(rt, alice):
+    for origin in ("https://evil.example", "null"):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await rt.ws_connect(WS, headers={"Origin": origin})
+        assert refused.value.status == 403
+    ws = await connect(rt, alice, headers={"Origin": "https://app.example"})
+    assert (await subscribe(ws, "me"))["type"] == "subscribed"
+    await ws.close()
+
+
+async def test_topics_are_checked_one_by_one(rt, admin, alice):
+    response = await rt.post("/api/v1/collections", json={"name": "theirs", "dimension": 2, "metric": "dot"},
+                             headers=admin.headers)
+    assert response.status == 201
+    await rt.post("/api/v1/collections", json={"name": "mine", "dimension": 2, "metric": "dot"}, headers=alice.headers)
+    ws = await connect(rt, alice)
+    await ws.send_json({"type": "subscribe", "topics": ["users", "collections/theirs", "collections/none", "collections/mine", "me"]})
+    refused = [await receive(ws) for _ in range(3)]
+    assert [(m["type"], m["code"], m["topic"]) for m in refused] == [
+        ("error", "forbidden", "users"), ("error", "forbidden", "collections/theirs"), ("error", "forbidden", "collections/none")
+    ]
+    assert await receive(ws) == {"type": "subscribed", "topics": ["collections/mine", "me"]}
+    # The socket stays open and hears its own collection.
+    await rt.post("/api/v1/collections/mine/upsert", json={"vectors": [{"id": "a", "values": [1, 2]}]}, headers=alice.headers)
+    event = await receive(ws)
+    assert (event["topic"], event["event"], event["data"]["ids"]) == ("collections/mine", "vectors.upserted", ["a"])
+    await ws.close()
+
+    ws = await connect(rt, admin)
+    assert await subscribe(ws, "collections/mine", "users") == {"type": "subscribed", "topics": ["collections/mine", "users"]}
+    await ws.close()
+
+
+async def test_me_carries_only_events_about_the_subscriber(rt, admin, alice):
+    bob = await signed_up(rt, "bob@example.com")
+    ws = await connect(rt, alice)
+    await subscribe(ws, "me")
+    await rt.patch("/api/v1/users/me", json={"display_name": "Bob"}, headers=bob.headers)
+    await rt.patch("/api/v1/users/me", json={"display_name": "Alice"}, headers=alice.headers)
+    event = await receive(ws)
+    assert (event["topic"], event["event"], event["data"]["id"], event["data"]["display_name"]) == (
+        "me", "user.updated", alice.id, "Alice"
+    )
+    await ws.close()
+
+
+@pytest.mark.parametrize("bad, code", [
+    ('{"type": "subscribe", "topics": ["bogus"]}', "validation_failed"),
+    ('{"type": "subscribe", "topics": []}', "validation_failed"),
+    ('{"type": "subscribe", "topics": ["me"], "since": "x y"}', "validation_failed"),
+    ('{"type": "dance"}', "validation_failed"),
+    ("{not json", "invalid_json"),
+    ('{"type": "auth", "token": "again"}', "validation_failed"),
+])
+async def test_bad_messages_get_an_error_and_the_socket_stays(rt, alice, bad, code):
+    ws = await connect(rt, alice)
+    await ws.send_str(bad)
+    error = await receive(ws)
+    assert (error["type"], error["code"]) == ("error", code) and error["detail"]
+    assert (await subscribe(ws, "me"))["type"] == "subscribed"
+    await ws.close()
+
+
+async def test_since_replays_exactly_what_was_missed_in_order(rt, admin):
+    bus = rt.app[EVENTS]
+    ws = await connect(rt, admin)
+    await subscribe(ws, "users")
+    first = await bus.publish("users", "user.updated", {"id": "u0", "n": 0})
+    assert (await receive(ws))["id"] == first.id
+    await ws.close()
+    missed = [await bus.publish("users" if n % 3 else "collections/x", "user.updated", {"id": "u", "n": n}) for n in range(1, 10)]
+
+    ws = await connect(rt, admin)
+    assert (await subscribe(ws, "users", since=first.id))["type"] == "subscribed"
+    live = await bus.publish("users", "user.updated", {"id": "u", "n": 10})
+    expected = [e.data["n"] for e in missed if e.topic == "users"] + [10]
+    got = [await receive(ws) for _ in expected]
+    assert [m["data"]["n"] for m in got] == expected
+    assert got[-1]["id"] == live.id
+    assert len({m["id"] for m in got}) == len(got)
+    await ws.close()
+
+
+async def test_events_raised_while_the_history_is_read_arrive_once(rt, admin):
+    """Publishing hard while subscribing with `since`: every event exactly once, in order."""
+    bus = rt.app[EVENTS]
+    start = await bus.publish("users", "user.updated", {"id": "u", "n": 0})
+
+    async def publish_many():
+        for n in range(1, 201):
+            await bus.publish("users", "user.updated", {"id": "u", "n": n})
+
+    ws = await connect(rt, admin)
+    publisher = asyncio.create_task(publish_many())
+    await ws.send_json({"type": "subscribe", "topics": ["users"], "since": start.id})
+    assert (await receive(ws))["type"] == "subscribed"
+    await publisher
+    got = [(await receive(ws))["data"]["n"] for _ in range(200)]
+    assert got == list(range(1, 201))
+    await ws.close()
+
+
+async def test_since_older_than_the_history_gets_resync(aiohttp_client, settings, rt_settings):
+    if rt_settings.redis_url:
+        pytest.skip("the contract suite covers Redis trimming; here the gateway's answer is what matters")
+    client = await aiohttp_client(create_app(Settings.from_env({}, data_dir=settings.data_dir, event_history=10)))
+    admin = await signed_up(client, "admin@example.com", "admin")
+    bus = client.app[EVENTS]
+    old = await bus.publish("users", "user.updated", {"id": "u"})
+    for _ in range(20):
+        await bus.publish("users", "user.updated", {"id": "u"})
+    ws = await connect(client, admin)
+    assert (await subscribe(ws, "users", since=old.id))["type"] == "subscribed"
+    assert await receive(ws) == {"type": "resync"}
+    await ws.close()
+
+
+async def test_logout_closes_the_sessions_sockets_with_4401(rt, alice):
+    ws = await connect(rt, alice)
+    await subscribe(ws, "me")
+    response = await rt.post("/api/v1/auth/logout", headers=alice.headers)
+    assert response.status == 204
+    assert await closed_with(ws) == 4401
+
+
+async def test_disabling_a_user_closes_their_sockets_with_4401(rt, admin, alice):
+    ws = await connect(rt, alice)
+    await subscribe(ws, "me")
+    other = await connect(rt, admin)
+    await subscribe(other, "users")
+    response = await rt.patch(f"/api/v1/users/{alice.id}", json={"disabled": True}, headers=admin.headers)
+    assert response.status == 200
+    assert await closed_with(ws) == 4401
+    assert not other.closed
+    await other.close()
+
+
+async def test_the_socket_closes_4401_when_the_token_expires(aiohttp_client, settings, rt_settings):
+    if rt_settings.redis_url:
+        pytest.skip("expiry does not depend on the backend")
+    client = await aiohttp_client(create_app(Settings.from_env({}, data_dir=settings.data_dir, access_token_ttl_s=30)))
+    alice = await signed_up(client, "alice@example.com")
+    ws = await connect(client, alice)
+    await subscribe(ws, "me")
+    msg = await asyncio.wait_for(ws.receive(), 45)  # the shortest lifetime the settings allow is 30 s
+    assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 4401
+
+
+async def test_a_frame_over_64_kib_closes_1009(rt, alice):
+    ws = await connect(rt, alice)
+    await subscribe(ws, "me")
+    await ws.send_str("x" * (64 * 1024 + 1))
+    assert await closed_with(ws) == 1009
+
+
+async def test_too_many_messages_close_1008(aiohttp_client, settings, rt_settings):
+    if rt_settings.redis_url:
+        pytest.skip("the per-connection limit is in-process in both modes")
+    client = await aiohttp_client(create_app(Settings.from_env({}, data_dir=settings.data_dir, ws_messages_per_minute=5)))
+    alice = await signed_up(client, "alice@example.com")
+    ws = await connect(client, alice)
+    for _ in range(5):
+        assert (await subscribe(ws, "me"))["type"] == "subscribed"
+    await ws.send_json({"type": "subscribe", "topics": ["me"]})
+    assert await closed_with(ws) == 1008
+
+
+async def test_shutdown_closes_1001_and_the_gauge_counts_sockets(rt, alice):
+    sockets = [await connect(rt, alice) for _ in range(3)]
+    for ws in sockets:
+        await subscribe(ws, "me")
+    assert rt.app[METRICS].websockets._value.get() == 3
+    closing = asyncio.create_task(rt.server.close())
+    for ws in sockets:
+        assert await closed_with(ws) == 1001
+    await closing
+    assert rt.app[METRICS].websockets._value.get() == 0
+
+
+async def test_a_slow_reader_is_dropped_and_the_others_keep_up(aiohttp_client, settings, rt_settings):
+    options = {"redis_url": rt_settings.redis_url, "redis_prefix": rt_settings.redis_prefix} if rt_settings.redis_url else {}
+    client = await aiohttp_client(create_app(Settings.from_env({}, data_dir=settings.data_dir, ws_send_buffer=16, **options)))
+    admin = await signed_up(client, "admin@example.com", "admin")
+    slow, fast = await connect(client, admin), await connect(client, admin)
+    for ws in (slow, fast):
+        await subscribe(ws, "users")
+    gateway, bus = client.app[GATEWAY], client.app[EVENTS]
+    # The slow client never reads: its socket buffers fill, then its queue of 16, and it is dropped.
+    count, padding = 800, "x" * 32_000
+    received: list[int] = []
+
+    async def read_fast():
+        while len(received) < count:
+            received.append((await receive(fast))["data"]["n"])
+
+    reader = asyncio.create_task(read_fast())
+    for n in range(count):
+        await bus.publish("users", "user.updated", {"id": "u", "n": n, "padding": padding})
+        # A steady pace the fast client keeps up with; the slow one falls ever further behind.
+        await until(lambda: len(received) >= n - 4 or reader.done(), "the fast client to keep up")
+    await until(lambda: len(gateway.connections) == 1, "the slow reader to be dropped")
+    await asyncio.wait_for(reader, WAIT_S)
+    assert received == list(range(count))
+    assert not fast.closed
+    await fast.close()

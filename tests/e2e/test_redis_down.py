@@ -1,0 +1,135 @@
+"""Redis goes away under a running `bastiond`, and comes back: a redis-server of this test's own on a
+spare port, stopped mid-test. Logins fail closed (503 + Retry-After), /readyz names Redis, WebSockets
+close with 1013, nothing answers 500, and everything works again without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import REQUIRE, free_port
+from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon, start
+
+WAIT_S = 30
+
+
+class RedisServer:
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if REQUIRE:
+                pytest.fail("redis-server is required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
+            pytest.skip("redis-server is not installed")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        for _ in range(100):
+            try:
+                client.ping()
+                client.close()
+                return
+            except redis.ConnectionError:
+                import time
+
+                time.sleep(0.05)
+        pytest.fail("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[Daemon, RedisServer]]:
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+    daemon = None
+    try:
+        daemon = start(tmp_path / "data", BASTION_REDIS_URL=f"redis://127.0.0.1:{redis_server.port}/0")
+        daemon.create_admin()
+        yield daemon, redis_server
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        redis_server.stop()
+
+
+async def _until(check, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while not await check():
+        if loop.time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def test_redis_down_fails_closed_and_recovers_without_a_restart(stack):
+    daemon, redis_server = stack
+    credentials = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    async with aiohttp.ClientSession(base_url=daemon.url) as http:
+        response = await http.post("/api/v1/auth/login", json=credentials)
+        assert response.status == 200
+        tokens = await response.json()
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        ws = await http.ws_connect("/api/v1/ws", headers=bearer)
+        await ws.send_json({"type": "subscribe", "topics": ["users"]})
+        assert (await ws.receive_json(timeout=WAIT_S))["type"] == "subscribed"
+
+        redis_server.stop()
+
+        msg = await ws.receive(timeout=WAIT_S)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data in (1011, 1013)
+        for path, body, headers in (
+            ("/api/v1/auth/login", credentials, {}),
+            ("/api/v1/auth/refresh", {"refresh_token": tokens["refresh_token"]}, {}),
+            ("/api/v1/auth/logout", None, bearer),
+        ):
+            response = await http.post(path, json=body, headers=headers)
+            assert response.status == 503, (path, await response.text())
+            assert int(response.headers["Retry-After"]) > 0
+            assert (await response.json())["code"] == "service_unavailable"
+        response = await http.get("/readyz")
+        assert response.status == 503 and "redis" in (await response.json())["detail"]
+        # A new WebSocket is refused at the handshake (its rate limit and its token's revocation
+        # live in Redis): 503 with Retry-After, like any other route.
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect("/api/v1/ws", headers=bearer)
+        assert refused.value.status == 503 and int(refused.value.headers["Retry-After"]) > 0
+
+        redis_server.start()  # the same port, empty: as after a Redis restart without persistence
+
+        async def ready() -> bool:
+            return (await http.get("/readyz")).status == 200
+
+        await _until(ready, "/readyz to recover")
+        response = await http.post("/api/v1/auth/login", json=credentials)
+        assert response.status == 200, await response.text()
+        bearer = {"Authorization": f"Bearer {(await response.json())['access_token']}"}
+        async with http.ws_connect("/api/v1/ws", headers=bearer) as ws:
+            await ws.send_json({"type": "subscribe", "topics": ["users"]})
+            assert (await ws.receive_json(timeout=WAIT_S))["type"] == "subscribed"
+            response = await http.post("/api/v1/users", headers=bearer,
+                                       json={"email": "back@example.com", "password": "a long password", "role": "user"})
+            assert response.status == 201
+            event = await ws.receive_json(timeout=WAIT_S)
+            assert (event["event"], event["data"]["email"]) == ("user.created", "back@example.com")
+
+    assert daemon.process.poll() is None, "bastiond died"
+    assert "unhandled error" not in daemon.log.read_text(), "something answered 500"
