@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,39 +40,38 @@ def need(service: str, host: str, port: int) -> None:
     pytest.skip(f"{service} at {host}:{port} is not running")
 
 
-@pytest.fixture(scope="session")
-def pg_schema_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the session."""
-    need("PostgreSQL", "127.0.0.1", 5432)
+@contextmanager
+def _fresh_schema(prefix: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a new, empty schema, dropped afterwards."""
     import psycopg2
 
-    schema = f"bastion_test_{secrets.token_hex(4)}"
+    schema = f"{prefix}_{secrets.token_hex(5)}"
     conn = psycopg2.connect(PG_URL)
     conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with conn.cursor() as cur:
-        cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    conn.close()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE SCHEMA "{schema}"')
+        sep = "&" if "?" in PG_URL else "?"
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        with conn.cursor() as cur:
+            cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url() -> Iterator[str]:
+    """A schema for the whole session."""
+    need("PostgreSQL", "127.0.0.1", 5432)
+    with _fresh_schema("bastion_test") as url:
+        yield url
 
 
 @pytest.fixture
 def pg_url(pg_schema_url: str) -> Iterator[str]:
     """A schema per test: each test starts from an empty database."""
-    import psycopg2
-
-    schema = f"bastion_t_{secrets.token_hex(5)}"
-    conn = psycopg2.connect(PG_URL)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with conn.cursor() as cur:
-        cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    conn.close()
+    with _fresh_schema("bastion_t") as url:
+        yield url
 
 
 @pytest.fixture
