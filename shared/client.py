@@ -148,18 +148,16 @@ class Client:
                 method, self.server + path, json=body, params=query, headers=headers
             ) as response:
                 text = await response.text()
-                answer: Any = None
-                if text:
-                    try:
-                        answer = json.loads(text)
-                    except ValueError:
-                        answer = {"detail": text[:200]}
-                return response.status, (answer if answer is not None else {}) if response.status >= 400 else answer, \
-                    response.headers
+                status, reply_headers = response.status, response.headers
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
             raise Unreachable(f"cannot reach {self.server}: {_reason(exc)}") from None
-        except aiohttp.InvalidURL:
-            raise Unreachable(f"not a server URL: {self.server}") from None
+        try:
+            answer: Any = json.loads(text) if text else None
+        except ValueError:  # a proxy's HTML error page, say
+            answer = {"detail": text[:200]}
+        if status >= 400 and not isinstance(answer, dict):
+            answer = {}  # error answers are read as problem details, whatever came
+        return status, answer, reply_headers
 
     async def _model(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
         return model.model_validate(await self.request(method, path, **kwargs))
@@ -389,11 +387,22 @@ class Live:
                 return
 
 
+class BadServerURL(ValueError):
+    """What was given as the server is not an http(s) URL of a host."""
+
+
 def normalise_server(server: str) -> str:
-    server = server.strip().rstrip("/")
-    if server and "://" not in server:
-        server = "http://" + server
-    return server
+    """`host:port` or a URL, as one canonical `http(s)://host[:port]` (the key remembered servers go by)."""
+    from urllib.parse import urlsplit
+
+    text = server.strip()
+    if "://" not in text:
+        text = "http://" + text
+    text = text.rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in text or parts.path:
+        raise BadServerURL(f"not a server URL: {server!r} (expected http://host:port)")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _seg(value: str) -> str:

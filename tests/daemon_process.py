@@ -78,9 +78,10 @@ class Daemon:
                 self.process.wait()
 
 
-def start(data_dir: Path, **settings: str) -> Daemon:
+def start(data_dir: Path, port: int | None = None, **settings: str) -> Daemon:
+    """`port`: the same port again, to restart a daemon where its clients expect it."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = data_dir / "bastiond.log"
     env = {**os.environ, "BASTION_DATA_DIR": str(data_dir), "BASTION_PORT": str(port),
            "BASTION_LOG_LEVEL": "warning", **settings}

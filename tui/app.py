@@ -43,7 +43,7 @@ class Answered(Message):
         self.change, self.notice, self.then, self.result = change, notice, then, result
 
 
-class Live(Message):
+class LiveChange(Message):
     """A WebSocket event or status on its way to the store; `change` None means "resync": reload all."""
 
     def __init__(self, change: Change | None) -> None:
@@ -173,7 +173,7 @@ class BastionApp(App[None]):
         if message.then is not None:
             message.then(message.result)
 
-    def on_live(self, message: Live) -> None:
+    def on_live_change(self, message: LiveChange) -> None:
         if message.change is None:
             self.load(*self.overview_parts())
             return
@@ -279,18 +279,18 @@ class BastionApp(App[None]):
 
         delay = 1.0
         while True:
-            self.post_message(Live(LiveStatus("connecting")))
+            self.post_message(LiveChange(LiveStatus("connecting")))
             try:
                 async with client.live(self._topics(), since=self.store.state.last_event_id) as socket:
                     async for message in socket:
                         kind = message.get("type")
                         if kind == "subscribed":
                             delay = 1.0
-                            self.post_message(Live(LiveStatus("live")))
+                            self.post_message(LiveChange(LiveStatus("live")))
                         elif kind == "event":
-                            self.post_message(Live(EventArrived(message)))
+                            self.post_message(LiveChange(EventArrived(message)))
                         elif kind == "resync":
-                            self.post_message(Live(None))
+                            self.post_message(LiveChange(None))
                     if socket.close_code == 4401:
                         await client.refresh()  # an expired token: renew it; a revoked session raises here
             except ApiError as exc:
@@ -300,7 +300,7 @@ class BastionApp(App[None]):
                 pass
             except Exception:  # the socket broke mid-frame; reconnecting is all that helps
                 pass
-            self.post_message(Live(LiveStatus("reconnecting")))
+            self.post_message(LiveChange(LiveStatus("reconnecting")))
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)
 

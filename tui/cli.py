@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shared.client import Client, Unreachable, normalise_server
+from shared.client import BadServerURL, Client, Unreachable, normalise_server
 from shared.errors import ApiError, Code
 from tui import config, credentials
 from tui.explain import describe_error
@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "logout":
             return asyncio.run(_logout(args))
         return asyncio.run(_with_client(args))
-    except (UsageError, InputError, config.ConfigError) as exc:
+    except (UsageError, InputError, BadServerURL, config.ConfigError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except (ApiError, Unreachable, credentials.NoKeyring) as exc:
         return _fail(describe_error(exc), EXIT_SERVER)

@@ -1,6 +1,7 @@
 """What the console remembers between runs, and what the user configures.
 
-- `$XDG_CONFIG_HOME/bastion/config.toml` is the user's: `theme = "..."` and a `[keys]` table that remaps
+- `$XDG_CONFIG_HOME/bastion/config.toml` is the user's: `theme = "..."` (the default; a theme picked in the
+  TUI later wins) and a `[keys]` table that remaps
   bindings by id (`"users.create" = "n"`; `?` in the TUI lists every id). Bastion only reads it.
 - `$XDG_STATE_HOME/bastion/state.json` is Bastion's: the servers and accounts logged in to, the last
   one, the theme picked in the TUI. Never a password or a token (those live in the keyring).

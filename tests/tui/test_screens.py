@@ -371,3 +371,46 @@ async def test_a_wrong_password_is_told_on_the_connect_screen(daemon: Daemon) ->
         message = app.screen.query_one("#message", Static)
         await until(pilot, lambda: "Invalid email or password" in str(message.render()), "the refusal")
         assert isinstance(app.screen, ConnectScreen)
+
+
+async def test_the_console_shows_reconnecting_and_comes_back_live_after_a_restart(tmp_path, unique: str) -> None:
+    from tests import daemon_process
+    from tui.screens.users import UsersScreen
+
+    first = daemon_process.start(tmp_path / "restarted")
+    first.create_admin()
+    port = int(first.url.rsplit(":", 1)[1])
+    second = None
+    app = BastionApp()
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await log_in(pilot, first)
+            await open_screen(pilot, "users", UsersScreen)
+            await until(pilot, lambda: app.store.state.live == "live", "the live feed")
+            first.stop()
+            await until(pilot, lambda: app.store.state.live == "reconnecting", "the reconnecting notice")
+            status = str(app.screen.query_one("#status").render())
+            assert "reconnecting" in status
+            second = daemon_process.start(tmp_path / "restarted", port=port)
+            await until(pilot, lambda: app.store.state.live == "live", "live again after the restart")
+            email = f"after-{unique}@example.com"
+            second.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD, "role": "user"},
+                        second.admin_token())
+            await until(pilot, lambda: any(r[0] == email for r in table_rows(pilot)), "an event after the restart")
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+async def test_a_bad_server_url_is_told_plainly(daemon: Daemon) -> None:
+    from textual.widgets import Static
+
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        app.screen.query_one("#server", Input).value = "ftp://somewhere"
+        app.screen.query_one("#email", Input).value = ADMIN_EMAIL
+        app.screen.query_one("#password", Input).value = ADMIN_PASSWORD
+        await pilot.click("#connect-button")
+        message = app.screen.query_one("#message", Static)
+        await until(pilot, lambda: "not a server URL" in str(message.render()), "the refusal")

@@ -69,9 +69,12 @@ class ConnectScreen(Screen):
 
     def _resume(self) -> None:
         """With tokens for the account shown still in the keyring, connect without asking."""
-        server = normalise_server(self.query_one("#server", Input).value)
         email = self.query_one("#email", Input).value.strip()
-        if not (server and email):
+        try:
+            server = normalise_server(self.query_one("#server", Input).value)
+        except ValueError:
+            return  # submit() says what is wrong with it
+        if not email:
             return
         tokens = credentials.load(server, email)
         if tokens is not None:
@@ -99,11 +102,15 @@ class ConnectScreen(Screen):
         self.submit()
 
     def submit(self) -> None:
-        server = normalise_server(self.query_one("#server", Input).value)
+        try:
+            server = normalise_server(self.query_one("#server", Input).value)
+        except ValueError as exc:
+            self.failed(str(exc))
+            return
         email = self.query_one("#email", Input).value.strip()
         password = self.query_one("#password", Input).value
-        if not (server and email and password):
-            self.failed("server, email and password are all needed")
+        if not (email and password):
+            self.failed("the email and the password are both needed")
             return
         message = self.query_one("#message", Static)
         message.remove_class("error")
