@@ -139,3 +139,33 @@ def test_help_documents_the_exit_codes() -> None:
     done = bastion("--help")
     assert done.returncode == 0
     assert "exit codes:" in done.stdout and "2  usage" in done.stdout
+
+
+def test_events_tail_prints_events_as_they_happen(logged_in: Daemon, unique: str) -> None:
+    import queue
+    import threading
+    import time
+
+    tail = subprocess.Popen([sys.executable, "-m", "tui", "events", "tail", "--json"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in tail.stdout], daemon=True).start()  # type: ignore[union-attr]
+    token = logged_in.admin_token()
+    emails = []
+    try:
+        # Until tail has subscribed, an event can pass it by: create users until one is printed.
+        deadline = time.monotonic() + 30
+        while True:
+            emails.append(f"tail-{unique}-{len(emails)}@example.com")
+            logged_in.call("POST", "/api/v1/users", {"email": emails[-1], "password": ADMIN_PASSWORD}, token)
+            try:
+                event = json.loads(lines.get(timeout=1))
+                break
+            except queue.Empty:
+                assert time.monotonic() < deadline, "events tail printed nothing"
+    finally:
+        tail.terminate()
+        tail.wait(timeout=10)
+        tail.stdout.close()  # type: ignore[union-attr]
+        tail.stderr.close()  # type: ignore[union-attr]
+    assert event["type"] == "event" and event["event"] == "user.created" and event["data"]["email"] in emails
