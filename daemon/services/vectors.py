@@ -131,6 +131,14 @@ class VectorService:
             raise ApiError(Code.NOT_FOUND, f"no collection named '{name}'")
         return row
 
+    async def can_read(self, principal: Principal, name: str) -> bool:
+        """Whether this principal may see collection `name` (and so subscribe to `collections/<name>`)."""
+        try:
+            await self._visible(principal, name, "read")
+        except ApiError:
+            return False
+        return True
+
     async def _describe(self, row: CollectionRow) -> Collection:
         namespaces = await self.store.namespaces(row.space)
         return Collection(

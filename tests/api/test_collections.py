@@ -9,10 +9,15 @@ import io
 import orjson
 import pytest
 
-from daemon.context import EVENTS
+from daemon.context import EVENTS, VECTORS
+from daemon.services.principal import Principal, scopes_for_role
 from tests.helpers import problem
 
 BASE = "/api/v1/collections"
+
+
+def principal(actor, role="user") -> Principal:
+    return Principal(actor.id, role, scopes=scopes_for_role(role))
 
 
 async def make_collection(api, actor, name="docs", dimension=3, metric="cosine"):
@@ -125,6 +130,11 @@ async def test_only_the_owner_and_admins_see_a_collection(api, alice, bob, admin
         response = await api.request(method, path, json=body, headers=bob.headers)
         assert (response.status, (await problem(response))["code"]) == (404, "not_found"), (method, path)
     assert (await (await api.get(BASE, headers=bob.headers)).json())["items"] == []
+    # The same rule decides who may subscribe to the collection's topic.
+    service = api.app[VECTORS]
+    assert [await service.can_read(p, "docs") for p in (principal(alice), principal(bob), principal(admin, "admin"))] == [
+        True, False, True
+    ]
     for method, path, body in routes:
         response = await api.request(method, path, json=body, headers=admin.headers)
         assert response.status in (200, 204), (method, path, await response.text())

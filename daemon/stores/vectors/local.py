@@ -8,7 +8,8 @@
   built in a thread while exact search keeps answering. The build measures the index's own recall@10
   on a sample of the data; if it stays under RECALL_TARGET even with a wider search (data without
   structure, such as uniform random vectors), the namespace stays exact: answers stay right, at the
-  brute-force cost. Candidates from the index are re-scored exactly, so scores are always exact.
+  brute-force cost. Candidates from the index are re-ranked exactly, so scores are always exact.
+  The graph is changed in a thread (usearch releases the GIL); while it is, queries search exactly.
 - Filters are evaluated exactly on every vector. When few vectors pass, those are searched exactly;
   when many pass, the index is searched wider and filtered; if that finds fewer than top_k, the exact
   search over the filtered set decides, so a filter never loses matches that exist.
@@ -45,7 +46,7 @@ EXACT_MAX = 20_000
 RECALL_TARGET = 0.97  # measured at build time; the promise to callers is 0.95
 RECALL_SAMPLE = 200
 EF_SEARCH = (64, 128, 256)
-OVERFETCH = 2  # candidates asked of the index per result, re-ranked exactly
+OVERFETCH = 3  # candidates asked of the index per result, re-ranked exactly
 LOAD_PAGE = 5_000
 WRITE_CHUNK = 100
 
@@ -57,6 +58,9 @@ class _Ann:
         self.index = index
         self.max_label = max_label
         self.dirty = True
+        # True while a thread changes the graph: a search then would wait on the graph's lock and
+        # stall the event loop, so queries search exactly until it is done.
+        self.busy = False
 
     @staticmethod
     def new(dimension: int, metric: str) -> Index:
@@ -342,6 +346,11 @@ class LocalVectorStore:
         return max_label
 
     @staticmethod
+    def _change_index(ann: _Ann, removed: list[int], labels: np.ndarray, vectors: np.ndarray) -> None:
+        ann.remove(removed)
+        ann.add(labels, vectors)
+
+    @staticmethod
     def _reconcile(shelf: _Shelf, ann: _Ann) -> None:
         held = np.asarray(ann.index.keys, dtype=np.int64)
         current = shelf.labels
@@ -396,8 +405,11 @@ class LocalVectorStore:
             log.info("vector namespace stays exact: an index would lose recall", extra={"space": space.id, "size": len(labels)})
             return
         ann = _Ann(index, int(labels.max()))
-        self._reconcile(shelf, ann)  # changes made while it was building
-        shelf.ann = ann
+        async with state.write_lock:  # the changes made while it was building, with writers held back
+            if state.shelves.get(namespace) is not shelf:
+                return
+            await asyncio.to_thread(self._reconcile, shelf, ann)
+            shelf.ann = ann
         await asyncio.to_thread(self._save_snapshot, space, namespace, shelf, ann)
 
     @staticmethod
@@ -467,10 +479,16 @@ class LocalVectorStore:
                 old = shelf.put(r.id, np.asarray(r.values, dtype=np.float32), r.metadata, first + i)
                 if old is not None:
                     replaced.append(old)
-            if shelf.ann is not None:
+            ann = shelf.ann
+            if ann is not None:
                 labels = np.arange(first, first + len(records), dtype=np.int64)
-                shelf.ann.remove(replaced)
-                shelf.ann.add(labels, shelf.index_vectors(np.asarray([shelf.slot_of_label[int(x)] for x in labels])))
+                vectors = shelf.index_vectors(np.asarray([shelf.slot_of_label[int(x)] for x in labels]))
+                # usearch lets go of the GIL while it inserts, so the loop keeps serving meanwhile.
+                ann.busy = True
+                try:
+                    await asyncio.to_thread(self._change_index, ann, replaced, labels, vectors)
+                finally:
+                    ann.busy = False
             self._maybe_build(state, namespace, shelf)
         return len(records)
 
@@ -491,7 +509,7 @@ class LocalVectorStore:
         vector = np.asarray(vector, dtype=np.float32)
         if filter:
             found = self._filtered(shelf, vector, top_k, shelf.mask(filter))
-        elif shelf.ann is not None:
+        elif shelf.ann is not None and not shelf.ann.busy:
             found = self._approximate(shelf, vector, top_k)
         else:
             found = shelf.top(vector, top_k)
@@ -520,7 +538,7 @@ class LocalVectorStore:
         passing = np.flatnonzero(mask)
         if len(passing) == 0:
             return []
-        if shelf.ann is None or len(passing) <= self._exact_max:
+        if shelf.ann is None or shelf.ann.busy or len(passing) <= self._exact_max:
             return shelf.top(vector, top_k, passing)
         # Many pass: search the index wider, in proportion to how many the filter turns away.
         widen = math.ceil(top_k * OVERFETCH * shelf.n / len(passing) * 2) + 10
