@@ -64,9 +64,10 @@ class Form(ModalScreen[dict[str, str] | None]):
                     yield Label(f.label)
                     if f.choices:
                         yield Select([(c, c) for c in f.choices], value=f.default or f.choices[0], allow_blank=False,
-                                     id=f"field-{f.name}")
+                                     id=f"field-{f.name}", compact=True)
                     else:
-                        yield Input(f.default, placeholder=f.placeholder, password=f.password, id=f"field-{f.name}")
+                        yield Input(f.default, placeholder=f.placeholder, password=f.password, id=f"field-{f.name}",
+                                    compact=True)
             with Horizontal(classes="buttons"):
                 yield Button("OK", id="ok", variant="primary")
                 yield Button("Cancel", id="cancel")

@@ -32,16 +32,16 @@ class SearchScreen(StoreScreen):
     def body(self) -> ComposeResult:
         with Grid(id="query", classes="form"):
             yield Label("Collection")
-            yield Select([], id="collection", prompt="choose a collection")
+            yield Select([], id="collection", prompt="choose a collection", compact=True)
             yield Label("By id")
-            yield Input(id="by-id", placeholder="a vector id in the collection")
+            yield Input(id="by-id", placeholder="a vector id in the collection", compact=True)
             yield Label("or file")
-            yield Input(id="by-file", placeholder="path to a JSON vector")
+            yield Input(id="by-file", placeholder="path to a JSON vector", compact=True)
             yield Label("Filter")
-            yield Input(id="filter", placeholder='{"genre": "jazz"}')
+            yield Input(id="filter", placeholder='{"genre": "jazz"}', compact=True)
             yield Label("Top k")
-            yield Input("10", id="top-k")
-        yield Button("Run (ctrl+r)", id="run", variant="primary")
+            yield Input("10", id="top-k", compact=True)
+        yield Button("Run (ctrl+r)", id="run", variant="primary", compact=True)
         results: DataTable = DataTable(id="results", cursor_type="row", zebra_stripes=True)
         results.add_columns("id", "score", "metadata")
         yield results
