@@ -143,6 +143,9 @@ class Gateway:
                 if topic not in texts:
                     texts[topic] = event_text(event, topic)
                 conn.deliver(event, topic, texts[topic])
+            if rules.ends_topic(event):
+                # A collection of the same name made later may be someone else's: subscribe again.
+                conn.topics.discard(event.topic)
 
     async def close_all(self, code: int, reason: str) -> None:
         closing = [task for conn in list(self.connections) if (task := conn.end(code, reason)) is not None]

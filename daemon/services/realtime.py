@@ -6,11 +6,10 @@ Services publish on two kinds of topic: `users` (user.* and session.revoked) and
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from daemon.services.principal import Principal
 from daemon.stores.events import Event
-from shared.errors import ApiError
 
 USERS = "users"
 ME = "me"
@@ -18,8 +17,7 @@ COLLECTIONS = "collections/"
 
 
 class CollectionReader(Protocol):
-    async def get(self, principal: Principal, name: str) -> Any:
-        """Raise ApiError (404) unless the principal may see the collection."""
+    async def can_read(self, principal: Principal, name: str) -> bool: ...
 
 
 async def may_read(principal: Principal, topic: str, collections: CollectionReader) -> bool:
@@ -30,11 +28,7 @@ async def may_read(principal: Principal, topic: str, collections: CollectionRead
     if topic == USERS:
         return principal.is_admin
     if topic.startswith(COLLECTIONS):
-        try:
-            await collections.get(principal, topic.removeprefix(COLLECTIONS))
-        except ApiError:
-            return False
-        return True
+        return await collections.can_read(principal, topic.removeprefix(COLLECTIONS))
     return False
 
 
@@ -69,3 +63,8 @@ def ends_access(principal: Principal, event: Event) -> bool:
     if data.get("id") != principal.user_id:
         return False
     return event.event == "user.deleted" or (event.event == "user.updated" and bool(data.get("disabled")))
+
+
+def ends_topic(event: Event) -> bool:
+    """Whether the event ends its topic, so that subscribers must be checked again to hear more."""
+    return event.event == "collection.deleted"

@@ -91,6 +91,7 @@ async def test_an_admin_hears_users_being_created(rt, admin):
     assert (event["type"], event["topic"], event["event"]) == ("event", "users", "user.created")
     assert event["data"]["email"] == "new@example.com" and "password_hash" not in event["data"]
     assert event["id"] and event["at"].endswith("Z")
+    assert rt.app[METRICS].events.labels("user.created")._value.get() == 2  # the admin, then this one
     await ws.close()
 
 
@@ -156,6 +157,30 @@ async def test_topics_are_checked_one_by_one(rt, admin, alice):
 
     ws = await connect(rt, admin)
     assert await subscribe(ws, "collections/mine", "users") == {"type": "subscribed", "topics": ["collections/mine", "users"]}
+    await ws.close()
+
+
+async def test_a_deleted_collection_ends_its_subscription(rt, admin, alice):
+    await rt.post("/api/v1/collections", json={"name": "gone", "dimension": 2, "metric": "dot"}, headers=alice.headers)
+    ws = await connect(rt, alice)
+    await subscribe(ws, "collections/gone")
+    assert (await rt.delete("/api/v1/collections/gone", headers=alice.headers)).status == 204
+    assert (await receive(ws))["event"] == "collection.deleted"
+    # The same name, now the admin's: alice hears nothing of it, and may not subscribe again.
+    await rt.post("/api/v1/collections", json={"name": "gone", "dimension": 2, "metric": "dot"}, headers=admin.headers)
+    await rt.post("/api/v1/collections/gone/upsert", json={"vectors": [{"id": "a", "values": [1, 2]}]}, headers=admin.headers)
+    refused = await subscribe(ws, "collections/gone")
+    assert (refused["type"], refused["code"]) == ("error", "forbidden")
+    await ws.close()
+
+
+async def test_the_server_pings(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(Settings.from_env({}, data_dir=settings.data_dir, ws_heartbeat_s=1)))
+    alice = await signed_up(client, "alice@example.com")
+    ws = await connect(client, alice, autoping=False)
+    assert (await subscribe(ws, "me"))["type"] == "subscribed"
+    msg = await asyncio.wait_for(ws.receive(), WAIT_S)
+    assert msg.type == aiohttp.WSMsgType.PING
     await ws.close()
 
 
