@@ -1,7 +1,7 @@
 """The Bastion console: the Textual app that owns the client, the store and the workers.
 
-Screens ask the app for data (`load`) or to act (`act`); the app runs the network call in a named,
-exclusive worker, posts the result back as an `Answered` message and applies it to the store, which
+Screens ask the app for data (`load`) or to act (`act`); the app runs the network call in a named worker
+(exclusive for loads), posts the result back as an `Answered` message and applies it to the store, which
 tells the screens. A failing worker lands in `on_worker_state_changed`, the one place errors are shown.
 One more worker, `live`, keeps the WebSocket open and feeds its events to the store.
 """
@@ -146,8 +146,10 @@ class BastionApp(App[None]):
     # -- the workers --------------------------------------------------------------------------------
 
     def act(self, name: str, call: Callable[[Client], Awaitable[Any]], change: Callable[[Any], Change | None]
-            | None = None, notice: str | None = None, then: Callable[[Any], None] | None = None) -> None:
-        """Run `call` against the server in the worker `name` (a newer call of the same name cancels it)."""
+            | None = None, notice: str | None = None, then: Callable[[Any], None] | None = None,
+            exclusive: bool = False) -> None:
+        """Run `call` against the server in the worker `name`. Loads are exclusive (a newer one makes the older
+        moot); changes are not, since a cancelled change may still have happened on the server."""
         client = self.client
         if client is None:
             self.notify("not connected", severity="error")
@@ -157,13 +159,13 @@ class BastionApp(App[None]):
             result = await call(client)
             self.post_message(Answered(change(result) if change else None, notice, then, result))
 
-        self.run_worker(work(), name=name, group=name, exclusive=True, exit_on_error=False)
+        self.run_worker(work(), name=name, group=name, exclusive=exclusive, exit_on_error=False)
 
     def load(self, *parts: str) -> None:
         if self.client is None:
             return  # offline there is nothing to refresh; the screens show what the store holds
         for part in parts:
-            self.act(f"load.{part}", LOADERS[part], lambda change: change)
+            self.act(f"load.{part}", LOADERS[part], lambda change: change, exclusive=True)
 
     def on_answered(self, message: Answered) -> None:
         if message.change is not None:
