@@ -4,7 +4,6 @@ network's host names and ports are swapped for 127.0.0.1 and spare ports."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,7 +13,8 @@ import pytest
 import redis
 import yaml
 
-from tests.conftest import REQUIRE, free_port
+from tests.conftest import free_port
+from tests.redis_servers import redis_server, spawn, stop_all
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 WAIT_S = 30.0
@@ -37,21 +37,11 @@ def _until(check, what: str) -> None:
 def processes() -> Iterator[list[subprocess.Popen]]:
     started: list[subprocess.Popen] = []
     yield started
-    for proc in started:
-        proc.terminate()
-    for proc in started:
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    stop_all(started)
 
 
 def test_the_compose_redis_replica_and_sentinel_run_with_their_own_config(tmp_path: Path, processes):
-    server = shutil.which("redis-server")
-    if server is None:
-        if REQUIRE:
-            pytest.fail("redis-server is required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
-        pytest.skip("redis-server is not installed")
+    server = redis_server()
     services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
     primary_port, replica_port, sentinel_port = free_port(), free_port(), free_port()
     names = {"redis-primary": "127.0.0.1", "redis-replica": "127.0.0.1"}
@@ -60,11 +50,10 @@ def test_the_compose_redis_replica_and_sentinel_run_with_their_own_config(tmp_pa
         (tmp_path / name).mkdir()
         args = [names.get(a, a) for a in args]
         args = [str(primary_port) if a == "6379" else a for a in args]  # the primary's port in --replicaof
-        with (tmp_path / f"{name}.log").open("wb") as log:
-            processes.append(subprocess.Popen(
-                [server, *args[1:], "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path / name)],
-                stdout=log, stderr=subprocess.STDOUT,
-            ))
+        processes.append(spawn(
+            [server, *args[1:], "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path / name)],
+            tmp_path / f"{name}.log",
+        ))
 
     run(services["redis-primary"]["command"], primary_port, "primary")
     run(services["redis-replica"]["command"], replica_port, "replica")
@@ -75,9 +64,7 @@ def test_the_compose_redis_replica_and_sentinel_run_with_their_own_config(tmp_pa
     conf = (DEPLOY / "redis" / "sentinel.conf").read_text()
     conf = conf.replace("port 26379", f"port {sentinel_port}").replace("redis-primary 6379", f"127.0.0.1 {primary_port}")
     (tmp_path / "sentinel.conf").write_text(conf + f"bind 127.0.0.1\ndir {tmp_path}\n")
-    with (tmp_path / "sentinel.log").open("wb") as log:
-        processes.append(subprocess.Popen([server, str(tmp_path / "sentinel.conf"), "--sentinel"],
-                                          stdout=log, stderr=subprocess.STDOUT))
+    processes.append(spawn([server, str(tmp_path / "sentinel.conf"), "--sentinel"], tmp_path / "sentinel.log"))
     sentinel = redis.Redis(port=sentinel_port, decode_responses=True)
     _until(lambda: sentinel.execute_command("SENTINEL", "REPLICAS", "bastion"), "Sentinel to find the replica")
     master = sentinel.execute_command("SENTINEL", "MASTER", "bastion")

@@ -7,8 +7,6 @@ rebuilt: the next write lands on the promoted replica.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,10 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio as aioredis
-from tests.conftest import REQUIRE, free_port
 
 from daemon.settings import Settings, SettingsError
 from daemon.stores.redis_connect import close, configured, connect, parse_sentinels
+from tests.conftest import free_port
+from tests.redis_servers import redis_server, spawn, stop_all
 
 MASTER = "bastion-test"
 WAIT_S = 30.0
@@ -31,20 +30,6 @@ class Cluster:
     primary: int
     replica: int
     sentinel: int
-
-
-def _redis_server() -> str:
-    path = shutil.which("redis-server")
-    if path is None:
-        if REQUIRE:
-            pytest.fail("redis-server is required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
-        pytest.skip("redis-server is not installed")
-    return path
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def _until(check, what: str) -> None:
@@ -64,7 +49,7 @@ async def _until(check, what: str) -> None:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    server = _redis_server()
+    server = redis_server()
     c = Cluster(free_port(), free_port(), free_port())
     common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     conf = tmp_path / "sentinel.conf"
@@ -78,8 +63,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     (tmp_path / "p").mkdir()
     (tmp_path / "r").mkdir()
     procs = [
-        _start([server, "--port", str(c.primary), "--dir", str(tmp_path / "p"), *common], tmp_path / "primary.log"),
-        _start(
+        spawn([server, "--port", str(c.primary), "--dir", str(tmp_path / "p"), *common], tmp_path / "primary.log"),
+        spawn(
             [server, "--port", str(c.replica), "--dir", str(tmp_path / "r"), "--replicaof", "127.0.0.1",
              str(c.primary), *common],
             tmp_path / "replica.log",
@@ -98,17 +83,11 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             pytest.fail("timed out waiting for the replica to sync")
         time.sleep(0.1)
     replica.close()
-    procs.append(_start([server, str(conf), "--sentinel"], tmp_path / "sentinel.log"))
+    procs.append(spawn([server, str(conf), "--sentinel"], tmp_path / "sentinel.log"))
     try:
         yield c
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
 
 def _settings(cluster: Cluster, **extra: str) -> Settings:

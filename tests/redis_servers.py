@@ -1,0 +1,37 @@
+"""Redis servers (and Sentinels) of a test's own, from Debian's redis-server, on spare ports."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REQUIRE
+
+
+def redis_server() -> str:
+    path = shutil.which("redis-server")
+    if path is None:
+        if REQUIRE:
+            pytest.fail("redis-server is required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
+        pytest.skip("redis-server is not installed")
+    return path
+
+
+def spawn(args: list[str], log: Path) -> subprocess.Popen:
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_all(processes: list[subprocess.Popen]) -> None:
+    """Stop in reverse start order: replicas before their primary, since a Redis 7 primary told to
+    shut down first waits up to 10 s for its replicas to catch up."""
+    for proc in reversed(processes):
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
