@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -77,3 +78,12 @@ def test_haproxy_spreads_requests_over_both_daemons(balanced):
     assert sum(served) == 10
     assert min(served) >= 4, served  # round robin: both daemons take their share
 
+
+async def test_a_websocket_passes_through_haproxy_both_ways(balanced):
+    url, _ = balanced
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url + "/api/v1/ws") as ws:  # the upgrade went through
+            await ws.send_json({"type": "auth", "token": "not-a-token"})
+            message = await ws.receive(timeout=WAIT_S)  # and the daemon's answer came back
+    assert message.type == aiohttp.WSMsgType.CLOSE
+    assert message.data == 4401
