@@ -83,12 +83,16 @@ def test_the_grace_period_outlasts_the_preStop_pause_and_the_daemons_shutdown_ti
     assert pod["terminationGracePeriodSeconds"] > pause + shutdown
 
 
-def test_the_config_map_holds_only_real_settings_with_valid_values(docs):
+def test_the_pods_environment_holds_only_real_settings_with_valid_values(docs):
     config = _one(docs, "ConfigMap")["data"]
-    assert set(config) <= SETTING_NAMES, set(config) - SETTING_NAMES
-    settings = Settings.from_env(config)  # raises SettingsError naming a bad value
+    (container,) = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    from_secrets = {e["name"]: "from-a-secret" for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+    assert set(config) | set(from_secrets) <= SETTING_NAMES, (set(config) | set(from_secrets)) - SETTING_NAMES
+    settings = Settings.from_env({**config, **from_secrets})  # raises SettingsError naming a bad value
     assert settings.port == 8420
     assert settings.redis_sentinels and settings.database_read_url and settings.vault_addr
+    if settings.vector_backend == "pinecone":  # else the daemon refuses to start
+        assert settings.pinecone_api_key and settings.pinecone_host
 
 
 def test_the_container_listens_where_the_config_and_probes_say(docs):
