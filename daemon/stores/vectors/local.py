@@ -183,10 +183,12 @@ class _Shelf:
         norms = self._norms[: self.n] if slots is None else self._norms[slots]
         dots = rows @ vector
         if self.metric == "cosine":
-            return dots / (norms * float(np.linalg.norm(vector)))
+            # float32 like the brute force it must keep up with; the ranking needs no more.
+            dots /= (norms * float(np.linalg.norm(vector))).astype(np.float32)
+            return dots
         if self.metric == "euclidean":
             return 2.0 * dots - norms - float(np.dot(vector, vector))
-        return dots.astype(np.float64)
+        return dots
 
     def top(self, vector: np.ndarray, k: int, slots: np.ndarray | None = None) -> list[tuple[int, float]]:
         scores = self.scores(vector, slots)
@@ -403,6 +405,7 @@ class LocalVectorStore:
             shelf.ann = None
             await asyncio.to_thread(self._save_snapshot, space, namespace, shelf, None)
             log.info("vector namespace stays exact: an index would lose recall", extra={"space": space.id, "size": len(labels)})
+            self._maybe_build(state, namespace, shelf)  # it may have doubled meanwhile
             return
         ann = _Ann(index, int(labels.max()))
         async with state.write_lock:  # the changes made while it was building, with writers held back
