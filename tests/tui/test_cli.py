@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,23 @@ def bastion(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> s
                           cwd=ROOT, timeout=60, env={**os.environ, **(env or {})})
 
 
+@pytest.fixture(scope="module")
+def cli_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("cli-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+        patch.setenv("XDG_STATE_HOME", str(home / "state"))
+        yield home
+
+
 @pytest.fixture
-def logged_in(daemon: Daemon) -> Daemon:
+def private_dirs(cli_home: Path) -> Path:
+    """This module's tests share one home, so one login serves them all (the logout test comes last)."""
+    return cli_home
+
+
+@pytest.fixture(scope="module")
+def logged_in(daemon: Daemon, cli_home: Path) -> Daemon:
     done = bastion("login", "--server", daemon.url, "--email", ADMIN_EMAIL, "--password-stdin",
                    stdin=ADMIN_PASSWORD + "\n")
     assert done.returncode == 0, done.stderr
@@ -119,20 +135,10 @@ def test_an_unreachable_server_is_one_line_and_exit_1() -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_without_a_login_commands_say_how_to_log_in(daemon: Daemon) -> None:
-    done = bastion("users", "list", "--server", daemon.url)
-    assert done.returncode == 2 and "bastion login --server" in done.stderr
-
-
-def test_logout_revokes_the_session_and_deletes_the_keyring_entry(logged_in: Daemon) -> None:
-    tokens = credentials.load(logged_in.url, ADMIN_EMAIL)
-    assert tokens is not None
-    done = bastion("logout")
-    assert done.returncode == 0, done.stderr
-    assert credentials.load(logged_in.url, ADMIN_EMAIL) is None
-    with pytest.raises(Refused) as refused:
-        logged_in.call("GET", "/api/v1/users/me", token=tokens.access_token)
-    assert refused.value.status == 401
+def test_without_a_login_commands_say_how_to_log_in() -> None:
+    server = f"http://127.0.0.1:{free_port()}"
+    done = bastion("users", "list", "--server", server)
+    assert done.returncode == 2 and f"not logged in to {server}" in done.stderr
 
 
 def test_help_documents_the_exit_codes() -> None:
@@ -169,3 +175,15 @@ def test_events_tail_prints_events_as_they_happen(logged_in: Daemon, unique: str
         tail.stdout.close()  # type: ignore[union-attr]
         tail.stderr.close()  # type: ignore[union-attr]
     assert event["type"] == "event" and event["event"] == "user.created" and event["data"]["email"] in emails
+
+
+# Last: it ends the session the tests above share.
+def test_logout_revokes_the_session_and_deletes_the_keyring_entry(logged_in: Daemon) -> None:
+    tokens = credentials.load(logged_in.url, ADMIN_EMAIL)
+    assert tokens is not None
+    done = bastion("logout")
+    assert done.returncode == 0, done.stderr
+    assert credentials.load(logged_in.url, ADMIN_EMAIL) is None
+    with pytest.raises(Refused) as refused:
+        logged_in.call("GET", "/api/v1/users/me", token=tokens.access_token)
+    assert refused.value.status == 401
