@@ -120,10 +120,8 @@ async def test_a_bad_header_token_closes_4401_and_a_malformed_header_is_401(rt):
     assert refused.value.status == 401
 
 
-async def test_no_auth_within_five_seconds_closes_4401(rt, rt_settings):
-    if rt_settings.redis_url:
-        pytest.skip("the timeout does not depend on the backend")
-    ws = await rt.ws_connect(WS)
+async def test_no_auth_within_five_seconds_closes_4401(client):
+    ws = await client.ws_connect(WS)
     assert await closed_with(ws) == 4401
 
 
@@ -253,9 +251,8 @@ async def test_events_raised_while_the_history_is_read_arrive_once(rt, admin):
     await ws.close()
 
 
-async def test_since_older_than_the_history_gets_resync(aiohttp_client, settings, rt_settings):
-    if rt_settings.redis_url:
-        pytest.skip("the contract suite covers Redis trimming; here the gateway's answer is what matters")
+async def test_since_older_than_the_history_gets_resync(aiohttp_client, settings):
+    # In-process only: the contract suite covers Redis trimming; here the gateway's answer is what matters.
     client = await aiohttp_client(create_app(Settings.from_env({}, data_dir=settings.data_dir, event_history=10)))
     admin = await signed_up(client, "admin@example.com", "admin")
     bus = client.app[EVENTS]
@@ -288,9 +285,7 @@ async def test_disabling_a_user_closes_their_sockets_with_4401(rt, admin, alice)
     await other.close()
 
 
-async def test_the_socket_closes_4401_when_the_token_expires(aiohttp_client, settings, rt_settings):
-    if rt_settings.redis_url:
-        pytest.skip("expiry does not depend on the backend")
+async def test_the_socket_closes_4401_when_the_token_expires(aiohttp_client, settings):
     client = await aiohttp_client(create_app(Settings.from_env({}, data_dir=settings.data_dir, access_token_ttl_s=30)))
     alice = await signed_up(client, "alice@example.com")
     ws = await connect(client, alice)
@@ -306,9 +301,7 @@ async def test_a_frame_over_64_kib_closes_1009(rt, alice):
     assert await closed_with(ws) == 1009
 
 
-async def test_too_many_messages_close_1008(aiohttp_client, settings, rt_settings):
-    if rt_settings.redis_url:
-        pytest.skip("the per-connection limit is in-process in both modes")
+async def test_too_many_messages_close_1008(aiohttp_client, settings):
     client = await aiohttp_client(create_app(Settings.from_env({}, data_dir=settings.data_dir, ws_messages_per_minute=5)))
     alice = await signed_up(client, "alice@example.com")
     ws = await connect(client, alice)
