@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+import redis
 
 from tests.conftest import REQUIRE, free_port
 from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon, start
@@ -36,18 +38,13 @@ class RedisServer:
              "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        import redis
-
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        for _ in range(100):
-            try:
-                client.ping()
-                client.close()
-                return
-            except redis.ConnectionError:
-                import time
-
-                time.sleep(0.05)
+        with redis.Redis(port=self.port, socket_connect_timeout=1) as client:
+            for _ in range(100):
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    time.sleep(0.05)
         pytest.fail("redis-server did not start")
 
     def stop(self) -> None:
