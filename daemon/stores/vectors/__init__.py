@@ -95,12 +95,6 @@ class VectorStore(Protocol):
     async def close(self) -> None: ...
 
 
-def as_matrix(records: list[Record], dimension: int) -> np.ndarray:
-    matrix = np.empty((len(records), dimension), dtype=np.float32)
-    for i, record in enumerate(records):
-        matrix[i] = record.values
-    return matrix
-
 
 def open_vector_store(
     backend: str, db: Any, directory: Any, exact_max: int, pinecone_api_key: str | None, pinecone_host: str | None

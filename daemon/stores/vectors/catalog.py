@@ -57,7 +57,7 @@ class Catalog:
         if owner_id is not None:
             sql += " AND owner_id = ?"
             params.append(owner_id)
-        # Names are [a-z0-9-], so byte order and every collation agree.
+        # ORDER BY and `>` use the same collation, so the cursor walks the same order on either database.
         rows = await self._db.fetch_all(sql + " ORDER BY name LIMIT ?", *params, limit)
         return [_row(r) for r in rows]
 

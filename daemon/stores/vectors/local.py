@@ -342,8 +342,7 @@ class LocalVectorStore:
             return max_label
         index.expansion_search = int(meta.get("ef", EF_SEARCH[0]))
         ann = _Ann(index, max_label)
-        self._reconcile(shelf, ann)
-        ann.dirty = False
+        ann.dirty = self._reconcile(shelf, ann)  # saved again at close only if it had to catch up
         shelf.ann = ann
         return max_label
 
@@ -353,7 +352,8 @@ class LocalVectorStore:
         ann.add(labels, vectors)
 
     @staticmethod
-    def _reconcile(shelf: _Shelf, ann: _Ann) -> None:
+    def _reconcile(shelf: _Shelf, ann: _Ann) -> bool:
+        """Make the index hold exactly the shelf's labels; whether it had to change."""
         held = np.asarray(ann.index.keys, dtype=np.int64)
         current = shelf.labels
         stale = np.setdiff1d(held, current, assume_unique=True)
@@ -362,6 +362,7 @@ class LocalVectorStore:
         if len(missing):
             slots = np.asarray([shelf.slot_of_label[int(label)] for label in missing], dtype=np.int64)
             ann.add(missing, shelf.index_vectors(slots))
+        return bool(len(stale) or len(missing))
 
     def _save_snapshot(self, space: Space, namespace: str, shelf: _Shelf, ann: _Ann | None) -> None:
         index_path, meta_path = self._snapshot_paths(space, namespace)
