@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -74,6 +75,7 @@ class RedisEventBus:
         self._client = client
         self._stream = f"{prefix}events"
         self._counter = f"{prefix}events:n"
+        self._epoch = f"{prefix}events:epoch"
         self._history = history
         self._fanout = Fanout(on_publish)
         self._publish = client.register_script(_PUBLISH)
@@ -125,19 +127,27 @@ class RedisEventBus:
             return None
         return [e for e in (_event(i, f) for i, f in entries) if e.topic in topics]
 
+    async def _incarnation(self) -> str:
+        """A mark that lives as long as this Redis's data: a Redis that came back empty has a new one."""
+        await self._client.set(self._epoch, secrets.token_hex(8), nx=True)
+        return await self._client.get(self._epoch)
+
     async def _read(self) -> None:
         position: str | None = None
+        epoch = None
         failing = False
         while not self._closing:
             try:
                 with unavailable_on_error():
-                    if position is None or failing:
+                    if position is None:
+                        epoch = await self._incarnation()
                         last = await self._client.xrevrange(self._stream, "+", "-", count=1)
-                        end = last[0][0] if last else "0-0"
-                        # A Redis that came back empty numbers from 1 again: read its stream from the start.
-                        if position is None or _number(end) < _number(position):
-                            position = end if position is None else "0-0"
+                        position = last[0][0] if last else "0-0"
                         self._started.set()
+                    elif failing and await self._incarnation() != epoch:
+                        # Redis lost its data: its stream numbers from 1 again, so read it from the start.
+                        epoch = await self._incarnation()
+                        position = "0-0"
                     reply = await self._client.xread({self._stream: position}, count=1000, block=_BLOCK_MS)
                 if failing:
                     log.info("Redis is back; the event reader resumes")
