@@ -33,8 +33,10 @@ class _Schemas:
         schema = TypeAdapter(kind).json_schema(ref_template="#/components/schemas/{model}", mode=mode)  # type: ignore[arg-type]
         self.components.update(schema.pop("$defs", {}))
         if isinstance(kind, type) and issubclass(kind, BaseModel):
-            self.components[kind.__name__] = schema
-            return {"$ref": f"#/components/schemas/{kind.__name__}"}
+            # A generic model is named like "Page[User]"; component names allow only [A-Za-z0-9._-].
+            name = re.sub(r"\W+", "_", kind.__name__).strip("_")
+            self.components[name] = schema
+            return {"$ref": f"#/components/schemas/{name}"}
         return schema
 
 
