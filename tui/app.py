@@ -194,8 +194,7 @@ class BastionApp(App[None]):
         error = event.worker.error
         if isinstance(error, ApiError) and error.code in (Code.UNAUTHORIZED, Code.TOKEN_REUSED) \
                 and event.worker.name != "login":
-            self.notify("Your session has ended; log in again.", severity="error", timeout=8)
-            self.disconnect(revoke=False)
+            self.disconnect(revoke=False, reason="Your session has ended; log in again.")
             return
         self.notify(describe_error(error), severity="error", timeout=8, markup=False)
         if event.worker.name == "login":
@@ -253,25 +252,27 @@ class BastionApp(App[None]):
         self.switch_screen(DashboardScreen())
         self.run_worker(self._live(client), name="live", group="live", exclusive=True, exit_on_error=False)
 
-    def disconnect(self, revoke: bool) -> None:
+    def disconnect(self, revoke: bool, reason: str = "") -> None:
         from tui.screens.connect import ConnectScreen
 
         client, email = self.client, self.account
         self.client = None
         self.workers.cancel_group(self, "live")
         if client is not None:
-            self.run_worker(self._close(client, email, revoke), name="logout", group="logout", exit_on_error=False)
+            if email:
+                # Now, not in the worker: the connect screen must not find these tokens and resume with them.
+                credentials.forget(client.server, email)
+            self.run_worker(self._close(client, revoke), name="logout", group="logout", exit_on_error=False)
         self.store.apply(Disconnected())
         while len(self.screen_stack) > 2:
             self.pop_screen()
-        self.switch_screen(ConnectScreen(client.server if client else None))
+        self.switch_screen(ConnectScreen(client.server if client else None, notice=reason))
 
-    async def _close(self, client: Client, email: str | None, revoke: bool) -> None:
+    async def _close(self, client: Client, revoke: bool) -> None:
         try:
             if revoke:
-                await client.logout()  # tokens forgotten (and the keyring entry deleted) even if this fails
-            elif email:
-                credentials.forget(client.server, email)
+                client.on_tokens = None  # the keyring entry is already gone
+                await client.logout()
         finally:
             await client.close()
 

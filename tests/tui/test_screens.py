@@ -260,7 +260,7 @@ async def test_collections_screen_creates_and_deletes_with_confirmation(daemon: 
 
 
 async def test_search_screen_queries_by_id_with_a_filter(daemon: Daemon, unique: str, tmp_path) -> None:
-    from textual.widgets import Select
+    from textual.widgets import Select, Static
 
     from tui.screens.search import SearchScreen
 
@@ -284,7 +284,8 @@ async def test_search_screen_queries_by_id_with_a_filter(daemon: Daemon, unique:
         assert [r[0] for r in rows(app.screen.query_one("#results", DataTable))] == ["far"]
         app.screen.query_one("#filter", Input).value = '{"team": '
         await pilot.press("ctrl+r")
-        await until(pilot, lambda: any("not JSON" in n.message for n in app._notifications), "the filter refused")
+        problem = app.screen.query_one("#problem", Static)
+        await until(pilot, lambda: "the filter is not JSON" in str(problem.render()), "the filter refused")
 
 
 async def test_audit_screen_lists_what_happened(daemon: Daemon) -> None:
@@ -414,3 +415,49 @@ async def test_a_bad_server_url_is_told_plainly(daemon: Daemon) -> None:
         await pilot.click("#connect-button")
         message = app.screen.query_one("#message", Static)
         await until(pilot, lambda: "not a server URL" in str(message.render()), "the refusal")
+
+
+async def test_without_a_keyring_the_connect_screen_says_how_to_get_one() -> None:
+    import keyring
+    from keyring.backends import fail
+    from textual.widgets import Static
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        app = BastionApp()
+        async with app.run_test(size=SIZE) as pilot:
+            message = app.screen.query_one("#message", Static)
+            await until(pilot, lambda: "apt install gnome-keyring" in str(message.render()), "the keyring notice")
+    finally:
+        keyring.set_keyring(previous)
+
+
+async def test_the_refreshed_tokens_replace_the_old_ones_in_the_keyring(daemon: Daemon) -> None:
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        before = credentials.load(daemon.url, ADMIN_EMAIL)
+        assert before is not None and app.client is not None and app.client.tokens is not None
+        app.client.tokens.refresh_at = 0  # as if the access token were about to expire
+        await pilot.press("r")  # the dashboard reloads: the client refreshes first
+        await until(pilot, lambda: credentials.load(daemon.url, ADMIN_EMAIL).refresh_token != before.refresh_token,
+                    "the new pair in the keyring")
+
+
+async def test_a_session_revoked_elsewhere_brings_back_the_connect_screen(daemon: Daemon) -> None:
+    from textual.widgets import Static
+
+    from tui.screens.connect import ConnectScreen
+
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await until(pilot, lambda: app.store.state.live == "live", "the live feed")
+        assert app.client is not None and app.client.tokens is not None
+        sid = session_id(app.client.tokens.access_token)
+        daemon.call("DELETE", f"/api/v1/auth/sessions/{sid}", token=daemon.admin_token())
+        await until(pilot, lambda: isinstance(app.screen, ConnectScreen)
+                    and "log in again" in str(app.screen.query_one("#message", Static).render()),
+                    "the connect screen saying why")
+    assert credentials.load(daemon.url, ADMIN_EMAIL) is None

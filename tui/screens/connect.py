@@ -28,9 +28,9 @@ def normalise_server(text: str) -> str:
 class ConnectScreen(Screen):
     app: BastionApp
 
-    def __init__(self, server: str | None = None) -> None:
+    def __init__(self, server: str | None = None, notice: str = "") -> None:
         super().__init__()
-        self.server = server
+        self.server, self.notice = server, notice  # notice: why the console came back here
 
     def compose(self) -> ComposeResult:
         saved = self.app.saved
@@ -54,6 +54,8 @@ class ConnectScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        if self.notice:
+            self.failed(self.notice)
         email = self.query_one("#email", Input)
         self.query_one("#password" if email.value else "#email", Input).focus()
         # After the first paint: finding the keyring (a D-Bus round trip) need not delay the screen.

@@ -8,8 +8,8 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid
-from textual.widgets import Button, DataTable, Input, Label, Select
+from textual.containers import Grid, Horizontal
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from tui.inputs import InputError, read_filter, read_vector
 from tui.screens.base import StoreScreen
@@ -41,7 +41,9 @@ class SearchScreen(StoreScreen):
             yield Input(id="filter", placeholder='{"genre": "jazz"}', compact=True)
             yield Label("Top k")
             yield Input("10", id="top-k", compact=True)
-        yield Button("Run (ctrl+r)", id="run", variant="primary", compact=True)
+        with Horizontal(id="run-row"):
+            yield Button("Run (ctrl+r)", id="run", variant="primary", compact=True)
+            yield Static("", id="problem", classes="error", markup=False)
         results: DataTable = DataTable(id="results", cursor_type="row", zebra_stripes=True)
         results.add_columns("id", "score", "metadata")
         yield results
@@ -70,8 +72,9 @@ class SearchScreen(StoreScreen):
         try:
             query = self._query()
         except InputError as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.query_one("#problem", Static).update(str(exc))  # beside the fields it is about
             return
+        self.query_one("#problem", Static).update("")
         name = query.pop("name")
         self.app.act("search", lambda c: c.query(name, **query), SearchAnswered)
 
