@@ -1,4 +1,4 @@
-"""Redis servers (and Sentinels) of a test's own, from Debian's redis-server, on spare ports."""
+"""Servers a test runs of its own (Redis, Sentinel, HAProxy, Prometheus) on spare ports, stopped cleanly."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def spawn(args: list[str], log: Path) -> subprocess.Popen:
 
 
 def stop_all(processes: list[subprocess.Popen]) -> None:
-    """Stop in reverse start order: replicas before their primary, since a Redis 7 primary told to
-    shut down first waits up to 10 s for its replicas to catch up."""
+    """Stop in reverse start order (for Redis: replicas before their primary, since a Redis 7 primary
+    told to shut down first waits up to 10 s for its replicas to catch up), and always reap."""
     for proc in reversed(processes):
         proc.terminate()
         try:

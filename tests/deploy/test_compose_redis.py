@@ -14,7 +14,7 @@ import redis
 import yaml
 
 from tests.conftest import free_port
-from tests.redis_servers import redis_server, spawn, stop_all
+from tests.servers import redis_server, spawn, stop_all
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 WAIT_S = 30.0

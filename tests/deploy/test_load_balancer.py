@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REQUIRE, free_port
 from tests.daemon_process import Daemon, start
+from tests.servers import stop_all
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "haproxy" / "haproxy.cfg"
 WAIT_S = 30.0
@@ -62,8 +63,7 @@ def balanced(tmp_path: Path) -> Iterator[tuple[str, list[Daemon]]]:
             time.sleep(0.1)
         yield url, daemons
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_all([proc])
         for daemon in daemons:
             daemon.stop()
 

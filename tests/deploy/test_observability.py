@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from daemon.settings import Settings
 from tests.conftest import REQUIRE, free_port
 from tests.daemon_process import start
+from tests.servers import stop_all
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
@@ -130,6 +131,5 @@ def test_prometheus_scrapes_a_running_daemon_with_the_deploy_config(tmp_path: Pa
             rules = json.loads(response.read())["data"]["groups"]
         assert {r["name"] for g in rules for r in g["rules"]} >= {"BastionInstanceDown", "BastionBackendDown"}
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_all([proc])
         daemon.stop()

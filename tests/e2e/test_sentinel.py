@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from daemon.settings import Settings, SettingsError
 from daemon.stores.redis_connect import close, configured, connect, parse_sentinels
 from tests.conftest import free_port
-from tests.redis_servers import redis_server, spawn, stop_all
+from tests.servers import redis_server, spawn, stop_all
 
 MASTER = "bastion-test"
 WAIT_S = 30.0
