@@ -11,6 +11,8 @@ from typing import Any
 from daemon.clock import iso_now
 from daemon.stores.events import Event, Fanout, Listener
 
+_last_epoch = 0
+
 
 class MemoryEventBus:
     name = "memory"
@@ -21,7 +23,9 @@ class MemoryEventBus:
         self._counter = 0
         # Ids carry the start time, so an id from an earlier run of the daemon is recognised as
         # foreign (resync) rather than mistaken for one of ours.
-        self._epoch = f"{time.time_ns() // 1_000_000:013d}-"
+        global _last_epoch
+        _last_epoch = max(time.time_ns() // 1_000_000, _last_epoch + 1)  # distinct even within one ms
+        self._epoch = f"{_last_epoch:013d}-"
 
     def _id(self, n: int) -> str:
         return f"{self._epoch}{n:012d}"

@@ -4,6 +4,9 @@ Publishing is one Lua script: it numbers the event from a counter and appends it
 the id `<n>-0`, trimmed with `MAXLEN ~`. Numbering events ourselves is what makes `since` exact: the
 history reaches back to event n exactly when event n+1 is still in the stream, which the first entry
 tells us. (Redis's own `ms-seq` ids would not show whether entries were trimmed between two ids.)
+An event's id is `<incarnation>-<n>`: the incarnation is a mark (the time it was made) that lives as
+long as the Redis data does, so after Redis lost its data, when numbering starts again from 1, an
+old id is recognised as foreign (resync) instead of being mistaken for a new one.
 
 Each process runs one XREAD BLOCK loop and hands every entry to its local listeners, so a thousand
 WebSockets cost one Redis connection, not a thousand.
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,10 +31,12 @@ from daemon.stores.redis_errors import unavailable_on_error
 
 log = logging.getLogger("bastion.events")
 
-# KEYS: stream, counter. ARGV: max length, topic, event, at, data.
+# KEYS: stream, counter, incarnation. ARGV: max length, topic, event, at, data, a new incarnation.
 # If the counter was lost while the stream survived, it continues from the stream's last entry, since
-# a stream refuses an id at or below its last one.
+# a stream refuses an id at or below its last one. Returns {incarnation, entry id}.
 _PUBLISH = """
+redis.call('SET', KEYS[3], ARGV[6], 'NX')
+local incarnation = redis.call('GET', KEYS[3])
 local n = redis.call('INCR', KEYS[2])
 if n == 1 then
   local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
@@ -40,8 +45,9 @@ if n == 1 then
     redis.call('SET', KEYS[2], n)
   end
 end
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], n .. '-0',
-  'topic', ARGV[2], 'event', ARGV[3], 'at', ARGV[4], 'data', ARGV[5])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], n .. '-0',
+  'topic', ARGV[2], 'event', ARGV[3], 'at', ARGV[4], 'data', ARGV[5], 'incarnation', incarnation)
+return {incarnation, id}
 """
 
 _BLOCK_MS = 1000
@@ -52,9 +58,18 @@ def _number(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
+def _event_id(incarnation: str, entry_id: str) -> str:
+    # The same fixed-width shape as the in-process bus's ids, so ids compare as strings in order.
+    return f"{incarnation}-{_number(entry_id):012d}"
+
+
+def _new_incarnation() -> str:
+    return f"{time.time_ns() // 1_000_000:013d}"
+
+
 def _event(entry_id: str, fields: dict[str, str]) -> Event:
     return Event(
-        id=f"{_number(entry_id):020d}",
+        id=_event_id(fields["incarnation"], entry_id),
         topic=fields["topic"],
         event=fields["event"],
         at=fields["at"],
@@ -75,7 +90,7 @@ class RedisEventBus:
         self._client = client
         self._stream = f"{prefix}events"
         self._counter = f"{prefix}events:n"
-        self._epoch = f"{prefix}events:epoch"
+        self._incarnation_key = f"{prefix}events:incarnation"
         self._history = history
         self._fanout = Fanout(on_publish)
         self._publish = client.register_script(_PUBLISH)
@@ -98,11 +113,11 @@ class RedisEventBus:
     async def publish(self, topic: str, event: str, data: dict[str, Any]) -> Event:
         at = iso_now()
         with unavailable_on_error():
-            entry_id = await self._publish(
-                keys=[self._stream, self._counter],
-                args=[self._history, topic, event, at, orjson.dumps(data).decode()],
+            incarnation, entry_id = await self._publish(
+                keys=[self._stream, self._counter, self._incarnation_key],
+                args=[self._history, topic, event, at, orjson.dumps(data).decode(), _new_incarnation()],
             )
-        item = Event(id=f"{_number(entry_id):020d}", topic=topic, event=event, at=at, data=data)
+        item = Event(id=_event_id(incarnation, entry_id), topic=topic, event=event, at=at, data=data)
         self._fanout.on_publish(item)
         return item
 
@@ -110,17 +125,19 @@ class RedisEventBus:
         return self._fanout.listen()
 
     async def since(self, event_id: str, topics: set[str]) -> list[Event] | None:
-        if not event_id.isdigit() or len(event_id) != 20 or int(event_id) >= 1 << 63:
-            return None  # not an id of ours (a stream id is at most 2**64-1; ours stay far below)
-        after = int(event_id)
+        incarnation, _, number = event_id.rpartition("-")
+        if len(incarnation) != 13 or not incarnation.isdigit() or len(number) != 12 or not number.isdigit():
+            return None  # not an id of ours
+        after = int(number)
         with unavailable_on_error():
             # One transaction, so no trimming can fall between reading the range and its first entry.
             async with self._client.pipeline(transaction=True) as pipe:
+                pipe.get(self._incarnation_key)
                 pipe.get(self._counter)
                 pipe.xrange(self._stream, "-", "+", count=1)
                 pipe.xrange(self._stream, f"({after}-0", "+")
-                last, first, entries = await pipe.execute()
-        if last is None or after > int(last):
+                current, last, first, entries = await pipe.execute()
+        if current != incarnation or last is None or after > int(last):
             return None
         oldest = _number(first[0][0]) if first else int(last) + 1
         if after + 1 < oldest:
@@ -128,25 +145,24 @@ class RedisEventBus:
         return [e for e in (_event(i, f) for i, f in entries) if e.topic in topics]
 
     async def _incarnation(self) -> str:
-        """A mark that lives as long as this Redis's data: a Redis that came back empty has a new one."""
-        await self._client.set(self._epoch, secrets.token_hex(8), nx=True)
-        return await self._client.get(self._epoch)
+        await self._client.set(self._incarnation_key, _new_incarnation(), nx=True)
+        return await self._client.get(self._incarnation_key)
 
     async def _read(self) -> None:
         position: str | None = None
-        epoch = None
+        incarnation = None
         failing = False
         while not self._closing:
             try:
                 with unavailable_on_error():
                     if position is None:
-                        epoch = await self._incarnation()
+                        incarnation = await self._incarnation()
                         last = await self._client.xrevrange(self._stream, "+", "-", count=1)
                         position = last[0][0] if last else "0-0"
                         self._started.set()
-                    elif failing and await self._incarnation() != epoch:
+                    elif failing and await self._incarnation() != incarnation:
                         # Redis lost its data: its stream numbers from 1 again, so read it from the start.
-                        epoch = await self._incarnation()
+                        incarnation = await self._incarnation()
                         position = "0-0"
                     reply = await self._client.xread({self._stream: position}, count=1000, block=_BLOCK_MS)
                 if failing:
