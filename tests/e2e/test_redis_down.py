@@ -5,7 +5,6 @@ close with 1013, nothing answers 500, and everything works again without a resta
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,28 +14,26 @@ import aiohttp
 import pytest
 import redis
 
-from tests.conftest import REQUIRE, free_port
+from tests.conftest import free_port
 from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon, start
+from tests.servers import redis_server, spawn, stop_all
 
 WAIT_S = 30
 
 
 class RedisServer:
+    """A redis-server of this test's own, which the test stops and starts again on the same port."""
+
     def __init__(self, directory: Path) -> None:
         self.port = free_port()
         self.directory = directory
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            if REQUIRE:
-                pytest.fail("redis-server is required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
-            pytest.skip("redis-server is not installed")
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        self.process = spawn(
+            [redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            self.directory / "redis.log",
         )
         with redis.Redis(port=self.port, socket_connect_timeout=1) as client:
             for _ in range(100):
@@ -48,9 +45,9 @@ class RedisServer:
         pytest.fail("redis-server did not start")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        if self.process is not None:
+            stop_all([self.process])
+            self.process = None
 
 
 @pytest.fixture
