@@ -58,16 +58,16 @@ class ConnectScreen(Screen):
             self.failed(self.notice)
         email = self.query_one("#email", Input)
         self.query_one("#password" if email.value else "#email", Input).focus()
-        # After the first paint: finding the keyring (a D-Bus round trip) need not delay the screen.
-        self.call_after_refresh(self._check_keyring)
+        # In a thread: finding the keyring (imports and a D-Bus round trip) must not hold up the screen.
+        self.run_worker(self._find_keyring, name="keyring", thread=True, exit_on_error=False)
 
-    def _check_keyring(self) -> None:
+    def _find_keyring(self) -> None:
         try:
             credentials.check()
         except credentials.NoKeyring as exc:
-            self.failed(str(exc))
+            self.app.call_from_thread(self.failed, str(exc))
             return
-        self._resume()
+        self.app.call_from_thread(self._resume)
 
     def _resume(self) -> None:
         """With tokens for the account shown still in the keyring, connect without asking."""
