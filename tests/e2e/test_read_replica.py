@@ -11,6 +11,7 @@ The servers are tests/faults/pg_server.py's (PostgreSQL refuses root: under root
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import pwd
 import time
@@ -222,3 +223,44 @@ async def test_a_write_with_no_scope_keeps_every_scope_on_the_primary(db, pair: 
         assert await db.fetch_one(f"SELECT count(*) AS n, inet_server_port() AS port FROM {db.table}") == {
             "n": 1, "port": pair.primary_port
         }
+
+
+async def test_through_the_api_a_user_reads_their_own_change_while_others_read_the_replica(
+    pair: Pair, aiohttp_client, data_dir, monkeypatch
+):
+    from daemon.app import create_app
+    from daemon.settings import Settings
+    from tests.helpers import signed_up
+
+    clock = FakeClock()
+    monkeypatch.setattr(PostgresDatabase, "open", functools.partial(PostgresDatabase.open, clock=clock))
+    settings = Settings.from_env(
+        {}, data_dir=data_dir, database_url=pair.url(pair.primary_port), database_read_url=pair.url(pair.replica_port)
+    )
+    client = await aiohttp_client(create_app(settings))
+    suffix = os.urandom(4).hex()
+    user = await signed_up(client, f"user-{suffix}@example.com")
+    admin = await signed_up(client, f"admin-{suffix}@example.com", role="admin")
+    replica = pair.connect(pair.replica_port)
+    try:
+        def has_both() -> bool:
+            with replica.cursor() as cur:
+                cur.execute("SELECT count(*) FROM users WHERE id IN (%s, %s)", (user.id, admin.id))
+                return cur.fetchone()[0] == 2
+
+        await _until(has_both, "the accounts to reach the replica")
+        with replica.cursor() as cur:
+            cur.execute("SELECT pg_wal_replay_pause()")
+        clock.now += settings.read_your_writes_ms / 1000 + 1  # past the sign-ups' window
+
+        changed = await client.patch("/api/v1/users/me", json={"display_name": "Renamed"}, headers=user.headers)
+        assert changed.status == 200, await changed.text()
+        mine = await client.get("/api/v1/users/me", headers=user.headers)
+        assert (await mine.json())["display_name"] == "Renamed"  # the writer reads the primary
+        theirs = await client.get(f"/api/v1/users/{user.id}", headers=admin.headers)
+        assert theirs.status == 200
+        assert (await theirs.json())["display_name"] != "Renamed"  # another user reads the paused replica
+    finally:
+        with replica.cursor() as cur:
+            cur.execute("SELECT pg_wal_replay_resume()")
+        replica.close()
