@@ -43,7 +43,9 @@ from shared.errors import ApiError, Code, FieldError
 from shared.models.users import UpdateUser, User, UserQuery
 from shared.models.vectors import QueryRequest
 
-COOKIE = "bastion_session"
+# __Host-: the browser takes this cookie only from this host, Secure, with Path=/ and no Domain, so a
+# sibling subdomain cannot plant a session of its choosing in a visitor's browser.
+COOKIE = "__Host-bastion_session"
 STATIC_DIR = Path(str(resources.files("daemon.web").joinpath("static")))
 PAGE_SIZE = 50
 # The login form's fields are bounded before they reach the password hasher.

@@ -10,10 +10,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from daemon.api.webview import COOKIE
 from daemon.app import create_app
 from tests.helpers import PASSWORD, create_user
 
-COOKIE = "bastion_session"
 _CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 
 

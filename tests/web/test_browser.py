@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
+from daemon.api.webview import COOKIE
 from tests import daemon_process
 from tests.conftest import free_port
 from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon
@@ -91,7 +92,7 @@ def _status_without_following(url: str, path: str, secret: str) -> tuple[int, st
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=15)
     try:
-        conn.request("GET", path, headers={"Cookie": f"bastion_session={secret}"})
+        conn.request("GET", path, headers={"Cookie": f"{COOKIE}={secret}"})
         response = conn.getresponse()
         return response.status, response.getheader("Location", "")
     finally:
@@ -120,7 +121,7 @@ def test_a_browser_logs_in_sees_events_live_is_protected_from_forged_forms_and_l
     expect(page.locator("#who")).to_have_text(ADMIN_EMAIL, timeout=WAIT_MS)
 
     # The session is a cookie the page's scripts cannot read, and nothing else is stored in the browser.
-    (cookie,) = [c for c in context.cookies() if c["name"] == "bastion_session"]
+    (cookie,) = [c for c in context.cookies() if c["name"] == COOKIE]
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
     assert page.evaluate("() => [localStorage.length, sessionStorage.length, document.cookie]") == [0, 0, ""]
     assert "token" not in page.url

@@ -19,7 +19,7 @@ from daemon.services.tokens import load_keys
 from daemon.services.web_sessions import row_id, seal_tokens, unseal_tokens
 from daemon.settings import Settings
 from tests.helpers import PASSWORD, login
-from tests.web.conftest import Tab
+from tests.web.conftest import COOKIE, Tab
 
 ADMIN, ALICE = "admin@example.com", "alice@example.com"
 
@@ -45,6 +45,7 @@ async def test_login_replaces_the_form_cookie_with_an_httponly_secure_strict_ses
     for cookie in (_set_cookie(form), _set_cookie(await tab.post("/ui/login", {"email": ADMIN, "password": PASSWORD}))):
         assert re.search(r"; HttpOnly(;|$)", cookie) and re.search(r"; Secure(;|$)", cookie)
         assert "SameSite=Strict" in cookie and "Path=/;" in cookie + ";"
+        assert cookie.startswith("__Host-") and "Domain=" not in cookie  # only this host may set it
     assert tab.secret != before, "the secret the login form was served with must not become the session"
     page = await tab.get("/ui/")
     assert page.status == 200 and ADMIN in tab.html
@@ -346,7 +347,7 @@ async def test_session_principal_accepts_only_a_same_origin_handshake(aiohttp_cl
     own = str(client.make_url("")).rstrip("/")
 
     async def who(origin: str | None, secret: str | None) -> str | None:
-        headers = {"Cookie": f"bastion_session={secret}"} if secret else {}
+        headers = {"Cookie": f"{COOKIE}={secret}"} if secret else {}
         if origin:
             headers["Origin"] = origin
         return (await (await client.get("/probe", headers=headers)).json())["user_id"]
