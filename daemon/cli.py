@@ -80,14 +80,11 @@ def serve(settings: Settings) -> int:
 
 
 async def _migrate(settings: Settings) -> list:
-    from daemon.stores.sql import open_database
+    from daemon.bootstrap import command_stores
     from daemon.stores.sql.migrate import migrate
 
-    db = await open_database(settings.database_url, settings.sqlite_path, 1)
-    try:
+    async with command_stores(settings, migrated=False) as (db, _):
         return await migrate(db)
-    finally:
-        await db.close()
 
 
 async def _rotate(settings: Settings):
