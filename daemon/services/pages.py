@@ -1,24 +1,18 @@
-"""Opaque cursors for lists ordered by id: the client hands back what we gave it, nothing more."""
+"""Cursor pagination for the services' lists (the cursor format itself is daemon/cursors.py)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-
+from daemon import cursors
 from shared.errors import ApiError, Code, FieldError
-
-
-def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).rstrip(b"=").decode()
 
 
 def decode_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ApiError(Code.VALIDATION_FAILED, "the cursor is not valid", errors=[FieldError("cursor", "not a cursor this server issued")]) from None
+        return cursors.decode(cursor)
+    except ValueError as exc:
+        raise ApiError(Code.VALIDATION_FAILED, "the cursor is not valid", errors=[FieldError("cursor", str(exc))]) from None
 
 
 def next_cursor(rows: list, limit: int, key: str = "id") -> str | None:
@@ -26,4 +20,4 @@ def next_cursor(rows: list, limit: int, key: str = "id") -> str | None:
     if len(rows) <= limit:
         return None
     del rows[limit:]
-    return encode_cursor(rows[-1][key])
+    return cursors.encode(rows[-1][key])

@@ -44,6 +44,9 @@ async def test_admin_creates_lists_filters_and_pages_users(api, admin):
     assert [u["email"] for u in found["items"]] == ["user3@example.com"]
     admins = await (await api.get(f"{USERS}?role=admin", headers=admin.headers)).json()
     assert [u["email"] for u in admins["items"]] == ["admin@example.com"]
+    for forged in ("%25%25%25", "not-a-cursor!", "AAAA"):
+        response = await api.get(f"{USERS}?cursor={forged}", headers=admin.headers)
+        assert response.status == 422 and (await problem(response))["errors"][0]["field"] == "cursor"
     like = await (await api.get(f"{USERS}?q=%25", headers=admin.headers)).json()
     assert like["items"] == []  # a % in the search is a character, not a wildcard
 

@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import bisect
 import hashlib
 import json
@@ -36,6 +35,7 @@ import numpy as np
 import orjson
 from usearch.index import Index
 
+from daemon import cursors
 from daemon.stores.sql import Database
 from daemon.stores.vectors import Deleted, Hit, Record, Space
 from daemon.stores.vectors.filters import check
@@ -223,17 +223,6 @@ class _SpaceState:
         if shelf is None and create:
             shelf = self.shelves[namespace] = _Shelf(self.space.dimension, self.space.metric)
         return shelf
-
-
-def _encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError("the cursor is not one this service gave out") from None
 
 
 def _measure_recall(index: Index, labels: np.ndarray, rows: np.ndarray, metric: str, sample: np.ndarray) -> float:
@@ -572,10 +561,10 @@ class LocalVectorStore:
         if shelf is None:
             return [], None
         ids = sorted(i for i in shelf.ids if i.startswith(prefix)) if prefix else sorted(shelf.ids)
-        start = bisect.bisect_right(ids, _decode_cursor(cursor)) if cursor else 0
+        start = bisect.bisect_right(ids, cursors.decode(cursor)) if cursor else 0
         page = ids[start : start + limit]
         more = start + limit < len(ids)
-        return page, _encode_cursor(page[-1]) if more and page else None
+        return page, cursors.encode(page[-1]) if more and page else None
 
     async def delete(
         self,
