@@ -208,7 +208,7 @@ class BastionApp(App[None]):
     def login(self, server: str, email: str, password: str) -> None:
         credentials.check()
 
-        async def work(_: Any = None) -> None:
+        async def work() -> None:
             client = self._client_for(server, email, None)
             try:
                 answer = await client.login(email, password)
@@ -278,8 +278,6 @@ class BastionApp(App[None]):
 
     async def _live(self, client: Client) -> None:
         """Keep one WebSocket open; after a drop, resume from the last event seen."""
-        from shared.client import Unreachable
-
         delay = 1.0
         while True:
             self.post_message(LiveChange(LiveStatus("connecting")))
@@ -298,10 +296,8 @@ class BastionApp(App[None]):
                         await client.refresh()  # an expired token: renew it; a revoked session raises here
             except ApiError as exc:
                 if exc.code in (Code.UNAUTHORIZED, Code.TOKEN_REUSED):
-                    raise
-            except (Unreachable, OSError, asyncio.TimeoutError):
-                pass
-            except Exception:  # the socket broke mid-frame; reconnecting is all that helps
+                    raise  # the session is over: on_worker_state_changed brings back the connect screen
+            except Exception:  # unreachable, refused mid-handshake, broken mid-frame: reconnecting is all that helps
                 pass
             self.post_message(LiveChange(LiveStatus("reconnecting")))
             await asyncio.sleep(delay)
