@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from daemon.api.routing import Routes
-from daemon.context import AUTH, BODY, CLIENT_IP, PRINCIPAL, SETTINGS, USERS
+from daemon.context import AUTH, BODY, CLIENT_IP, PRINCIPAL, QUERY, SETTINGS, USERS
 from shared.errors import ApiError, Code
+from shared.models import Page, PageQuery
 from shared.models.auth import (
     ApiKey,
     ChangePassword,
@@ -55,9 +56,9 @@ async def logout(request: web.Request) -> None:
     await request.app[AUTH].logout(request[PRINCIPAL], request[CLIENT_IP])
 
 
-@routes.get("/sessions", summary="Your sessions", tag=TAG, response=list[Session])
-async def list_sessions(request: web.Request) -> list[Session]:
-    return await request.app[AUTH].list_sessions(request[PRINCIPAL])
+@routes.get("/sessions", summary="Your sessions", tag=TAG, query=PageQuery, response=Page[Session])
+async def list_sessions(request: web.Request) -> Page[Session]:
+    return await request.app[AUTH].list_sessions(request[PRINCIPAL], request[QUERY])
 
 
 @routes.delete("/sessions/{id}", summary="Revoke a session (yours; admins: any)", tag=TAG, response=None, status=204)
@@ -84,9 +85,10 @@ async def create_api_key(request: web.Request) -> CreatedApiKey:
     return await request.app[AUTH].create_api_key(request[PRINCIPAL], request[BODY], request[CLIENT_IP])
 
 
-@routes.get("/api-keys", summary="Your API keys (never their secrets)", tag=TAG, response=list[ApiKey])
-async def list_api_keys(request: web.Request) -> list[ApiKey]:
-    return await request.app[AUTH].list_api_keys(request[PRINCIPAL])
+@routes.get("/api-keys", summary="Your API keys (never their secrets)", tag=TAG, query=PageQuery,
+            response=Page[ApiKey])
+async def list_api_keys(request: web.Request) -> Page[ApiKey]:
+    return await request.app[AUTH].list_api_keys(request[PRINCIPAL], request[QUERY])
 
 
 @routes.delete("/api-keys/{id}", summary="Revoke an API key", tag=TAG, response=None, status=204)

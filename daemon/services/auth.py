@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from daemon.clock import iso, now, parse
 from daemon.ids import new_id
 from daemon.services.audit import Audit
+from daemon.services.pages import decode_cursor, next_cursor
 from daemon.services.passwords import Passwords, check_policy
 from daemon.services.principal import Principal, scopes_for_role
 from daemon.services.sessions import Sessions
@@ -31,6 +32,7 @@ from daemon.services.users import Users, normalise_email, token_hash
 from daemon.stores.cache import Cache
 from daemon.stores.sql.accounts import Accounts
 from shared.errors import ApiError, Code
+from shared.models import Page, PageQuery
 from shared.models.auth import ApiKey, ChangePassword, CreateApiKey, CreatedApiKey, Session, TokenPair
 from shared.models.users import User
 
@@ -218,9 +220,11 @@ class Auth:
 
     # sessions
 
-    async def list_sessions(self, principal: Principal) -> list[Session]:
-        rows = await self._accounts.live_sessions(principal.user_id, iso(now()))
-        return [Session.model_validate({**r, "current": r["id"] == principal.session_id}) for r in rows]
+    async def list_sessions(self, principal: Principal, page: PageQuery) -> Page[Session]:
+        rows = await self._accounts.live_sessions(principal.user_id, iso(now()), decode_cursor(page.cursor), page.limit + 1)
+        cursor = next_cursor(rows, page.limit)
+        items = [Session.model_validate({**r, "current": r["id"] == principal.session_id}) for r in rows]
+        return Page[Session](items=items, next_cursor=cursor)
 
     async def revoke_session(self, principal: Principal, session_id: str, ip: str) -> None:
         row = await self._accounts.session(session_id)
@@ -278,9 +282,11 @@ class Auth:
             id=row["id"], name=body.name, scopes=sorted(wanted), created_at=moment, expires_at=body.expires_at, key=key
         )
 
-    async def list_api_keys(self, principal: Principal) -> list[ApiKey]:
-        rows = await self._accounts.api_keys(principal.user_id)
-        return [ApiKey.model_validate({**r, "scopes": r["scopes"].split()}) for r in rows]
+    async def list_api_keys(self, principal: Principal, page: PageQuery) -> Page[ApiKey]:
+        rows = await self._accounts.api_keys(principal.user_id, decode_cursor(page.cursor), page.limit + 1)
+        cursor = next_cursor(rows, page.limit)
+        items = [ApiKey.model_validate({**r, "scopes": r["scopes"].split()}) for r in rows]
+        return Page[ApiKey](items=items, next_cursor=cursor)
 
     def jwks(self) -> dict:
         return self._tokens.jwks()

@@ -50,8 +50,8 @@ async def test_access(api, method, path, body, expected):
         "key_write": await _key(api, alice, ["write"]),
         "key_admin": await _key(api, admin, ["admin"]),
     }
-    alice_session = (await (await api.get("/api/v1/auth/sessions", headers=alice.headers)).json())[0]["id"]
-    alice_key = (await (await api.get("/api/v1/auth/api-keys", headers=alice.headers)).json())[0]["id"]
+    alice_session = (await (await api.get("/api/v1/auth/sessions", headers=alice.headers)).json())["items"][0]["id"]
+    alice_key = (await (await api.get("/api/v1/auth/api-keys", headers=alice.headers)).json())["items"][0]["id"]
     url = path.format(alice=alice.id, alice_session=alice_session, alice_key=alice_key)
     tokens = {"anonymous": None, "bob": bob.access_token, "alice": alice.access_token, "admin": admin.access_token, **keys}
     got = []
@@ -74,11 +74,11 @@ async def test_keys_are_shown_once_listed_without_secret_and_expire(api):
     alice = await signed_up(api, "alice@example.com")
     created = await (await api.post("/api/v1/auth/api-keys", json={"name": "ci", "scopes": ["read", "write"]}, headers=alice.headers)).json()
     assert created["key"].startswith("bst_")
-    listed = await (await api.get("/api/v1/auth/api-keys", headers=alice.headers)).json()
+    listed = (await (await api.get("/api/v1/auth/api-keys", headers=alice.headers)).json())["items"]
     assert "key" not in listed[0] and created["key"] not in str(listed)
     key_headers = {"Authorization": f"Bearer {created['key']}"}
     assert (await api.get("/api/v1/users/me", headers=key_headers)).status == 200
-    listed = await (await api.get("/api/v1/auth/api-keys", headers=alice.headers)).json()
+    listed = (await (await api.get("/api/v1/auth/api-keys", headers=alice.headers)).json())["items"]
     assert listed[0]["last_used_at"] is not None
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     response = await api.post("/api/v1/auth/api-keys", json={"name": "old", "scopes": ["read"], "expires_at": past}, headers=alice.headers)

@@ -99,7 +99,7 @@ async def test_logout_ends_the_session_at_once(api, alice):
 
 async def test_sessions_list_own_with_user_agent_ip_and_current(api, alice):
     other = await login(api, alice.email, **{"User-Agent": "second-device/1.0"})
-    sessions = await (await api.get("/api/v1/auth/sessions", headers=alice.headers)).json()
+    sessions = (await (await api.get("/api/v1/auth/sessions", headers=alice.headers)).json())["items"]
     assert len(sessions) == 2
     current = [s for s in sessions if s["current"]]
     assert len(current) == 1
@@ -111,7 +111,7 @@ async def test_sessions_list_own_with_user_agent_ip_and_current(api, alice):
 
 
 async def test_someone_elses_session_is_404_for_a_user_and_revocable_by_an_admin(api, admin, alice, bob):
-    bob_session = (await (await api.get("/api/v1/auth/sessions", headers=bob.headers)).json())[0]["id"]
+    bob_session = (await (await api.get("/api/v1/auth/sessions", headers=bob.headers)).json())["items"][0]["id"]
     response = await api.delete(f"/api/v1/auth/sessions/{bob_session}", headers=alice.headers)
     assert response.status == 404
     assert (await api.delete(f"/api/v1/auth/sessions/{bob_session}", headers=admin.headers)).status == 204
@@ -194,13 +194,13 @@ async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(aiohttp_client, 
     api = await aiohttp_client(create_app(trusted))
     await signed_up(api, "alice@example.com")
     actor = await login(api, "alice@example.com", **{"X-Forwarded-For": "203.0.113.7"})
-    sessions = await (await api.get("/api/v1/auth/sessions", headers=actor.headers)).json()
+    sessions = (await (await api.get("/api/v1/auth/sessions", headers=actor.headers)).json())["items"]
     assert {s["ip"] for s in sessions} >= {"203.0.113.7"}
 
     untrusted = await aiohttp_client(create_app(replace(backend_settings, data_dir=backend_settings.data_dir / "b")))
     await signed_up(untrusted, "carol@example.com")
     actor = await login(untrusted, "carol@example.com", **{"X-Forwarded-For": "203.0.113.7"})
-    sessions = await (await untrusted.get("/api/v1/auth/sessions", headers=actor.headers)).json()
+    sessions = (await (await untrusted.get("/api/v1/auth/sessions", headers=actor.headers)).json())["items"]
     assert "203.0.113.7" not in {s["ip"] for s in sessions}
 
 

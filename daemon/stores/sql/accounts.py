@@ -95,11 +95,14 @@ class Accounts:
     async def session(self, session_id: str) -> Row | None:
         return await self.db.fetch_one("SELECT * FROM sessions WHERE id = ?", session_id)
 
-    async def live_sessions(self, user_id: str, now: str) -> list[Row]:
+    async def live_sessions(self, user_id: str, now: str, after: str | None, limit: int) -> list[Row]:
         return await self.db.fetch_all(
-            "SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY id",
+            "SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND id > ?"
+            " ORDER BY id LIMIT ?",
             user_id,
             now,
+            after or "",
+            limit,
         )
 
     async def revoke_session(self, session_id: str, reason: str, now: str, conn: Connection | None = None) -> int:
@@ -171,11 +174,13 @@ class Accounts:
             key_hash,
         )
 
-    async def api_keys(self, user_id: str) -> list[Row]:
+    async def api_keys(self, user_id: str, after: str | None, limit: int) -> list[Row]:
         return await self.db.fetch_all(
             "SELECT id, name, scopes, created_at, expires_at, last_used_at FROM api_keys"
-            " WHERE user_id = ? AND revoked_at IS NULL ORDER BY id",
+            " WHERE user_id = ? AND revoked_at IS NULL AND id > ? ORDER BY id LIMIT ?",
             user_id,
+            after or "",
+            limit,
         )
 
     async def api_key_owner(self, key_id: str) -> str | None:
