@@ -1,5 +1,6 @@
-"""kill -9 of the daemon in the middle of a stream of writes: after a restart on the same data, every
-write the daemon acknowledged is there, and each is whole (no half-applied user)."""
+"""kill -9 of the daemon in the middle of a stream of writes (users created and renamed, vectors upserted):
+after a restart on the same data, every write the daemon acknowledged is there, and each is whole (no
+half-applied user)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ def test_every_acknowledged_write_survives_kill_9(tmp_path: Path, backend: str, 
                                                        "password": "a long enough password", "role": "user"},
                  token).json()["id"] for n in range(WRITERS)]
     created: list[set[str]] = [set() for _ in range(WRITERS)]
+    collection = daemon.url + "/api/v1/collections"
+    assert fetch(collection, "POST", {"name": "kill9", "dimension": 4, "metric": "cosine"}, token).status == 201
+    upserted: set[str] = set()
     renamed = [-1] * WRITERS
     stop = threading.Event()
 
@@ -66,12 +70,23 @@ def test_every_acknowledged_write_survives_kill_9(tmp_path: Path, backend: str, 
             assert reply.status in (200, 201), reply
             i += 1
 
-    writers = [threading.Thread(target=write, args=(n,)) for n in range(WRITERS)]
+    def upsert() -> None:
+        i = 0
+        while not stop.is_set():
+            vectors = [{"id": f"v{i}-{k}", "values": [1.0, float(i), float(k), 0.5]} for k in range(10)]
+            reply = fetch(collection + "/kill9/upsert", "POST", {"vectors": vectors}, token, timeout=5)
+            if reply.status == 0:
+                return
+            assert reply.status == 200, reply
+            upserted.update(v["id"] for v in vectors)
+            i += 1
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(WRITERS)] + [threading.Thread(target=upsert)]
     try:
         for t in writers:
             t.start()
         deadline = time.monotonic() + WAIT_S
-        while sum(map(len, created)) < 40:
+        while sum(map(len, created)) < 40 or len(upserted) < 50:
             assert time.monotonic() < deadline, "the writes did not get going"
             time.sleep(0.05)
         os.kill(daemon.process.pid, signal.SIGKILL)
@@ -96,6 +111,13 @@ def test_every_acknowledged_write_survives_kill_9(tmp_path: Path, backend: str, 
             assert user["role"] == "user" and user["display_name"].startswith("user "), user
             assert user["created_at"] and user["id"], user
         # A user that exists can log in: its password hash was written with it.
+        ids = sorted(upserted)
+        for start_at in range(0, len(ids), 500):
+            reply = fetch(again.url + "/api/v1/collections/kill9/fetch", "POST", {"ids": ids[start_at:start_at + 500]},
+                          again.admin_token())
+            assert reply.status == 200, reply
+            lost = set(ids[start_at:start_at + 500]) - set(reply.json()["vectors"])
+            assert not lost, f"{len(lost)} acknowledged vectors lost, e.g. {sorted(lost)[:5]}"
         sample = sorted(set().union(*created))[:3]
         for email in sample:
             login = fetch(again.url + "/api/v1/auth/login", "POST", {"email": email, "password": "a long enough password"})
