@@ -28,9 +28,13 @@ async def parse_body(request: web.Request, model: type[BaseModel], limit: int) -
         raise _too_large(limit)
     if request.content_type != "application/json":
         raise ApiError(Code.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
-    raw = await request.read()
-    if len(raw) > limit:
-        raise _too_large(limit)
+    # Read in chunks and stop at the route's own limit: a chunked body (no Content-Length) must not be
+    # buffered up to the app-wide maximum (the largest limit of any route) before it is refused.
+    raw = bytearray()
+    async for chunk in request.content.iter_chunked(1 << 16):
+        raw += chunk
+        if len(raw) > limit:
+            raise _too_large(limit)
     try:
         # orjson refuses invalid UTF-8 and nesting deeper than 1024 levels, bounding the work.
         data = orjson.loads(raw)

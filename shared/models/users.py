@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, EmailStr, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, EmailStr, Field, StrictBool
 
 from shared.models import PageQuery, Strict
 
@@ -64,7 +65,14 @@ class AuditEvent(BaseModel):
     detail: dict[str, Any]
 
 
+def _rfc3339(value: object) -> object:
+    # pydantic would also read a bare number as Unix time; the contract says RFC 3339.
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?", value):
+        raise ValueError("expected an RFC 3339 time such as 2026-11-25T19:00:00Z")
+    return value
+
+
 class AuditQuery(PageQuery):
     user_id: str | None = Field(None, max_length=100)
     event: str | None = Field(None, max_length=100)
-    since: datetime | None = None
+    since: Annotated[datetime | None, BeforeValidator(_rfc3339)] = None
