@@ -10,13 +10,13 @@
 
 from __future__ import annotations
 
-import base64
 import math
 from typing import Any
 
 import numpy as np
 import orjson
 
+from daemon import cursors
 from daemon.services.principal import Principal
 from daemon.stores.errors import UniqueViolation
 from daemon.stores.events import EventBus
@@ -95,14 +95,10 @@ def _filter(raw: dict[str, Any], field: str = "filter") -> dict[str, Any]:
     return raw
 
 
-def _cursor_out(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
-
-
 def _cursor_in(cursor: str) -> str:
     try:
-        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
+        return cursors.decode(cursor)
+    except ValueError:
         raise _invalid([FieldError("cursor", "not a cursor this service gave out")]) from None
 
 
@@ -179,7 +175,7 @@ class VectorService:
         after = _cursor_in(cursor) if cursor else None
         rows = await self.catalog.page(None if principal.is_admin else principal.user_id, after, limit + 1)
         items = [await self._describe(row) for row in rows[:limit]]
-        return Page[Collection](items=items, next_cursor=_cursor_out(rows[limit - 1].name) if len(rows) > limit else None)
+        return Page[Collection](items=items, next_cursor=cursors.encode(rows[limit - 1].name) if len(rows) > limit else None)
 
     async def get(self, principal: Principal, name: str) -> Collection:
         return await self._describe(await self._visible(principal, name, "read"))

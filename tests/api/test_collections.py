@@ -257,3 +257,15 @@ async def test_changes_raise_events_with_ids_and_counts_but_no_values(api, alice
     assert mine[1][1] == {"collection": "docs", "namespace": "", "count": 2, "ids": ["a", "b"]}
     assert mine[2][1]["ids"] == ["a"] and mine[2][1]["count"] == 1
     assert "values" not in str(mine) and "secret" not in str(mine)
+
+
+async def test_the_collection_list_pages_by_name_and_refuses_a_forged_cursor(api, alice, bob):
+    for name in ("c-two", "a-one", "e-three"):
+        await make_collection(api, alice, name=name)
+    await make_collection(api, bob, name="b-bobs")
+    first = await (await api.get(BASE, params={"limit": "2"}, headers=alice.headers)).json()
+    assert [c["name"] for c in first["items"]] == ["a-one", "c-two"] and first["next_cursor"]
+    rest = await (await api.get(BASE, params={"limit": "2", "cursor": first["next_cursor"]}, headers=alice.headers)).json()
+    assert [c["name"] for c in rest["items"]] == ["e-three"] and rest["next_cursor"] is None
+    response = await api.get(BASE, params={"cursor": "AAAA"}, headers=alice.headers)
+    assert (response.status, (await problem(response))["code"]) == (422, "validation_failed")
