@@ -60,6 +60,9 @@ class Connection:
         # While a `since` replay is being read, live events wait here, so that nothing is sent twice
         # or out of order.
         self.held: list[tuple[Event, str]] | None = None
+        # The newest event sent. Event ids order events, and with Redis the live reader can lag behind
+        # a replay that already sent an event: anything at or before this id is not sent again.
+        self.last_id = ""
         self.closing = False
         self.writer = asyncio.create_task(self._write())
         self._tat: float | None = None
@@ -83,7 +86,8 @@ class Connection:
     def deliver(self, event: Event, topic: str, text: str) -> None:
         if self.held is not None:
             self.held.append((event, topic))
-        else:
+        elif event.id > self.last_id:
+            self.last_id = event.id
             self.send(text)
 
     def allow_message(self, per_minute: int) -> bool:
@@ -248,17 +252,12 @@ async def _subscribe(request: web.Request, conn: Connection, message: Subscribe)
     finally:
         held, conn.held = conn.held, None
     conn.send({"type": "subscribed", "topics": allowed})
-    replayed: set[str] = set()
     if replay is None:
         conn.send({"type": "resync"})
-    else:
-        for event in replay:
-            topic = rules.delivered_as(principal, fresh, event)
-            if topic is not None:
-                replayed.add(event.id)
-                conn.send(event_text(event, topic))
-    for event, topic in held:
-        if event.id not in replayed:
+        replay = []
+    for event, topic in [(e, rules.delivered_as(principal, fresh, e)) for e in replay] + held:
+        if topic is not None and event.id > conn.last_id:
+            conn.last_id = event.id
             conn.send(event_text(event, topic))
 
 
