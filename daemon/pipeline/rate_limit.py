@@ -42,7 +42,7 @@ def rate_limit(settings: Settings):
         headers = rate_limit_headers(limit, decision.remaining, decision.reset_s)
         if not decision.allowed:
             request.app[METRICS].rate_limited.labels(spec.rate).inc()
-            headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after_s)))
+            headers["Retry-After"] = decision.retry_after_header
             raise ApiError(Code.RATE_LIMITED, "too many requests from this address", headers=headers)
         try:
             response = await handler(request)

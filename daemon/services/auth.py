@@ -28,7 +28,7 @@ from daemon.services.passwords import Passwords, check_policy
 from daemon.services.principal import Principal, scopes_for_role
 from daemon.services.sessions import Sessions
 from daemon.services.tokens import Tokens
-from daemon.services.users import Users, normalise_email, token_hash
+from daemon.services.users import normalise_email, token_hash
 from daemon.stores.cache import Cache
 from daemon.stores.sql.accounts import Accounts
 from shared.errors import ApiError, Code
@@ -62,15 +62,10 @@ def unseal(token: str, sealed: bytes) -> bytes:
     return AESGCM(_seal_key(token)).decrypt(sealed[:12], sealed[12:], None)
 
 
-def _retry_after(seconds: float) -> dict[str, str]:
-    return {"Retry-After": str(max(1, int(seconds + 0.999)))}
-
-
 class Auth:
     def __init__(
         self,
         accounts: Accounts,
-        users: Users,
         passwords: Passwords,
         tokens: Tokens,
         sessions: Sessions,
@@ -81,7 +76,6 @@ class Auth:
         limits: LoginLimits = LoginLimits(),
     ) -> None:
         self._accounts = accounts
-        self._users = users
         self._passwords = passwords
         self._tokens = tokens
         self._sessions = sessions
@@ -133,7 +127,7 @@ class Auth:
         ):
             decision = await self._cache.peek(key, limit, period)
             if not decision.allowed:
-                raise ApiError(Code.RATE_LIMITED, "too many failed logins; try again later", headers=_retry_after(decision.retry_after_s))
+                raise ApiError(Code.RATE_LIMITED, "too many failed logins; try again later", headers={"Retry-After": decision.retry_after_header})
 
     async def login(self, email: str, password: str, ip: str, user_agent: str) -> TokenPair:
         email = normalise_email(email)

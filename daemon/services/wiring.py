@@ -42,7 +42,7 @@ async def build_account_services(
     sessions = Sessions(accounts, cache, events, settings.access_token_ttl_s)
     users = Users(accounts, passwords, sessions, audit, events)
     auth = Auth(
-        accounts, users, passwords, tokens, sessions, cache, audit,
+        accounts, passwords, tokens, sessions, cache, audit,
         settings.refresh_token_ttl_s, settings.refresh_reuse_grace_s,
     )
     return AccountServices(auth=auth, users=users, audit=audit, sessions=sessions, passwords=passwords)

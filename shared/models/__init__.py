@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,5 +46,3 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] | None = None
 
-
-Timestamp = datetime

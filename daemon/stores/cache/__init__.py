@@ -20,6 +20,11 @@ class RateDecision:
     reset_s: float  # until the bucket is full again
     retry_after_s: float  # 0 when allowed
 
+    @property
+    def retry_after_header(self) -> str:
+        """Retry-After in whole seconds, at least 1."""
+        return str(max(1, math.ceil(self.retry_after_s)))
+
 
 def gcra(stored_tat: float | None, now: float, limit: int, period_s: float, cost: int) -> tuple[float, RateDecision]:
     """One GCRA step: the new stored value and the decision. Pure, so both backends share the rule

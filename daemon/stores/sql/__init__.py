@@ -6,7 +6,7 @@ backend adapts the placeholder style. Rows come back as plain dicts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -58,7 +58,3 @@ async def open_database(
 
     return await SqliteDatabase.open(sqlite_path)
 
-
-async def iterate(conn: Connection, sql: str, *params: Any) -> AsyncIterator[Row]:
-    for row in await conn.fetch_all(sql, *params):
-        yield row
