@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
+import signal
 import sys
 
 from daemon.settings import Settings, SettingsError, describe
@@ -55,28 +57,54 @@ def _use_uvloop() -> None:
 
 
 def serve(settings: Settings) -> int:
-    from aiohttp import web
-
-    from daemon.app import create_app
-
     _use_uvloop()
     log.info("starting", extra={"host": settings.host, "port": settings.port, "data_dir": str(settings.data_dir)})
     try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            access_log=None,
-            print=None,
-            shutdown_timeout=settings.shutdown_timeout_s,
-            handle_signals=True,
-        )
+        asyncio.run(_serve(settings))
     except OSError as exc:
         return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
     except Exception as exc:  # start-up failures: a database down, Vault unreachable
         return _fail(f"cannot start: {exc}")
     log.info("stopped")
     return 0
+
+
+async def _serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then stop in the order a load balancer needs.
+
+    1. Drain: /readyz answers 503 while everything else is still served, for BASTION_SHUTDOWN_DRAIN_S,
+       so whatever routes traffic here (a Kubernetes Service, HAProxy) sees it and moves away before
+       a single connection is refused. A second signal ends the drain at once (ctrl-c twice).
+    2. aiohttp's own shutdown: stop listening, close idle connections, run on_shutdown (1001 to every
+       WebSocket), wait up to BASTION_SHUTDOWN_TIMEOUT_S for requests in flight, then close the stores.
+    """
+    from aiohttp import web
+
+    from daemon.app import create_app
+    from daemon.context import RUNTIME
+
+    # Our own handlers rather than aiohttp's (which stop at the first signal): set before start-up, so a
+    # signal then is not a kill but a stop once started.
+    loop = asyncio.get_running_loop()
+    signals: asyncio.Queue[int] = asyncio.Queue()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, signals.put_nowait, signum)
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_timeout_s)
+    await runner.setup()
+    try:
+        if signals.empty():  # else stopped during start-up: no traffic came yet, nothing to drain
+            await web.TCPSite(runner, settings.host, settings.port).start()
+            await signals.get()
+            app[RUNTIME].shutting_down = True
+            if settings.shutdown_drain_s:
+                log.info("draining: /readyz fails, requests are still served; signal again to stop now",
+                         extra={"drain_s": settings.shutdown_drain_s})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(signals.get(), settings.shutdown_drain_s)
+        log.info("shutting down", extra={"timeout_s": settings.shutdown_timeout_s})
+    finally:
+        await runner.cleanup()
 
 
 async def _migrate(settings: Settings) -> list:

@@ -246,8 +246,17 @@ class Settings:
         "an idle connection, or one still sending its request's head, is closed after this long",
         75,
     )
+    # 5 s: long enough for what routes traffic to notice /readyz failing and stop (a probe every 2 s
+    # failing twice; Kubernetes spreading a removed endpoint to kube-proxy and the ingress in a second
+    # or two), short enough for a rolling update; a second signal skips what is left.
+    shutdown_drain_s: int = setting(
+        "BASTION_SHUTDOWN_DRAIN_S",
+        _int_range(0, 600),
+        "on SIGTERM, /readyz fails and requests are still served this long, so load balancers move away first",
+        5,
+    )
     shutdown_timeout_s: int = setting(
-        "BASTION_SHUTDOWN_TIMEOUT_S", _int_range(1, 600), "grace for requests in flight on SIGTERM", 20
+        "BASTION_SHUTDOWN_TIMEOUT_S", _int_range(1, 600), "then, grace for requests in flight to finish", 20
     )
 
     @classmethod

@@ -84,7 +84,7 @@ def start(data_dir: Path, port: int | None = None, **settings: str) -> Daemon:
     port = port or free_port()
     log = data_dir / "bastiond.log"
     env = {**os.environ, "BASTION_DATA_DIR": str(data_dir), "BASTION_PORT": str(port),
-           "BASTION_LOG_LEVEL": "warning", **settings}
+           "BASTION_LOG_LEVEL": "warning", "BASTION_SHUTDOWN_DRAIN_S": "0", **settings}  # no LB to drain
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "daemon", "serve"], env=env, cwd=ROOT,
                                    stdout=out, stderr=subprocess.STDOUT)

@@ -29,10 +29,14 @@ async def healthz(request: web.Request) -> Health:
     "/readyz", summary="Every backing service answers", tag="operations", response=Health, access="public", rate=""
 )
 async def readyz(request: web.Request) -> Health:
+    if request.app[RUNTIME].shutting_down:
+        # Draining (cli.py): answered at once, whatever the backends say, so load balancers move away.
+        raise ApiError(
+            Code.SERVICE_UNAVAILABLE, "not ready: shutting down; this instance takes no new traffic",
+            headers={"Retry-After": "5"},
+        )
     names = list(request.app[READINESS])
     down = await _check_backends(request.app)
-    if request.app[RUNTIME].shutting_down:
-        down.append("shutting down")
     if down:
         raise ApiError(Code.SERVICE_UNAVAILABLE, f"not ready: {', '.join(down)}", headers={"Retry-After": "5"})
     return Health(status="ok", checks={name: "ok" for name in names})
