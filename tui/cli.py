@@ -10,18 +10,17 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from shared.client import BadServerURL, Client, Unreachable, normalise_server
 from shared.errors import ApiError, Code
 from tui import config, credentials
 from tui.explain import describe_error
 from tui.inputs import InputError, read_json, read_jsonl, read_vector
+
+if TYPE_CHECKING:  # shared.client brings aiohttp and pydantic: only the commands import it, not the console
+    from shared.client import Client
 
 EXIT_OK, EXIT_SERVER, EXIT_USAGE = 0, 1, 2
 EPILOG = """\
@@ -129,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _plain(value: Any) -> Any:
+    from pydantic import BaseModel
+
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, list):
@@ -171,11 +172,15 @@ def _server(args: argparse.Namespace, state: config.State) -> str:
     server = getattr(args, "server", None) or (state.last.server if state.last else None)
     if not server:
         raise UsageError("no server: pass --server URL (or log in once with bastion login)")
+    from shared.client import normalise_server
+
     return normalise_server(server)
 
 
 def _client(args: argparse.Namespace) -> Client:
     """A client with the credentials of the account last used on the server: an API key or keyring tokens."""
+    from shared.client import Client
+
     state = config.load_state()
     server = _server(args, state)
     api_key = os.environ.get("BASTION_API_KEY")
@@ -210,6 +215,8 @@ async def _login(args: argparse.Namespace) -> int:
     server = _server(args, state)
     credentials.check()
     password = _password(args, f"Password for {args.email} on {server}: ")
+    from shared.client import Client
+
     async with Client(server, user_agent="bastion-cli") as client:
         client.on_tokens = lambda pair: credentials.save(client.server, args.email, pair)
         answer = await client.login(args.email, password)
@@ -226,6 +233,8 @@ async def _logout(args: argparse.Namespace) -> int:
     if account is None:
         raise UsageError(f"not logged in to {server}")
     tokens = credentials.load(server, account.email)
+    from shared.client import Client
+
     try:
         if tokens is not None:
             async with Client(server, tokens=tokens, user_agent="bastion-cli") as client:
@@ -354,6 +363,8 @@ async def _with_client(args: argparse.Namespace) -> int:
 
 
 def _answers(url: str) -> bool:
+    import urllib.request  # here: the console does not need it
+
     try:
         with urllib.request.urlopen(url + "/healthz", timeout=2):
             return True
@@ -417,6 +428,8 @@ def _first_admin(settings: Any, url: str) -> tuple[str, str]:
 
 
 async def _log_in_after_setup(url: str, email: str, password: str) -> None:
+    from shared.client import Client
+
     async with Client(url, user_agent="bastion-cli") as client:
         client.on_tokens = lambda pair: credentials.save(client.server, email, pair)
         await client.login(email, password)
@@ -456,15 +469,38 @@ def _tui(server: str | None) -> int:
         user_config = config.load_config()
     except config.ConfigError as exc:
         raise UsageError(str(exc)) from None
-    BastionApp(normalise_server(server) if server else None, user_config=user_config).run()
+    if server:
+        from shared.client import BadServerURL, normalise_server
+
+        try:
+            server = normalise_server(server)
+        except BadServerURL as exc:
+            raise UsageError(str(exc)) from None
+    BastionApp(server, user_config=user_config).run()
     return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
+    if not (sys.argv[1:] if argv is None else argv):
+        return _console(None)  # plain `bastion`: no need to build the commands' parser first
     args = _parser().parse_args(argv)
+    if args.command is None:
+        return _console(getattr(args, "server", None))
+    return _command(args)
+
+
+def _console(server: str | None) -> int:
+    # Before any import of the commands' modules: the console's first screen needs none of them.
     try:
-        if args.command is None:
-            return _tui(getattr(args, "server", None))
+        return _tui(server)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+
+
+def _command(args: argparse.Namespace) -> int:
+    from shared.client import BadServerURL, Unreachable
+
+    try:
         if args.command == "up":
             return _up(args)
         if args.command == "login":

@@ -58,8 +58,10 @@ class ConnectScreen(Screen):
             self.failed(self.notice)
         email = self.query_one("#email", Input)
         self.query_one("#password" if email.value else "#email", Input).focus()
-        # In a thread: finding the keyring (imports and a D-Bus round trip) must not hold up the screen.
-        self.run_worker(self._find_keyring, name="keyring", thread=True, exit_on_error=False)
+        # After the first refresh and in a thread: finding the keyring (a fifth of a second of imports and a
+        # D-Bus round trip) must not hold up the screen, nor share the interpreter with drawing it.
+        self.call_after_refresh(self.run_worker, self._find_keyring, name="keyring", thread=True,
+                                exit_on_error=False)
 
     def _find_keyring(self) -> None:
         try:
