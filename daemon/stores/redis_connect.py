@@ -19,9 +19,12 @@ from redis.exceptions import ConnectionError, TimeoutError
 from daemon.settings import Settings, SettingsError
 
 SOCKET_TIMEOUT_S = 5.0
-# A Sentinel failover takes a few seconds (down-after-milliseconds + election); these retries span
-# about that long before a command gives up and the caller sees the store as unavailable.
-RETRIES = 8
+# Redis sits on the same network: a connection is made in milliseconds, or the host is not there.
+CONNECT_TIMEOUT_S = 1.0
+# One quick retry: enough for a pooled connection that went stale (a Redis restart) and for a demoted
+# primary's READONLY (the retry reconnects through Sentinel to the new one). More retries only make
+# every request wait while Redis is down; the caller answers 503 + Retry-After and its client retries.
+RETRIES = 1
 
 
 def configured(settings: Settings) -> bool:
@@ -40,7 +43,7 @@ def parse_sentinels(entries: tuple[str, ...]) -> list[tuple[str, int]]:
 
 
 def _retry() -> Retry:
-    return Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES, supported_errors=(ConnectionError, TimeoutError))
+    return Retry(ExponentialBackoff(cap=0.2, base=0.05), RETRIES, supported_errors=(ConnectionError, TimeoutError))
 
 
 def connect(settings: Settings, **options: Any) -> Redis:
@@ -51,7 +54,7 @@ def connect(settings: Settings, **options: Any) -> Redis:
     """
     common: dict[str, Any] = {
         "socket_timeout": SOCKET_TIMEOUT_S,
-        "socket_connect_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
         "retry": _retry(),
         "retry_on_error": [ConnectionError, TimeoutError],
         "health_check_interval": 15,
@@ -60,7 +63,7 @@ def connect(settings: Settings, **options: Any) -> Redis:
     if settings.redis_sentinels:
         sentinel = Sentinel(
             parse_sentinels(settings.redis_sentinels),
-            sentinel_kwargs={"socket_timeout": SOCKET_TIMEOUT_S, "socket_connect_timeout": SOCKET_TIMEOUT_S},
+            sentinel_kwargs={"socket_timeout": SOCKET_TIMEOUT_S, "socket_connect_timeout": CONNECT_TIMEOUT_S},
         )
         return sentinel.master_for(settings.redis_sentinel_master, **common)
     if settings.redis_url:
