@@ -133,11 +133,13 @@ async def _account_services(app: web.Application) -> AsyncIterator[None]:
     await services.sessions.warm()
     if await services.users.count() == 0:
         log.warning(FIRST_RUN_HINT)
-    reloader = asyncio.create_task(_reload_signing_keys(services.auth))
+    tasks = [asyncio.create_task(_reload_signing_keys(services.auth)),
+             asyncio.create_task(services.sessions.follow(), name="revocation-mirror")]
     try:
         yield
     finally:
-        reloader.cancel()
+        for task in tasks:
+            task.cancel()
         services.close()
 
 

@@ -8,6 +8,9 @@ account. Answers carry the RateLimit-* headers; a refusal is 429 with Retry-Afte
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -15,9 +18,53 @@ from daemon.context import CACHE, CLIENT_IP, METRICS
 from daemon.api.routing import endpoint_of
 from daemon.pipeline import Next
 from daemon.settings import Settings
+from daemon.stores.cache import Cache, RateDecision
 from shared.errors import ApiError, Code
 
 PERIOD_S = 60.0
+BATCH_FRACTION = 100  # a batch is limit // 100 hits
+LEASE_S = 1.0  # how long a process may spend a batch it took
+PRUNE_AT = 10_000  # batches held before the spent and expired ones are dropped
+
+
+@dataclass
+class _Batch:
+    left: int  # hits still to spend here
+    shared_remaining: int  # what the shared limiter had left after granting the batch
+    reset_at: float
+    expires_at: float
+
+
+class Allowance:
+    """Rate-limit hits, taken from the shared cache in batches (see the module's docstring)."""
+
+    def __init__(self, cache: Cache, period_s: float = PERIOD_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self._cache = cache
+        self._period_s = period_s
+        self._clock = clock
+        self._batches: dict[str, _Batch] = {}
+
+    async def hit(self, key: str, limit: int) -> RateDecision:
+        moment = self._clock()
+        batch = self._batches.get(key)
+        if batch is not None and batch.left > 0 and batch.expires_at > moment:
+            batch.left -= 1
+            return RateDecision(True, limit, batch.shared_remaining + batch.left, batch.reset_at - moment, 0.0)
+        size = max(1, limit // BATCH_FRACTION)
+        decision = await self._cache.hit(key, limit, self._period_s, cost=size)
+        if size > 1 and not decision.allowed:
+            decision = await self._cache.hit(key, limit, self._period_s)  # near the limit: one at a time
+            size = 1
+        if decision.allowed and size > 1:
+            self._keep(key, _Batch(size - 1, decision.remaining, moment + decision.reset_s, moment + LEASE_S))
+            return RateDecision(True, limit, decision.remaining + size - 1, decision.reset_s, 0.0)
+        return decision
+
+    def _keep(self, key: str, batch: _Batch) -> None:
+        if len(self._batches) >= PRUNE_AT:
+            moment = self._clock()
+            self._batches = {k: b for k, b in self._batches.items() if b.left > 0 and b.expires_at > moment}
+        self._batches[key] = batch
 
 
 def rate_limit_headers(limit: int, remaining: int, reset_s: float) -> dict[str, str]:
@@ -30,6 +77,7 @@ def rate_limit_headers(limit: int, remaining: int, reset_s: float) -> dict[str, 
 
 def rate_limit(settings: Settings):
     limits = {"api": settings.rate_limit_per_minute, "auth": settings.auth_rate_limit_per_minute}
+    allowance: Allowance | None = None  # made at the first request: the app opens its cache at start-up
 
     @web.middleware
     async def middleware(request: web.Request, handler: Next) -> web.StreamResponse:
@@ -38,7 +86,10 @@ def rate_limit(settings: Settings):
         if not limit:
             return await handler(request)
         key = f"rl:{spec.rate}:{request[CLIENT_IP]}"
-        decision = await request.app[CACHE].hit(key, limit, PERIOD_S)
+        nonlocal allowance
+        if allowance is None:
+            allowance = Allowance(request.app[CACHE])
+        decision = await allowance.hit(key, limit)
         headers = rate_limit_headers(limit, decision.remaining, decision.reset_s)
         if not decision.allowed:
             request.app[METRICS].rate_limited.labels(spec.rate).inc()

@@ -1,24 +1,64 @@
 """Ending sessions, so that their access tokens stop working at once and not at their expiry.
 
 A revoked session is marked in SQL (authoritative: refresh checks it) and in the cache for as long as
-its access tokens can live (every request checks it there: one dictionary or Redis lookup), and
-announced on the event bus so that open WebSockets of that session close.
+its access tokens can live, and announced on the event bus so that open WebSockets of that session
+close. Every request asks whether its session is revoked, so that answer must be cheap: each process
+keeps a mirror of the sessions revoked within a token lifetime, filled from SQL at start and kept
+current by following the bus (`follow()`), and answers from it without a round trip to Redis. While
+the mirror is not following (before start-up finishes, or after the bus lost Redis and until the
+mirror has caught up again from SQL) every check goes to the cache instead, so a gap in the bus never
+lets a revoked token through.
+
+Another replica learns of a revocation when it reads the event from the bus, about a millisecond
+later. To make that window as small as the bus allows, `revoke` returns only once this process's own
+mirror has read the event back, by which time Redis has sent it to every replica.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from datetime import timedelta
 
 from daemon.clock import iso, now
 from daemon.stores.cache import Cache
+from daemon.stores.errors import Unavailable
 from daemon.stores.events import EventBus
 from daemon.stores.sql import Connection
 from daemon.services.tokens import LEEWAY_S
 from daemon.stores.sql.accounts import Accounts
 
+log = logging.getLogger("bastion.sessions")
+
+ECHO_WAIT_S = 1.0  # how long a revocation waits to read its own event back before answering anyway
+RETRY_S = 1.0  # between attempts to follow the bus again after it failed
+
 
 def revocation_key(session_id: str) -> str:
     return f"revoked-session:{session_id}"
+
+
+class RevokedMirror:
+    """The sessions revoked within a token lifetime, as this process last heard; pruned as they age."""
+
+    def __init__(self, keep_s: float) -> None:
+        self._keep_s = keep_s
+        self._until: dict[str, float] = {}  # session id -> when its tokens have all expired (monotonic)
+        self._next_prune = 0.0
+
+    def add(self, session_id: str) -> None:
+        moment = time.monotonic()
+        self._until[session_id] = moment + self._keep_s
+        if moment >= self._next_prune:
+            self._until = {s: t for s, t in self._until.items() if t > moment}
+            self._next_prune = moment + self._keep_s
+
+    def __contains__(self, session_id: str) -> bool:
+        return session_id in self._until
+
+    def __len__(self) -> int:
+        return len(self._until)
 
 
 class Sessions:
@@ -27,13 +67,33 @@ class Sessions:
         self._cache = cache
         self._events = events
         self._mark_s = access_ttl_s + LEEWAY_S
+        self._revoked = RevokedMirror(self._mark_s)
+        self._following = False  # True while the mirror holds every revocation: checks may skip the cache
+        self._last_seen = ""  # the id of the last event the mirror read; ids of one bus sort in order
+        self._echoes: list[tuple[str, asyncio.Future[None]]] = []
 
     async def _announce(self, session_ids: list[str], user_id: str, reason: str) -> None:
+        last = None
         for session_id in session_ids:
+            self._revoked.add(session_id)
             await self._cache.revoke(revocation_key(session_id), self._mark_s)
-            await self._events.publish(
+            last = await self._events.publish(
                 "users", "session.revoked", {"session_id": session_id, "user_id": user_id, "reason": reason}
             )
+        if last is not None:
+            await self._echo(last.id)
+
+    async def _echo(self, event_id: str) -> None:
+        if not self._following or self._last_seen >= event_id:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._echoes.append((event_id, waiter))
+        try:
+            await asyncio.wait_for(waiter, ECHO_WAIT_S)
+        except TimeoutError:
+            log.warning("a session revocation was not read back from the event bus in time")
+        finally:
+            self._echoes = [(i, w) for i, w in self._echoes if w is not waiter]
 
     async def revoke(self, session_id: str, user_id: str, reason: str, conn: Connection | None = None) -> bool:
         done = await self._accounts.revoke_session(session_id, reason, iso(now()), conn) > 0
@@ -46,11 +106,50 @@ class Sessions:
         await self._announce(ids, user_id, reason)
         return ids
 
+    @property
+    def following(self) -> bool:
+        return self._following
+
     async def is_revoked(self, session_id: str) -> bool:
+        if session_id in self._revoked:
+            return True
+        if self._following:
+            return False
         return await self._cache.is_revoked(revocation_key(session_id))
 
     async def warm(self) -> None:
-        """After a restart with the in-process cache, re-mark sessions revoked within a token lifetime."""
+        """Load the sessions revoked within a token lifetime from SQL into the mirror, and into the cache
+        (the in-process cache starts empty after a restart)."""
         since = iso(now() - timedelta(seconds=self._mark_s))
         for session_id in await self._accounts.revoked_since(since):
+            self._revoked.add(session_id)
             await self._cache.revoke(revocation_key(session_id), self._mark_s)
+
+    async def follow(self) -> None:
+        """Keep the mirror current from the bus, for as long as the daemon runs (a task of the app's)."""
+        while True:
+            listener = self._events.listen()  # before reading SQL, so no revocation falls between the two
+            try:
+                await self.warm()
+                self._following = True
+                async for event in listener:
+                    self._last_seen = event.id
+                    if event.event == "session.revoked":
+                        self._revoked.add(event.data["session_id"])
+                    self._wake_echoes()
+            except Unavailable as exc:
+                log.info("revocation checks go to the cache until the event bus is back", extra={"reason": str(exc)})
+            except Exception:
+                log.exception("the revocation mirror stopped; checks go to the cache until it is back")
+            finally:
+                self._following = False
+                listener.close()
+                for _, waiter in self._echoes:
+                    if not waiter.done():
+                        waiter.set_result(None)
+            await asyncio.sleep(RETRY_S)
+
+    def _wake_echoes(self) -> None:
+        for event_id, waiter in self._echoes:
+            if event_id <= self._last_seen and not waiter.done():
+                waiter.set_result(None)

@@ -126,3 +126,46 @@ async def test_revocation_holds_for_its_ttl_then_lapses(make_cache):
 
 async def test_ping_answers(make_cache):
     await make_cache().ping()
+
+
+# The rate-limit stage spends hits in batches taken from the cache (daemon/pipeline/rate_limit.py).
+
+
+async def test_allowance_spends_a_batch_locally_and_reports_what_is_left(make_cache, clock):
+    from daemon.pipeline.rate_limit import Allowance
+
+    cache: Cache = make_cache(clock)
+    allowance = Allowance(cache, 60.0, clock=clock)
+    decisions = [await allowance.hit("k", 1000) for _ in range(10)]
+    assert all(d.allowed for d in decisions)
+    assert [d.remaining for d in decisions] == list(range(999, 989, -1))
+    # One batch of 10 was counted in the cache for the ten hits (a peek tells what one more would leave).
+    assert (await cache.peek("k", 1000, 60.0)).remaining == 989
+    await allowance.hit("k", 1000)
+    assert (await cache.peek("k", 1000, 60.0)).remaining == 979
+
+
+async def test_two_replicas_taking_batches_never_exceed_the_shared_limit(make_cache, clock):
+    from daemon.pipeline.rate_limit import Allowance
+
+    cache: Cache = make_cache(clock)
+    replicas = [Allowance(cache, 60.0, clock=clock), Allowance(cache, 60.0, clock=clock)]
+    allowed = 0
+    for n in range(700):
+        decision = await replicas[n % 2].hit("k", 500)
+        allowed += decision.allowed
+        if not decision.allowed:
+            assert decision.retry_after_s > 0
+    # At most the limit; at least the limit less one unspent batch (of 5) per replica.
+    assert 490 <= allowed <= 500
+
+
+async def test_a_batch_not_spent_in_time_is_dropped(make_cache, clock):
+    from daemon.pipeline.rate_limit import LEASE_S, Allowance
+
+    cache: Cache = make_cache(clock)
+    allowance = Allowance(cache, 6000.0, clock=clock)  # one hit per 6 s: the time that passes hardly counts
+    await allowance.hit("k", 1000)
+    clock.now += LEASE_S + 0.01
+    await allowance.hit("k", 1000)  # takes a new batch: the old one's 9 hits are not spent any more
+    assert (await cache.peek("k", 1000, 6000.0)).remaining == 979

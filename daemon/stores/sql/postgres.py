@@ -150,7 +150,8 @@ class PostgresDatabase:
     async def _cursor(self, pool: aiopg.Pool | None = None) -> AsyncIterator[_Conn]:
         pool = pool or self._pool
         try:
-            conn = await asyncio.wait_for(pool.acquire(), ACQUIRE_TIMEOUT_S)
+            async with asyncio.timeout(ACQUIRE_TIMEOUT_S):  # not wait_for: that wraps every acquire in a task
+                conn = await pool.acquire()
         except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
             raise _translate(exc) from exc
         except RuntimeError as exc:

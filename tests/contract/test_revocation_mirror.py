@@ -1,0 +1,121 @@
+"""Each process answers "is this session revoked?" from its own mirror, kept current by the event bus
+(daemon/services/sessions.py). Two Sessions services stand for two replicas: one SQL database, one
+cache, and one bus (the in-process bus shared between them, or two Redis bus clients on one Redis).
+The cache is the real one, wrapped to count the questions that reach it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from daemon.clock import iso_now
+from daemon.services import sessions as sessions_module
+from daemon.services.sessions import Sessions
+from daemon.stores.cache.memory import MemoryCache
+from daemon.stores.errors import Unavailable
+from daemon.stores.events.memory import MemoryEventBus
+from daemon.stores.events.redis import RedisEventBus
+from daemon.stores.sql import open_database
+from daemon.stores.sql.accounts import Accounts
+from daemon.stores.sql.migrate import migrate
+
+WAIT_S = 10.0  # a bound on waiting, not a performance target
+
+
+class CountingCache(MemoryCache):
+    def __init__(self) -> None:
+        super().__init__()
+        self.revocation_checks = 0
+
+    async def is_revoked(self, name: str) -> bool:
+        self.revocation_checks += 1
+        return await super().is_revoked(name)
+
+
+@pytest.fixture
+async def accounts(data_dir):
+    db = await open_database(None, data_dir / "t.sqlite3")
+    await migrate(db)
+    await db.execute("INSERT INTO users (id, email, role, password_hash, created_at, updated_at) "
+                     "VALUES ('u1', 'u1@example.com', 'user', 'h', 't', 't')")
+    for sid in ("s1", "s2", "s3"):
+        await db.execute("INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip) "
+                         "VALUES (?, 'u1', 't', 't', '9999', 'test', '127.0.0.1')", sid)
+    yield Accounts(db)
+    await db.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def buses(request):
+    """Two buses that hear each other: `buses()` gives the pair."""
+    if request.param == "memory":
+        bus = MemoryEventBus()
+        yield bus, bus
+        return
+    prefix = request.getfixturevalue("redis_prefix")
+    client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
+    pair = (await RedisEventBus.open(client, prefix), await RedisEventBus.open(client, prefix))
+    yield pair
+    for bus in pair:
+        await bus.close()
+    await client.aclose()
+
+
+async def until(condition, what: str) -> None:
+    async with asyncio.timeout(WAIT_S):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def replicas(accounts, buses):
+    cache = CountingCache()
+    a, b = (Sessions(accounts, cache, bus, access_ttl_s=900) for bus in buses)
+    tasks = [asyncio.create_task(s.follow()) for s in (a, b)]
+    await until(lambda: a.following and b.following, "both mirrors follow the bus")
+    yield a, b, cache
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_revocation_on_one_replica_is_known_to_the_other_when_it_returns(replicas):
+    a, b, cache = replicas
+    assert not await b.is_revoked("s1")
+    assert await a.revoke("s1", "u1", "logout")
+    # `revoke` waited for its own event to come back, so the other replica has read it too.
+    assert await b.is_revoked("s1")
+    assert await a.is_revoked("s1")
+    assert not await b.is_revoked("s2")
+    assert cache.revocation_checks == 0  # every answer came from the mirrors
+
+
+async def test_revoking_every_session_of_a_user_reaches_the_other_replica(replicas):
+    a, b, cache = replicas
+    revoked = await a.revoke_all("u1", "password changed", keep="s3")
+    assert sorted(revoked) == ["s1", "s2"]
+    assert [await b.is_revoked(s) for s in ("s1", "s2", "s3")] == [True, True, False]
+
+
+async def test_while_the_bus_is_lost_checks_go_to_the_cache_and_the_mirror_catches_up_from_sql(
+    replicas, accounts, monkeypatch
+):
+    a, b, cache = replicas
+    monkeypatch.setattr(sessions_module, "RETRY_S", 2.0)  # long enough to look at the gap
+    for listener in list(b._events._fanout.listeners):  # the bus tells its listeners it lost its backing
+        listener.feed(Unavailable("redis", "test"))
+    await until(lambda: not b.following, "the mirror stops following")
+    # A revocation the bus never carried: only SQL and the cache know of it.
+    await accounts.revoke_session("s2", "test", iso_now())
+    await cache.revoke(sessions_module.revocation_key("s2"), 900)
+    assert not b.following
+    checks = cache.revocation_checks
+    assert await b.is_revoked("s2")
+    assert cache.revocation_checks == checks + 1  # asked the cache, not a mirror with a gap
+    await until(lambda: b.following, "the mirror follows again")
+    checks = cache.revocation_checks
+    assert await b.is_revoked("s2")  # read back from SQL when it caught up
+    assert not await b.is_revoked("s1")
+    assert cache.revocation_checks == checks
