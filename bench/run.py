@@ -6,8 +6,10 @@ machine's cores) and prints one table. The ratios compare like with like from th
 - `GET /users/me` against a bare aiohttp handler returning the same JSON on the same event loop (uvloop);
 - `POST /auth/login` against this machine's own argon2id verify rate on two threads, same parameters;
 - `/healthz` latency while the login flood runs, from a prober sending one request every 20 ms.
-The other engineers' benchmarks (vectors, WebSocket fan-out) run as their own commands, when present,
-and their output is appended. Results also go to bench/RESULTS.md (--write).
+- a vector query over HTTP on 100,000 x 384 and WebSocket fan-out to 500 clients: `bench.vectors` and
+  `bench.ws_fanout`, commands of their own with their own baselines (brute force and bare HTTP; a bare
+  aiohttp broadcast), whose rows (`--json`) join the same table.
+Results also go to bench/RESULTS.md (--write).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ LOAD_SETTINGS = {
 LOGIN_CONNECTIONS = 16
 LOGIN_EMAIL = "login-flood@example.com"
 HEALTH_PROBE_INTERVAL_S = 0.02
-OTHER_BENCHMARKS = ("bench.vectors", "bench.ws_fanout")
+# Each with the options the full run uses: the Chroma comparison is the vector benchmark's own business.
+OTHER_BENCHMARKS = (("bench.vectors", ("--skip-chroma",)), ("bench.ws_fanout", ()))
 
 
 @dataclass
@@ -263,25 +266,32 @@ def measure_mode(mode: str, workdir: Path, args, notes: list[str]) -> list[Row]:
     return rows
 
 
-def other_benchmarks() -> list[str]:
-    """The vector and WebSocket benchmarks are their authors' commands; run each one that exists."""
-    sections = []
-    for module in OTHER_BENCHMARKS:
-        if find_spec(module) is None:
-            sections.append(f"`python -m {module}`: not present yet in this tree.")
-            continue
-        done = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True, timeout=1800)
-        status = "" if done.returncode == 0 else f" (exit {done.returncode}: {done.stderr.strip()[-500:]})"
-        sections.append(f"`python -m {module}`{status}:\n\n```\n{done.stdout.strip()}\n```")
-    return sections
+def other_benchmarks(vector_args: list[str]) -> tuple[list[Row], list[str]]:
+    """The vector and WebSocket benchmarks are commands of their own; their rows (`--json`) join this
+    table. A run that fails is reported below the table with the end of its error output."""
+    rows: list[Row] = []
+    failures = []
+    for module, extra in OTHER_BENCHMARKS:
+        print(f"running python -m {module} ...", file=sys.stderr)
+        command = [sys.executable, "-m", module, "--json", *extra, *(vector_args if module == "bench.vectors" else [])]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        try:
+            rows += [Row(**{key: item.get(key, "") for key in Row.__dataclass_fields__})
+                     for item in json.loads(done.stdout[done.stdout.index("["):])]
+        except ValueError:
+            failures.append(f"`{' '.join(command[1:])}` failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    return rows, failures
 
 
 def table(rows: list[Row]) -> str:
+    def number(value, spec: str) -> str:
+        return format(value, spec) if isinstance(value, (int, float)) else str(value or "")
+
     head = "| scenario | mode | connections | requests/s | p50 ms | p99 ms | errors | ratio | note |"
     lines = [head, "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r.scenario} | {r.mode} | {r.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
-                     f"{r.p99_ms:.2f} | {r.errors} | {r.ratio} | {r.note} |")
+        lines.append(f"| {r.scenario} | {r.mode} | {r.connections} | {number(r.rps, ',.0f')} | "
+                     f"{number(r.p50_ms, '.2f')} | {number(r.p99_ms, '.2f')} | {r.errors} | {r.ratio} | {r.note} |")
     return "\n".join(lines)
 
 
@@ -302,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a 5-minute soak")
     parser.add_argument("--modes", default="embedded,postgres+redis", help="comma-separated modes to run")
     parser.add_argument("--skip-others", action="store_true", help="do not run the vector and WebSocket benchmarks")
+    parser.add_argument("--vectors", default="", metavar="ARGS",
+                        help="extra arguments for bench.vectors, e.g. '--n 20000 --queries 50' for a quick look")
     parser.add_argument("--write", action="store_true", help="write the results to bench/RESULTS.md")
     args = parser.parse_args(argv)
 
@@ -312,11 +324,11 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.modes.split(","):
             print(f"measuring {mode} ...", file=sys.stderr)
             rows += measure_mode(mode, Path(tmp), args, notes)
-    others = [] if args.skip_others else other_benchmarks()
+    other_rows, failures = ([], []) if args.skip_others else other_benchmarks(args.vectors.split())
+    rows += other_rows
 
     report = "\n\n".join([f"Measured {started} on {machine()}; load from wrk (1 thread), "
-                          f"{args.duration:.0f} s per run.", table(rows), "\n".join(f"- {n}" for n in notes),
-                          *others])
+                          f"{args.duration:.0f} s per run.", table(rows), "\n".join(f"- {n}" for n in notes + failures)])
     print(report)
     if args.write:
         RESULTS.write_text(RESULTS.read_text().split("<!-- results -->")[0] + "<!-- results -->\n\n" + report + "\n"
