@@ -10,16 +10,26 @@ exact answers (float64 brute force) to a temporary directory and starts one work
   numpy          exact brute force over a normalised float32 matrix, one query at a time
   bastion        the real app (create_app) on SQLite in a fresh data dir: upsert through the vector
                  service (build = upserts + index build), then queries through the service layer
-                 (VectorService.query) and through HTTP (POST /collections/{name}/query, an aiohttp
-                 client in the same process, so HTTP latency includes the client's side)
+                 (VectorService.query)
   bastion-load   a new process opening the same data dir: time until the app is started and ready,
                  then the same queries through the service layer
+  HTTP           a real `bastiond` (started as the tests start it) on that data dir, and beside it a bare
+                 aiohttp server on uvloop that parses the same JSON body and answers a result of the same
+                 size (the HTTP baseline). The parent process is the client, as a real client is a
+                 process of its own: one keep-alive connection each, one query at a time, latency from
+                 sending the request to having read the answer. It takes turns of TURN queries: the
+                 numpy brute force, the bare server, bastiond, so all three see the same moments of a
+                 shared machine's load; --repeat passes over the queries (after a warm-up).
   chroma         chromadb's in-process client (PersistentClient in a temp dir), its default HNSW settings
 Latency is per query, sequential; memory is the RSS growth of the worker past holding the raw data.
 The workers run one after another, so on a shared machine their load differs: the Bastion worker also
 times the brute force in turns with its own queries, and the ratio to that is printed too.
 
-Options: --n, --queries (smaller runs for a quick look), --datasets a,b, --skip-chroma.
+Options: --n, --queries (smaller runs for a quick look; under 20,001 vectors the namespace is searched
+exactly, not through HNSW), --datasets a,b, --skip-chroma, --repeat, --keep DIR (reuse the data and the
+built data dir between runs while iterating: the build is then not measured, and the table says so),
+--json (the HTTP rows, as `python -m bench` prints rows: scenario, mode, connections, rps, p50_ms, p99_ms,
+errors, ratio, note; the table then goes to stderr).
 """
 
 from __future__ import annotations
@@ -175,8 +185,6 @@ async def _service_queries(app, principal, queries: np.ndarray, beside: np.ndarr
 
 
 async def _bastion(work: Path) -> dict:
-    import aiohttp
-
     from daemon.context import USERS, VECTORS
     from daemon.services.principal import ALL_SCOPES, Principal
     from shared.models.vectors import CollectionCreate, UpsertRequest
@@ -184,8 +192,7 @@ async def _bastion(work: Path) -> dict:
     data, queries, truth = np.load(work / "data.npy"), np.load(work / "queries.npy"), np.load(work / "truth.npy")
     base = rss_mb()
     app, runner, port = await _start(work / "bastion")
-    password = secrets.token_urlsafe(16)
-    user = await app[USERS].create("bench@example.com", password, "admin", "", None, "bench")
+    user = await app[USERS].create("bench@example.com", secrets.token_urlsafe(16), "admin", "", None, "bench")
     principal = Principal(user.id, "admin", scopes=ALL_SCOPES)
     service = app[VECTORS]
     started = time.perf_counter()
@@ -207,19 +214,6 @@ async def _bastion(work: Path) -> dict:
     result = {"upsert_s": upserted, "build_s": build, "mode": mode, "memory_mb": memory,
               "brute_p50_ms": float(np.percentile(np.asarray(brute) * 1000, 50)), **summary(latencies, found, truth)}
 
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-        async with http.post("/api/v1/auth/login", json={"email": "bench@example.com", "password": password}) as r:
-            token = (await r.json())["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        latencies, found = [], []
-        for q in queries:
-            t = time.perf_counter()
-            async with http.post("/api/v1/collections/bench/query", json={"vector": q.tolist(), "top_k": TOP_K},
-                                 headers=headers) as r:
-                body = await r.json()
-            latencies.append(time.perf_counter() - t)
-            found.append(ids_to_rows([m["id"] for m in body["matches"]]))
-    result["http"] = summary(latencies, found, truth)
     await runner.cleanup()  # closes the store, which saves the index beside the database
     return result
 
@@ -243,8 +237,149 @@ async def _bastion_load(work: Path) -> dict:
     return {"load_s": load, "mode": mode, "memory_mb": memory, **summary(latencies, found, truth)}
 
 
+def worker_bare(work: Path) -> dict:
+    """The HTTP baseline, served until terminated: a bare aiohttp handler on uvloop (as bastiond runs) that
+    parses the same JSON body and answers a result of the same shape and size as Bastion's (10 ids and
+    scores), with no middlewares, no auth and no search."""
+    import orjson
+    from aiohttp import web
+
+    from daemon.cli import _use_uvloop
+
+    result = orjson.loads((work / "bare-result.json").read_bytes())
+
+    async def answer(request: web.Request) -> web.Response:
+        query = orjson.loads(await request.read())
+        if len(query["vector"]) != DIM:
+            raise web.HTTPUnprocessableEntity()
+        return web.Response(body=orjson.dumps(result), content_type="application/json", charset="utf-8")
+
+    app = web.Application()
+    app.router.add_post("/query", answer)
+    _use_uvloop()
+    web.run_app(app, host="127.0.0.1", port=int((work / "bare-port").read_text()), access_log=None, print=None)
+    return {}
+
+
+class Client:
+    """One keep-alive connection, one request at a time: the latency a sequential client sees, measured
+    in this process (neither server's) from sending the request to having read the whole answer."""
+
+    def __init__(self, url: str, path: str, headers: dict[str, str]) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        self.path = path
+        self.headers = {"Content-Type": "application/json", **headers}
+
+    def post(self, body: bytes) -> tuple[float, int, bytes]:
+        started = time.perf_counter()
+        self.connection.request("POST", self.path, body=body, headers=self.headers)
+        response = self.connection.getresponse()
+        answer = response.read()
+        return time.perf_counter() - started, response.status, answer
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+HTTP_SETTINGS = {  # as bench/run.py starts bastiond: limits high enough never to refuse, but on
+    "BASTION_RATE_LIMIT_PER_MINUTE": "10000000",
+    "BASTION_AUTH_RATE_LIMIT_PER_MINUTE": "10000000",
+    "BASTION_ACCESS_TOKEN_TTL_S": "7200",
+}
+WARM_UP = 20
+
+
+def measure_http(work: Path, repeat: int) -> dict:
+    """Sequential queries over HTTP from this process to a real bastiond on the data dir the bastion worker
+    built, in turns of TURN queries with the bare-HTTP baseline and the numpy brute force, so all three
+    see the same moments of a shared machine's load. `repeat` passes over the queries."""
+    import orjson
+
+    from tests.conftest import free_port
+    from tests.daemon_process import Daemon, start
+
+    data, queries, truth = np.load(work / "data.npy"), np.load(work / "queries.npy"), np.load(work / "truth.npy")
+    matrix = data / np.linalg.norm(data, axis=1, keepdims=True)
+    bodies = [orjson.dumps({"vector": q.tolist(), "top_k": TOP_K}) for q in queries]
+    daemon: Daemon | None = None
+    bare = None
+    try:
+        daemon = start(work / "bastion", **HTTP_SETTINGS)
+        email, password = f"bench-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(16)  # new each run (--keep)
+        daemon.create_admin(email, password)
+        token = daemon.call("POST", "/api/v1/auth/login", {"email": email, "password": password})["access_token"]
+        bastion = Client(daemon.url, "/api/v1/collections/bench/query", {"Authorization": f"Bearer {token}"})
+        status, answer = bastion.post(bodies[0])[1:]
+        if status != 200:
+            return {"error": f"bastiond answered {status}: {answer[:200]!r}"}
+        (work / "bare-result.json").write_bytes(answer)  # the baseline answers a result of the same size
+        port = free_port()
+        (work / "bare-port").write_text(str(port))
+        bare = subprocess.Popen([sys.executable, "-m", "bench.vectors", "--worker", "bare", "--work", str(work)],
+                                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
+        _wait_port(port)
+        baseline = Client(f"http://127.0.0.1:{port}", "/query", {})
+        for body in bodies[:WARM_UP]:
+            bastion.post(body)
+            baseline.post(body)
+        times: dict[str, list[float]] = {"bastion": [], "bare": [], "brute": []}
+        found, errors = [], {"bastion": 0, "bare": 0}
+        for _ in range(repeat):
+            for start_at in range(0, len(queries), TURN):
+                turn = range(start_at, min(len(queries), start_at + TURN))
+                for i in turn:
+                    t = time.perf_counter()
+                    brute_force_query(matrix, queries[i])
+                    times["brute"].append(time.perf_counter() - t)
+                for name, client in (("bare", baseline), ("bastion", bastion)):
+                    for i in turn:
+                        took, status, answer = client.post(bodies[i])
+                        times[name].append(took)
+                        if status != 200:
+                            errors[name] += 1
+                        elif name == "bastion" and len(found) < len(queries):
+                            found.append(ids_to_rows([m["id"] for m in orjson.loads(answer)["matches"]]))
+        bastion.close()
+        baseline.close()
+        result = {}
+        for name, latencies in times.items():
+            ms = np.asarray(latencies) * 1000
+            result[name] = {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+                            "rps": len(ms) / (ms.sum() / 1000), "errors": errors.get(name, 0), "count": len(ms)}
+        result["bastion"]["recall"] = summary(times["bastion"][: len(found)], found, truth)["recall"]
+        result["bastion_pid"] = daemon.process.pid
+        return result
+    except Exception as exc:  # a table with the failure in it beats no table
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if bare is not None:
+            bare.terminate()
+            bare.wait(timeout=20)
+        if daemon is not None:
+            daemon.stop()
+
+
+def _wait_port(port: int, timeout_s: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 WORKERS = {
     "numpy": worker_numpy,
+    "bare": worker_bare,
     "chroma": worker_chroma,
     "bastion": lambda work: asyncio.run(_bastion(work)),
     "bastion-load": lambda work: asyncio.run(_bastion_load(work)),
@@ -268,7 +403,42 @@ def row(system: str, r: dict, build_key: str = "build_s") -> str:
         return f"| {system} | failed: {r['error']} | | | | |"
     build = f"{r[build_key]:.1f} s" if build_key in r else ""
     memory = f"{r['memory_mb']:.0f} MB" if "memory_mb" in r else ""
-    return f"| {system} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['recall']:.3f} | {build} | {memory} |"
+    recall = f"{r['recall']:.3f}" if "recall" in r else ""
+    return f"| {system} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {recall} | {build} | {memory} |"
+
+
+def json_rows(title: str, http: dict) -> list[dict]:
+    """The rows for `python -m bench`'s table (its Row fields): the HTTP query, its bare-HTTP baseline and
+    the brute force, all timed in turns in the same run; connections 1 = sequential, rps = 1 / mean latency."""
+    if "error" in http:
+        return [{"scenario": f"vector query, {title}", "mode": "embedded", "connections": 1, "rps": 0.0,
+                 "p50_ms": 0.0, "p99_ms": 0.0, "errors": 1, "ratio": "", "note": f"failed: {http['error']}"}]
+    bastion, bare, brute = http["bastion"], http["bare"], http["brute"]
+    extra = bastion["p50_ms"] - bare["p50_ms"]
+    return [
+        {"scenario": f"vector query over HTTP, {title}", "mode": "embedded", "connections": 1,
+         "rps": bastion["rps"], "p50_ms": bastion["p50_ms"], "p99_ms": bastion["p99_ms"], "errors": bastion["errors"],
+         "ratio": f"{bastion['rps'] / bare['rps']:.0%} of bare",
+         "note": f"recall@10 {bastion['recall']:.3f}; p50 {extra:+.3f} ms over bare HTTP"},
+        {"scenario": "bare aiohttp, same JSON in and out", "mode": "uvloop, beside embedded", "connections": 1,
+         "rps": bare["rps"], "p50_ms": bare["p50_ms"], "p99_ms": bare["p99_ms"], "errors": bare["errors"],
+         "ratio": "100%", "note": "parses the query's JSON, answers 10 ids and scores; no search"},
+        {"scenario": f"numpy brute force, {title}", "mode": "in the client's process, no HTTP", "connections": 1,
+         "rps": brute["rps"], "p50_ms": brute["p50_ms"], "p99_ms": brute["p99_ms"], "errors": 0,
+         "ratio": f"{brute['p50_ms'] / bastion['p50_ms']:.1f}x the HTTP query's p50",
+         "note": "recall@10 1.000 (exact)"},
+    ]
+
+
+def prepare(work: Path, name: str, n: int, queries: int) -> bool:
+    """Write the data set and its exact answers; whether a Bastion data dir built from them is there already."""
+    if (work / "bastion.json").exists() and (work / "truth.npy").exists():
+        return True
+    data, q = make_data(name, n, queries)
+    np.save(work / "data.npy", data)
+    np.save(work / "queries.npy", q)
+    np.save(work / "truth.npy", exact_top(data, q))
+    return False
 
 
 def main() -> int:
@@ -277,6 +447,12 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--datasets", default="a,b")
     parser.add_argument("--skip-chroma", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="passes over the queries over HTTP (default 3)")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep the data and Bastion's built data dir in DIR and reuse them on the next run "
+                             "(for iterating: the build is then not measured, the table says so)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the HTTP rows (query, bare baseline, brute force) as JSON; the table goes to stderr")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -284,45 +460,71 @@ def main() -> int:
         print(json.dumps(WORKERS[args.worker](args.work)))
         return 0
 
-    print(f"vectors: n={args.n:,} dim={DIM} cosine, {args.queries} queries, top_k={TOP_K}, "
-          f"{os.cpu_count()} cores; latency per query, sequential")
+    out = sys.stderr if args.json else sys.stdout
+
+    def say(text: str = "") -> None:
+        print(text, file=out, flush=True)
+
+    say(f"vectors: n={args.n:,} dim={DIM} cosine, {args.queries} queries, top_k={TOP_K}, "
+        f"{os.cpu_count()} cores; latency per query, sequential")
     ok = True
+    rows: list[dict] = []
     for name in args.datasets.split(","):
         title = {"a": "(a) structured: 1,000 clusters in 48-d, projected to 384-d", "b": "(b) uniform random"}[name]
+        short = {"a": "structured", "b": "uniform"}[name] + f" {args.n:,}x{DIM}"
         with tempfile.TemporaryDirectory(prefix="bench-vectors-") as tmp:
             work = Path(tmp)
-            data, queries = make_data(name, args.n, args.queries)
-            np.save(work / "data.npy", data)
-            np.save(work / "queries.npy", queries)
-            np.save(work / "truth.npy", exact_top(data, queries))
-            results = {system: run_worker(system, work) for system in ("numpy", "bastion", "bastion-load")}
+            if args.keep:
+                work = args.keep / f"{name}-n{args.n}-q{args.queries}"
+                work.mkdir(parents=True, exist_ok=True)
+            reused = prepare(work, name, args.n, args.queries)
+            results = {"numpy": run_worker("numpy", work)}
+            if reused:
+                results["bastion"] = json.loads((work / "bastion.json").read_text())
+            else:
+                results["bastion"] = run_worker("bastion", work)
+                if args.keep and "error" not in results["bastion"]:
+                    (work / "bastion.json").write_text(json.dumps(results["bastion"]))
+            results["bastion-load"] = run_worker("bastion-load", work)
+            results["http"] = measure_http(work, args.repeat)
             if not args.skip_chroma:
                 results["chroma"] = run_worker("chroma", work)
-        print(f"\n{title}")
-        print("| system | p50 ms | p99 ms | recall@10 | build / load | memory |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: |")
-        print(row("numpy brute force", results["numpy"]))
-        bastion, loaded = results["bastion"], results["bastion-load"]
-        print(row(f"bastion, service layer ({bastion.get('mode', '?')})", bastion))
-        if "http" in bastion:
-            print(row("bastion, HTTP", bastion["http"]))
-        print(row(f"bastion after restart, service layer ({loaded.get('mode', '?')})", loaded, "load_s"))
+        say(f"\n{title}" + (f" (Bastion's build reused from {work}: its figures are from the run that built it)"
+                            if reused else ""))
+        say("| system | p50 ms | p99 ms | recall@10 | build / load | memory |")
+        say("| --- | ---: | ---: | ---: | ---: | ---: |")
+        say(row("numpy brute force", results["numpy"]))
+        bastion, loaded, http = results["bastion"], results["bastion-load"], results["http"]
+        say(row(f"bastion, service layer ({bastion.get('mode', '?')})", bastion))
+        say(row(f"bastion after restart, service layer ({loaded.get('mode', '?')})", loaded, "load_s"))
+        if "error" in http:
+            say(row("bastion, HTTP", http))
+        else:
+            say(row("bastiond, HTTP from another process", http["bastion"]))
+            say(row("bare aiohttp, same JSON in and out", http["bare"]))
+            say(row("numpy brute force, in turns with the HTTP queries", http["brute"]))
         if "chroma" in results:
-            print(row("chroma (defaults)", results["chroma"]))
-        if "error" in bastion or "error" in loaded:
+            say(row("chroma (defaults)", results["chroma"]))
+        rows += json_rows(short, http)
+        if "error" in bastion or "error" in loaded or "error" in http:
             ok = False
             continue
         brute = results["numpy"]
         verdicts = [f"recall@10 {bastion['recall']:.3f} (target >= 0.95)",
                     f"service p50 {brute['p50_ms'] / bastion['p50_ms']:.1f}x brute force's "
                     f"({bastion['brute_p50_ms'] / bastion['p50_ms']:.1f}x the brute force timed in turns with it, "
-                    f"p50 {bastion['brute_p50_ms']:.3f} ms)"]
+                    f"p50 {bastion['brute_p50_ms']:.3f} ms)",
+                    f"HTTP p50 {http['bastion']['p50_ms']:.3f} ms (target < 2 ms), "
+                    f"{http['bastion']['p50_ms'] - http['bare']['p50_ms']:+.3f} ms over bare HTTP's "
+                    f"{http['bare']['p50_ms']:.3f} ms, recall@10 {http['bastion']['recall']:.3f}"]
         if "chroma" in results and "error" not in results["chroma"]:
             chroma = results["chroma"]
             verdicts.append(f"{chroma['p50_ms'] / bastion['p50_ms']:.1f}x Chroma's p50 at recall "
                             f"{bastion['recall']:.3f} vs {chroma['recall']:.3f}")
         verdicts.append(f"upserts {bastion['upsert_s']:.1f} s of the build")
-        print("  " + "; ".join(verdicts))
+        say("  " + "; ".join(verdicts))
+    if args.json:
+        print(json.dumps(rows, indent=1))
     return 0 if ok else 1
 
 
