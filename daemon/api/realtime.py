@@ -1,19 +1,24 @@
 """GET /api/v1/ws: the WebSocket gateway (API.md, Realtime).
 
 One dispatcher task per process hears the event bus and hands each event to the connections that
-may see it. Handing over never waits on a client: every connection has a bounded queue drained by a
-writer task of its own, and a client whose queue is full is dropped (1008), so a slow reader costs
-only itself. Each connection's handler task reads the client's messages (auth, subscribe) in order.
+may see it. An event is serialised and framed once per topic it goes out under, and the same frame
+bytes are written to every socket that gets it; a burst of events that arrived while the dispatcher
+was busy goes to each socket in one write. Handing over never waits on a client: a socket whose
+buffer is full gets a bounded queue of frames (and a task to drain it, only while it has one), and a
+client whose queue overflows is dropped (1008), so a slow reader costs only itself. Each
+connection's handler task reads the client's messages (auth, subscribe) in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 
 import orjson
 from aiohttp import WSMsgType, web
+from aiohttp.abc import AbstractStreamWriter
 from pydantic import ValidationError
 
 from daemon.api import webview
@@ -46,17 +51,40 @@ _RETRY_S = 1.0
 _closing_tasks: set[asyncio.Task] = set()
 
 
-def _json(message: dict) -> str:
-    return orjson.dumps(message).decode()
+def text_frame(payload: bytes) -> bytes:
+    """A whole WebSocket text frame as a server sends it (unmasked, uncompressed, final)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
+
+
+def message_frame(message: dict) -> bytes:
+    return text_frame(orjson.dumps(message))
+
+
+def event_frame(event: Event, topic: str) -> bytes:
+    return message_frame({"type": "event", "id": event.id, "topic": topic, "event": event.event, "at": event.at,
+                          "data": event.data})
 
 
 class Connection:
-    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None, buffer: int) -> None:
+    def __init__(self, ws: web.WebSocketResponse, stream: AbstractStreamWriter, transport: asyncio.Transport | None,
+                 buffer: int) -> None:
         self.ws = ws
+        self.stream = stream
         self.transport = transport
         self.principal: Principal | None = None
         self.topics: set[str] = set()
-        self.queue: asyncio.Queue[str] = asyncio.Queue(buffer)
+        # Frames the socket could not take yet (its buffer is over the high-water mark), at most `buffer`.
+        self.pending: list[bytes] = []
+        self.buffer = buffer
+        self.flusher: asyncio.Task | None = None
+        # Frames are written to the transport directly, past aiohttp's writer, so this connection
+        # keeps to the transport's own flow control: above the high-water mark, frames wait.
+        self.high_water = transport.get_write_buffer_limits()[1] if transport is not None else 0
         # While a `since` replay is being read, live events wait here, so that nothing is sent twice
         # or out of order.
         self.held: list[tuple[Event, str]] | None = None
@@ -64,31 +92,39 @@ class Connection:
         # a replay that already sent an event: anything at or before this id is not sent again.
         self.last_id = ""
         self.closing = False
-        self.writer = asyncio.create_task(self._write())
         self._tat: float | None = None
 
-    async def _write(self) -> None:
-        while True:
-            text = await self.queue.get()
-            try:
-                await self.ws.send_str(text)
-            except (ConnectionError, RuntimeError):
-                return  # the socket is gone; the handler's receive loop ends and cleans up
+    def send(self, message: dict) -> None:
+        self.write([message_frame(message)])
 
-    def send(self, message: dict | str) -> None:
-        if self.closing:
+    def write(self, frames: list[bytes]) -> None:
+        """Whole frames, in order: now if the socket takes them, else queued (or the client dropped)."""
+        transport = self.transport
+        # Once aiohttp has begun the close (`ws.closed`), no data frame may follow the close frame.
+        if self.closing or self.ws.closed or transport is None or transport.is_closing():
             return
-        try:
-            self.queue.put_nowait(message if isinstance(message, str) else _json(message))
-        except asyncio.QueueFull:
+        if not self.pending and transport.get_write_buffer_size() <= self.high_water:
+            transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+            return
+        if len(self.pending) + len(frames) > self.buffer:
             self.end(CLOSE_POLICY, "too slow: the send buffer is full")
+            return
+        self.pending += frames
+        if self.flusher is None:
+            self.flusher = asyncio.create_task(self._flush())
 
-    def deliver(self, event: Event, topic: str, text: str) -> None:
-        if self.held is not None:
-            self.held.append((event, topic))
-        elif event.id > self.last_id:
-            self.last_id = event.id
-            self.send(text)
+    async def _flush(self) -> None:
+        try:
+            while self.pending and not self.closing:
+                await self.stream.drain()  # until the transport resumes writing (below its low-water mark)
+                if self.closing or self.ws.closed or self.transport.is_closing():
+                    return
+                frames, self.pending = self.pending, []
+                self.transport.write(b"".join(frames))
+        except (ConnectionError, RuntimeError):
+            return  # the socket is gone; the handler's receive loop ends and cleans up
+        finally:
+            self.flusher = None
 
     def allow_message(self, per_minute: int) -> bool:
         tat, decision = gcra(self._tat, time.monotonic(), per_minute, 60.0, 1)
@@ -101,8 +137,9 @@ class Connection:
         if self.closing:
             return None
         self.closing = True
-        # The writer is left alone: cancelling it mid-send would cancel the socket's shared drain
-        # wait under the close frame too. Once the socket is closing its next send fails and it ends.
+        self.pending = []
+        # The flusher is left alone: cancelling it mid-drain would cancel the socket's shared drain
+        # wait under the close frame too. It sees `closing` when it wakes and ends.
         task = asyncio.create_task(self._close(code, reason))
         _closing_tasks.add(task)  # the loop holds tasks weakly
         task.add_done_callback(_closing_tasks.discard)
@@ -125,31 +162,41 @@ class Connection:
             self.transport.abort()
 
 
-def event_text(event: Event, topic: str) -> str:
-    return _json({"type": "event", "id": event.id, "topic": topic, "event": event.event, "at": event.at, "data": event.data})
-
-
 class Gateway:
     def __init__(self) -> None:
         self.connections: set[Connection] = set()
 
-    def dispatch(self, event: Event) -> None:
-        texts: dict[str, str] = {}  # one serialisation per topic, shared by every connection
+    def dispatch(self, events: list[Event]) -> None:
+        """Events in publish order, to every connection that may see them: one write per connection."""
+        # Frames are made lazily, once per (event, topic), and shared by every connection.
+        frames: list[dict[str, bytes]] = [{} for _ in events]
         for conn in list(self.connections):
             principal = conn.principal
             if principal is None or conn.closing:
                 continue
-            if rules.ends_access(principal, event):
+            out: list[bytes] = []
+            ended = False
+            for event, made in zip(events, frames):
+                if rules.ends_access(principal, event):
+                    ended = True
+                    break
+                topic = rules.delivered_as(principal, conn.topics, event)
+                if topic is not None:
+                    if conn.held is not None:
+                        conn.held.append((event, topic))
+                    elif event.id > conn.last_id:
+                        conn.last_id = event.id
+                        frame = made.get(topic)
+                        if frame is None:
+                            frame = made[topic] = event_frame(event, topic)
+                        out.append(frame)
+                if rules.ends_topic(event):
+                    # A collection of the same name made later may be someone else's: subscribe again.
+                    conn.topics.discard(event.topic)
+            if out:
+                conn.write(out)
+            if ended:
                 conn.end(CLOSE_UNAUTHORIZED, "the session has ended")
-                continue
-            topic = rules.delivered_as(principal, conn.topics, event)
-            if topic is not None:
-                if topic not in texts:
-                    texts[topic] = event_text(event, topic)
-                conn.deliver(event, topic, texts[topic])
-            if rules.ends_topic(event):
-                # A collection of the same name made later may be someone else's: subscribe again.
-                conn.topics.discard(event.topic)
 
     async def close_all(self, code: int, reason: str) -> None:
         closing = [task for conn in list(self.connections) if (task := conn.end(code, reason)) is not None]
@@ -162,11 +209,19 @@ async def _listen(app: web.Application, gateway: Gateway) -> None:
     while True:
         listener = bus.listen()
         try:
-            async for event in listener:
+            while True:
+                events = await listener.batch()
                 try:
-                    gateway.dispatch(event)
-                except Exception:  # one bad event must not end live updates for everyone
-                    log.exception("could not dispatch an event", extra={"event_id": event.id})
+                    gateway.dispatch(events)
+                except Exception:
+                    # One bad event must not end live updates for everyone: the batch again, one by one.
+                    for event in events:
+                        try:
+                            gateway.dispatch([event])
+                        except Exception:
+                            log.exception("could not dispatch an event", extra={"event_id": event.id})
+        except StopAsyncIteration:
+            pass
         except Unavailable:
             # Events may have been missed: clients reconnect and resume with `since`.
             log.warning("the event bus is unavailable; closing WebSockets with 1013")
@@ -251,14 +306,15 @@ async def _subscribe(request: web.Request, conn: Connection, message: Subscribe)
         replay = await request.app[EVENTS].since(message.since, rules.sources(fresh))
     finally:
         held, conn.held = conn.held, None
-    conn.send({"type": "subscribed", "topics": allowed})
+    frames = [message_frame({"type": "subscribed", "topics": allowed})]
     if replay is None:
-        conn.send({"type": "resync"})
+        frames.append(message_frame({"type": "resync"}))
         replay = []
     for event, topic in [(e, rules.delivered_as(principal, fresh, e)) for e in replay] + held:
         if topic is not None and event.id > conn.last_id:
             conn.last_id = event.id
-            conn.send(event_text(event, topic))
+            frames.append(event_frame(event, topic))
+    conn.write(frames)
 
 
 async def _serve(request: web.Request, conn: Connection) -> None:
@@ -306,14 +362,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     # A web-view page holds no token: its session cookie stands in for one (api/webview.py).
     cookie_principal = None if header_token else await webview.session_principal(request)
     settings = request.app[SETTINGS]
-    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s, max_msg_size=MAX_FRAME_BYTES)
+    # No permessage-deflate: events are small, and compressing would be work per client per event,
+    # where now one frame is shared by every client.
+    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s, max_msg_size=MAX_FRAME_BYTES, compress=False)
     if not ws.can_prepare(request).ok:
         raise ApiError(Code.VALIDATION_FAILED, "expected a WebSocket upgrade request",
                        errors=[FieldError("headers.Upgrade", "expected 'websocket'")])
     security_headers.apply(ws.headers)
-    await ws.prepare(request)
+    stream = await ws.prepare(request)
     gateway, metrics = request.app[GATEWAY], request.app[METRICS]
-    conn = Connection(ws, request.transport, settings.ws_send_buffer)
+    conn = Connection(ws, stream, request.transport, settings.ws_send_buffer)
     conn.principal = cookie_principal
     gateway.connections.add(conn)
     metrics.websockets.inc()
@@ -330,9 +388,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             expiry.cancel()
         gateway.connections.discard(conn)
         metrics.websockets.dec()
-        conn.writer.cancel()
         if not ws.closed:
             await ws.close()
+        if conn.flusher is not None:  # only now: its drain wait is shared with the close above
+            conn.flusher.cancel()
     return ws
 
 

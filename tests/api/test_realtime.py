@@ -195,6 +195,27 @@ async def test_me_carries_only_events_about_the_subscriber(rt, admin, alice):
     await ws.close()
 
 
+async def test_a_burst_of_events_reaches_each_client_filtered_and_in_order(rt, admin, alice):
+    """Events published back to back reach the gateway together: each client still gets exactly its own."""
+    bob = await signed_up(rt, "bob@example.com")
+    mine, everyone = await connect(rt, alice), await connect(rt, admin)
+    await subscribe(mine, "me")
+    await subscribe(everyone, "users")
+    bus = rt.app[EVENTS]
+    about = [bob.id, alice.id, bob.id, alice.id, "nobody"]
+    # No await between them that waits for the gateway: they queue up and are dispatched as one batch.
+    published = [await bus.publish("users", "user.updated", {"id": who, "n": n}) for n, who in enumerate(about)]
+    got = [await receive(everyone) for _ in published]
+    assert [(m["topic"], m["id"]) for m in got] == [("users", e.id) for e in published]
+    got = [await receive(mine) for _ in range(2)]
+    assert [(m["topic"], m["data"]["n"]) for m in got] == [("me", 1), ("me", 3)]
+    # Nothing else is on its way to alice: the next thing she hears is her own next event.
+    await bus.publish("users", "user.updated", {"id": alice.id, "n": 5})
+    assert (await receive(mine))["data"]["n"] == 5
+    for ws in (mine, everyone):
+        await ws.close()
+
+
 @pytest.mark.parametrize("bad, code", [
     ('{"type": "subscribe", "topics": ["bogus"]}', "validation_failed"),
     ('{"type": "subscribe", "topics": []}', "validation_failed"),

@@ -65,6 +65,32 @@ async def test_listeners_hear_every_event_in_publish_order(make_bus):
     assert len({e.id for e in published}) == 5
 
 
+async def test_a_burst_is_taken_in_batches_in_order(make_bus):
+    bus = await make_bus()
+    listener = bus.listen()
+    published = [await bus.publish("users", "user.updated", {"n": i}) for i in range(20)]
+    heard: list[Event] = []
+    while len(heard) < 20:
+        heard += await asyncio.wait_for(listener.batch(limit=8), WAIT_S)
+    assert heard == published
+
+
+async def test_a_batch_hands_over_the_events_before_an_interruption_then_raises_it():
+    # The interruption comes from the backend (Redis lost); the in-process fan-out shows the order.
+    from daemon.stores.errors import Unavailable
+    from daemon.stores.events import Fanout
+
+    fanout = Fanout()
+    listener = fanout.listen()
+    events = [Event(id=str(n), topic="users", event="user.updated", at="") for n in range(2)]
+    for item in (*events, Unavailable("redis", "gone"), Event(id="9", topic="users", event="user.updated", at="")):
+        fanout.deliver(item)
+    assert await listener.batch() == events
+    with pytest.raises(Unavailable):
+        await listener.batch()
+    assert listener not in fanout.listeners  # closed: the next listen() starts afresh
+
+
 async def test_a_closed_listener_hears_nothing_more(make_bus):
     bus = await make_bus()
     listener = bus.listen()

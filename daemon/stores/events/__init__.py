@@ -32,6 +32,7 @@ class Listener:
         self._queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
         self._detach = detach
         self._closed = False
+        self._error: BaseException | None = None  # met while taking a batch: raised by the next call
 
     def feed(self, item: Event | BaseException) -> None:
         self._queue.put_nowait(item)
@@ -42,6 +43,9 @@ class Listener:
     async def __anext__(self) -> Event:
         if self._closed:
             raise StopAsyncIteration
+        if self._error is not None:
+            self.close()
+            raise self._error
         try:
             item = await self._queue.get()
         except asyncio.CancelledError:
@@ -51,6 +55,18 @@ class Listener:
             self.close()
             raise item
         return item
+
+    async def batch(self, limit: int = 1000) -> list[Event]:
+        """The next event and those already waiting behind it (at most `limit`), in order: a burst of
+        events costs its reader one wake-up, not one each."""
+        events = [await self.__anext__()]
+        while len(events) < limit and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, BaseException):
+                self._error = item  # the events before it are handed over first
+                break
+            events.append(item)
+        return events
 
     def close(self) -> None:
         if not self._closed:
