@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -352,13 +353,15 @@ class Client:
             raise Unreachable(f"cannot reach {self.server}: {_reason(exc)}") from None
         try:
             await socket.send_json({"type": "auth", "token": bearer})
-            request: dict[str, Any] = {"type": "subscribe", "topics": topics}
-            if since:
-                request["since"] = since
-            await socket.send_json(request)
-            yield Live(socket)
+            live = Live(socket)
+            await live.subscribe(topics, since)
+            yield live
         finally:
             await socket.close()
+
+    def follow(self, topics: list[str], since: str | None = None, max_delay_s: float = 15.0) -> Feed:
+        """The WebSocket's messages for as long as the caller iterates, reconnecting after a drop (see Feed)."""
+        return Feed(self, topics, since, max_delay_s)
 
 
 class Live:
@@ -370,6 +373,13 @@ class Live:
     @property
     def close_code(self) -> int | None:
         return self._socket.close_code
+
+    async def subscribe(self, topics: list[str], since: str | None = None) -> None:
+        """Subscribe to more topics on this socket; with `since`, the server first replays what they missed."""
+        request: dict[str, Any] = {"type": "subscribe", "topics": topics}
+        if since:
+            request["since"] = since
+        await self._socket.send_json(request)
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._messages()
@@ -385,6 +395,100 @@ class Live:
                     yield data
             elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
                 return
+
+
+class Feed:
+    """A WebSocket that stays open: iterate it for the server's messages, whatever happens to the connection.
+
+    After a drop (the network, a proxy, a restart, a slow-reader close) it reconnects with exponential backoff
+    and resumes with `since` = the id of the last event it passed on, so the server replays what was published
+    meanwhile. Two messages of its own join the server's:
+
+    - `{"type": "dropped", "reason": str, "error": exception or None, "retry_in": seconds}` when the connection
+      is lost or cannot be made (the first attempt too: a caller that wants to fail fast raises `error`);
+    - `{"type": "resync", "reason": ...}` after a reconnect with no event to resume from: something may have
+      been missed, so reload, just as after the server's own `resync`.
+
+    A 4401 close (an expired token) renews the token before reconnecting; a session or key that is no longer
+    valid raises ApiError from the iteration. `set_topics` changes what is followed without a reconnect.
+    """
+
+    def __init__(self, client: Client, topics: list[str], since: str | None, max_delay_s: float) -> None:
+        self.client, self.max_delay_s = client, max_delay_s
+        self.topics = list(dict.fromkeys(topics))
+        self.last_event_id = since
+        self._live: Live | None = None
+        self._sent: set[str] = set()  # the topics asked for on the current socket
+        self._sending: set[asyncio.Task] = set()  # the loop holds tasks weakly
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._messages()
+
+    def set_topics(self, topics: list[str]) -> None:
+        """Follow these topics from now on: new ones are subscribed at once (replaying from the last event seen,
+        so nothing published since is missed); ones no longer wanted are left out of the next reconnect (the
+        protocol has no unsubscribe)."""
+        self.topics = list(dict.fromkeys(topics))
+        self._sent &= set(self.topics)  # a topic dropped and wanted again later is subscribed again
+        if self._live is not None:
+            task = asyncio.get_running_loop().create_task(self._subscribe_new(self._live))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _subscribe_new(self, live: Live) -> None:
+        fresh = [topic for topic in self.topics if topic not in self._sent]
+        if not fresh or live is not self._live:
+            return
+        self._sent.update(fresh)
+        try:
+            await live.subscribe(fresh, self.last_event_id)
+        except (ConnectionError, RuntimeError, aiohttp.ClientError):
+            pass  # the socket is going: the reconnect subscribes to every topic
+
+    async def _messages(self) -> AsyncIterator[dict[str, Any]]:
+        delay, dropped = 1.0, False
+        while True:
+            error: Exception | None = None
+            try:
+                resumed = self.last_event_id is not None
+                self._sent = set(self.topics)
+                async with self.client.live(self.topics, since=self.last_event_id) as live:
+                    self._live = live
+                    await self._subscribe_new(live)  # topics set while the socket was opening
+                    async for message in live:
+                        if message.get("type") == "event" and message.get("id"):
+                            self.last_event_id = str(message["id"])
+                        yield message
+                        if message.get("type") == "subscribed":
+                            delay = 1.0
+                            if dropped and not resumed:
+                                yield {"type": "resync", "reason": "reconnected with no event to resume from"}
+                            dropped = False
+                    code = live.close_code
+                    # 1006: no close frame came (the network or a proxy cut it, or the daemon died).
+                    reason = "the connection was lost" if code in (None, 1006) else \
+                        f"the server closed the connection ({code})"
+                if code == 4401:
+                    await self._renew()
+            except ApiError as exc:
+                if exc.code in (Code.UNAUTHORIZED, Code.TOKEN_REUSED):
+                    raise  # the session (or key) is over: reconnecting cannot help
+                error, reason = exc, str(exc)
+            except Exception as exc:  # refused, reset mid-handshake, broken mid-frame: reconnecting is all that helps
+                error, reason = exc, str(exc) if isinstance(exc, Unreachable) else _reason(exc)
+            finally:
+                self._live = None
+            # Jitter, so that the clients of a restarted daemon do not all come back in the same instant.
+            wait = delay * random.uniform(0.5, 1.0)
+            dropped = True
+            yield {"type": "dropped", "reason": reason, "error": error, "retry_in": wait}
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, self.max_delay_s)
+
+    async def _renew(self) -> None:
+        if self.client.tokens is None:
+            raise ApiError(Code.UNAUTHORIZED, "the server ended the stream: the API key is no longer valid")
+        await self.client.refresh()  # a revoked session raises ApiError here
 
 
 class BadServerURL(ValueError):

@@ -8,7 +8,6 @@ One more worker, `live`, keeps the WebSocket open and feeds its events to the st
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import suppress
 from pathlib import Path
 from collections.abc import Awaitable, Callable, Iterable
@@ -29,7 +28,7 @@ from tui.store import (
 )
 
 if TYPE_CHECKING:
-    from shared.client import Client, Tokens
+    from shared.client import Client, Feed, Tokens
 
 RECONNECT_MAX_S = 15.0
 
@@ -116,6 +115,8 @@ class BastionApp(App[None]):
         self.remember = remember
         self.requested_server = server
         self.theme_chosen = False
+        self.feed: Feed | None = None  # the live socket, while the `live` worker runs
+        self.store.watch(self, self._follow_topics)
 
     # -- start-up -----------------------------------------------------------------------------------
 
@@ -277,31 +278,31 @@ class BastionApp(App[None]):
             await client.close()
 
     async def _live(self, client: Client) -> None:
-        """Keep one WebSocket open; after a drop, resume from the last event seen."""
-        delay = 1.0
-        while True:
-            self.post_message(LiveChange(LiveStatus("connecting")))
-            try:
-                async with client.live(self._topics(), since=self.store.state.last_event_id) as socket:
-                    async for message in socket:
-                        kind = message.get("type")
-                        if kind == "subscribed":
-                            delay = 1.0
-                            self.post_message(LiveChange(LiveStatus("live")))
-                        elif kind == "event":
-                            self.post_message(LiveChange(EventArrived(message)))
-                        elif kind == "resync":
-                            self.post_message(LiveChange(None))
-                    if socket.close_code == 4401:
-                        await client.refresh()  # an expired token: renew it; a revoked session raises here
-            except ApiError as exc:
-                if exc.code in (Code.UNAUTHORIZED, Code.TOKEN_REUSED):
-                    raise  # the session is over: on_worker_state_changed brings back the connect screen
-            except Exception:  # unreachable, refused mid-handshake, broken mid-frame: reconnecting is all that helps
-                pass
-            self.post_message(LiveChange(LiveStatus("reconnecting")))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_S)
+        """Feed the WebSocket's events to the store. The feed reconnects by itself after a drop and resumes
+        from the last event seen; an ended session raises, and on_worker_state_changed brings back the connect
+        screen."""
+        feed = client.follow(self._topics(), since=self.store.state.last_event_id, max_delay_s=RECONNECT_MAX_S)
+        self.feed = feed
+        try:
+            async for message in feed:
+                kind = message.get("type")
+                if kind == "subscribed":
+                    self.post_message(LiveChange(LiveStatus("live")))
+                elif kind == "event":
+                    self.post_message(LiveChange(EventArrived(message)))
+                elif kind == "resync":
+                    self.post_message(LiveChange(None))
+                elif kind == "dropped":
+                    self.post_message(LiveChange(LiveStatus("reconnecting")))
+        finally:
+            if self.feed is feed:
+                self.feed = None
+
+    def _follow_topics(self, parts: set[str]) -> None:
+        """A collection that appears in the store (made here, or seen in a reload) is followed at once, on the
+        open socket: its events (vectors.upserted, ...) need no reconnect."""
+        if self.feed is not None and self.client is not None and parts & {"collections", "me"}:
+            self.feed.set_topics(self._topics())
 
     def _topics(self) -> list[str]:
         topics = ["me"] + (["users"] if self._is_admin() else [])

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import REQUIRE
 from tests import daemon_process
 from tests.daemon_process import Daemon
+from tests.tui.proxy import Proxy
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +22,16 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def proxy(daemon: Daemon) -> Iterator[Proxy]:
+    """A relay to the daemon that the test can cut and restore (tests/tui/proxy.py)."""
+    relay = Proxy(daemon.url)
+    try:
+        yield relay
+    finally:
+        relay.close()
 
 
 @pytest.fixture

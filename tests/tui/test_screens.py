@@ -38,9 +38,11 @@ def _holds(condition: Callable[[], object]) -> bool:
         return False
 
 
-async def log_in(pilot: Pilot, daemon: Daemon, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> None:
+async def log_in(pilot: Pilot, daemon: Daemon, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD,
+                 server: str | None = None) -> None:
+    """`server`: another way to the daemon (a proxy) than its own URL."""
     app = pilot.app
-    app.screen.query_one("#server", Input).value = daemon.url
+    app.screen.query_one("#server", Input).value = server or daemon.url
     app.screen.query_one("#email", Input).value = email
     app.screen.query_one("#password", Input).value = password
     await pilot.click("#connect-button")
@@ -402,6 +404,80 @@ async def test_the_console_shows_reconnecting_and_comes_back_live_after_a_restar
         first.stop()
         if second is not None:
             second.stop()
+
+
+def calls_to(owner: object, name: str) -> list[tuple[tuple, dict]]:
+    """Record the arguments of every later call of `owner.name` (which still runs as before)."""
+    calls: list[tuple[tuple, dict]] = []
+    method = getattr(owner, name)
+
+    def recorded(*args, **kwargs):
+        calls.append((args, kwargs))
+        return method(*args, **kwargs)
+
+    setattr(owner, name, recorded)
+    return calls
+
+
+async def test_after_a_brief_drop_the_console_resumes_with_since_and_gets_what_it_missed(
+        daemon: Daemon, proxy, unique: str) -> None:
+    from tui.screens.users import UsersScreen
+
+    token = daemon.admin_token()
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon, server=proxy.url)
+        await open_screen(pilot, "users", UsersScreen)
+        await until(pilot, lambda: app.store.state.live == "live", "the live feed")
+        # One event first, so that there is an id to resume from.
+        before = f"before-{unique}@example.com"
+        daemon.call("POST", "/api/v1/users", {"email": before, "password": ADMIN_PASSWORD, "role": "user"}, token)
+        await until(pilot, lambda: any(r[0] == before for r in table_rows(pilot)), "the first user, live")
+        seen = app.store.state.last_event_id
+        assert seen and app.client is not None
+        sockets, loads = calls_to(app.client, "live"), calls_to(app, "load")
+
+        proxy.cut()
+        await until(pilot, lambda: app.store.state.live == "reconnecting", "the reconnecting notice")
+        assert "reconnecting" in str(app.screen.query_one("#status").render())
+        during = f"during-{unique}@example.com"  # straight to the daemon, which stays up
+        daemon.call("POST", "/api/v1/users", {"email": during, "password": ADMIN_PASSWORD, "role": "user"}, token)
+        proxy.restore()
+
+        await until(pilot, lambda: any(r[0] == during for r in table_rows(pilot)), "the user made during the drop")
+        await until(pilot, lambda: app.store.state.live == "live", "live again")
+        assert sockets and all(kwargs.get("since") == seen for _, kwargs in sockets), sockets
+        # Delivered by the replay, not by reloading everything (a resync reloads the users).
+        assert not [args for args, _ in loads if "users" in args], loads
+        assert any(e.get("event") == "user.created" and e["data"].get("email") == during for e in app.store.state.feed)
+
+
+async def test_a_collection_made_while_the_console_runs_gets_its_events_without_a_reconnect(
+        daemon: Daemon, unique: str) -> None:
+    from tui.screens.collections import CollectionsScreen
+
+    name, token = f"followed-{unique}", daemon.admin_token()
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await until(pilot, lambda: app.store.state.live == "live", "the live feed")
+        # An event seen first: the new topic is then subscribed with `since`, and nothing published between
+        # the collection's creation and the subscription can slip by (so the test cannot race it).
+        email = f"seed-{unique}@example.com"
+        daemon.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD, "role": "user"}, token)
+        await until(pilot, lambda: app.store.state.last_event_id, "an event")
+        assert app.client is not None
+        sockets = calls_to(app.client, "live")
+        await open_screen(pilot, "collections", CollectionsScreen)
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen.query("#field-name"), "the new-collection form")
+        await fill(pilot, {"name": name, "dimension": "2"})
+        await until(pilot, lambda: name in app.store.state.collections, "the collection in the store")
+        daemon.call("POST", f"/api/v1/collections/{name}/upsert", {"vectors": [{"id": "a", "values": [1, 0]}]}, token)
+        await until(pilot, lambda: any(e.get("event") == "vectors.upserted" and e.get("topic") == f"collections/{name}"
+                                       for e in app.store.state.feed), "the upsert event")
+        await until(pilot, lambda: app.store.state.collections[name].count == 1, "the count reloaded")
+        assert sockets == [], "the console reconnected to hear the new collection"
 
 
 async def test_a_bad_server_url_is_told_plainly(daemon: Daemon) -> None:
