@@ -118,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
 
     events = commands.add_parser("events", help="the live event stream").add_subparsers(
         dest="action", metavar="ACTION", required=True)
-    tail = command(events, "tail", "print events as they happen (ctrl+c stops)")
+    tail = command(events, "tail", "print events as they happen; after a drop, reconnect and resume (ctrl+c stops)")
     tail.add_argument("--topic", action="append", help="users, me, collections/NAME (repeatable; default users, me)")
     tail.add_argument("--since", help="replay from after this event id")
     return parser
@@ -328,24 +328,33 @@ async def _vectors(args: argparse.Namespace, client: Client) -> int:
 
 async def _events(args: argparse.Namespace, client: Client) -> int:
     topics = args.topic or ["users", "me"]
-    async with client.live(topics, since=args.since) as live:
-        async for message in live:
-            kind = message.get("type")
-            if kind == "error":
-                print(f"bastion: {message.get('topic', '')}: {message.get('code', 'error')}", file=sys.stderr)
-            elif kind == "resync":
-                print("bastion: the history no longer reaches back that far; some events were missed",
-                      file=sys.stderr)
-            elif kind == "event":
-                if getattr(args, "json", False):
-                    print(json.dumps(message, separators=(",", ":")), flush=True)
-                else:
-                    print(f"{message.get('at', '')}  {message.get('event', '')}  {message.get('topic', '')}  "
-                          f"{json.dumps(message.get('data') or {}, separators=(',', ':'))}", flush=True)
-        code = live.close_code
-    if code not in (None, 1000, 1001):
-        raise ApiError(Code.UNAUTHORIZED if code == 4401 else
-                       Code.SERVICE_UNAVAILABLE, f"the server closed the stream ({code})")
+    feed = client.follow(topics, since=args.since)
+    connected = dropped = False
+    async for message in feed:
+        kind = message.get("type")
+        if kind == "dropped":
+            if not connected:
+                # The first connection: fail as every other command does (a drop later is reconnected).
+                raise message["error"] or ApiError(Code.SERVICE_UNAVAILABLE, message["reason"])
+            dropped = True
+            print(f"bastion: the stream dropped ({message['reason']}); reconnecting in {message['retry_in']:.1f} s",
+                  file=sys.stderr, flush=True)
+        elif kind == "subscribed":
+            if dropped:
+                after = f"resuming after event {feed.last_event_id}" if feed.last_event_id else "nothing to resume"
+                print(f"bastion: reconnected; {after}", file=sys.stderr, flush=True)
+            connected, dropped = True, False
+        elif kind == "error":
+            print(f"bastion: {message.get('topic', '')}: {message.get('code', 'error')}", file=sys.stderr)
+        elif kind == "resync":
+            why = message.get("reason") or "the history no longer reaches back that far"
+            print(f"bastion: some events were missed ({why})", file=sys.stderr, flush=True)
+        elif kind == "event":
+            if getattr(args, "json", False):
+                print(json.dumps(message, separators=(",", ":")), flush=True)
+            else:
+                print(f"{message.get('at', '')}  {message.get('event', '')}  {message.get('topic', '')}  "
+                      f"{json.dumps(message.get('data') or {}, separators=(',', ':'))}", flush=True)
     return EXIT_OK
 
 

@@ -177,6 +177,60 @@ def test_events_tail_prints_events_as_they_happen(logged_in: Daemon, unique: str
     assert event["type"] == "event" and event["event"] == "user.created" and event["data"]["email"] in emails
 
 
+def test_events_tail_reconnects_after_a_drop_and_resumes(logged_in: Daemon, proxy, unique: str) -> None:
+    import queue
+    import threading
+    import time
+
+    token = logged_in.admin_token()
+    key = logged_in.call("POST", "/api/v1/auth/api-keys", {"name": f"tail-{unique}", "scopes": ["read", "admin"]},
+                         token)["key"]
+    # Through the proxy, with an API key (the keyring's login is for the daemon's own URL).
+    tail = subprocess.Popen([sys.executable, "-m", "tui", "events", "tail", "--json", "--server", proxy.url],
+                            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "BASTION_API_KEY": key})
+    out: queue.Queue[str] = queue.Queue()
+    err: queue.Queue[str] = queue.Queue()
+    for stream, lines in ((tail.stdout, out), (tail.stderr, err)):
+        threading.Thread(target=lambda s=stream, q=lines: [q.put(line) for line in s], daemon=True).start()
+
+    def create(email: str) -> None:
+        logged_in.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD}, token)
+
+    def next_line(lines: queue.Queue[str], what: str) -> str:
+        try:
+            return lines.get(timeout=30)
+        except queue.Empty:
+            raise AssertionError(f"events tail printed no {what}; exit code {tail.poll()}") from None
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # until tail has subscribed an event can pass it by: create users until one is printed
+            create(f"tail-before-{unique}-{time.monotonic()}@example.com")
+            try:
+                last = json.loads(out.get(timeout=1))
+                break
+            except queue.Empty:
+                assert time.monotonic() < deadline, "events tail printed nothing"
+        proxy.cut()
+        assert "the stream dropped" in next_line(err, "line about the drop")
+        during = f"tail-during-{unique}@example.com"
+        create(during)  # straight to the daemon, which stays up
+        proxy.restore()
+        while "reconnected" not in (line := next_line(err, "line about the reconnect")):
+            assert "the stream dropped" in line  # attempts made while the proxy was still cut
+        # Nothing is printed while cut: the event before the one made meanwhile is the last one seen before it.
+        while (event := json.loads(next_line(out, "event after the reconnect")))["data"].get("email") != during:
+            last = event
+        assert event["event"] == "user.created"
+        assert f"resuming after event {last['id']}" in line
+    finally:
+        tail.terminate()
+        tail.wait(timeout=10)
+        tail.stdout.close()  # type: ignore[union-attr]
+        tail.stderr.close()  # type: ignore[union-attr]
+
+
 # Last: it ends the session the tests above share.
 def test_logout_revokes_the_session_and_deletes_the_keyring_entry(logged_in: Daemon) -> None:
     tokens = credentials.load(logged_in.url, ADMIN_EMAIL)
