@@ -60,8 +60,12 @@ async def test_sigterm_drains_then_finishes_requests_closes_every_socket_with_10
                     return response.status
 
             async def get(path: str) -> tuple[int, dict, str]:
-                async with session.get(daemon.url + path, headers=bearer) as response:
-                    return response.status, await response.json(content_type=None), response.headers.get("Connection", "")
+                try:
+                    async with session.get(daemon.url + path, headers=bearer) as response:
+                        body = await response.json(content_type=None)
+                        return response.status, body, response.headers.get("Connection", "")
+                except aiohttp.ClientConnectionError as exc:
+                    raise AssertionError(f"GET {path}: {exc} (no longer served: the drain ended early)") from None
 
             # Two hashes run at a time, so once the first login is answered the others are in the daemon.
             logins = [asyncio.ensure_future(login()) for _ in range(LOGINS)]
@@ -113,6 +117,8 @@ async def test_a_second_signal_ends_the_drain_at_once(tmp_path: Path) -> None:
                         break
                 assert asyncio.get_running_loop().time() < deadline, "/readyz never failed after SIGINT"
                 await asyncio.sleep(0.05)
+            async with session.get(daemon.url + "/healthz") as response:
+                assert response.status == 200  # still serving: draining
         daemon.process.send_signal(signal.SIGINT)
         try:
             exit_code = await asyncio.to_thread(daemon.process.wait, WAIT_S)
