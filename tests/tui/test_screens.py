@@ -169,6 +169,34 @@ async def test_disable_and_role_change_reach_the_server(daemon: Daemon, unique: 
     assert stored["disabled"] is True and stored["role"] == "admin"
 
 
+async def test_rename_and_password_reset_reach_the_server(daemon: Daemon, unique: str) -> None:
+    from tui.screens.dialogs import Confirm, ShownOnce
+    from tui.screens.users import UsersScreen
+    from tui.widgets.table import FilterTable
+
+    email, token = f"forgetful-{unique}@example.com", daemon.admin_token()
+    user = daemon.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD, "role": "user"}, token)
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await open_screen(pilot, "users", UsersScreen)
+        await pilot.press("slash", *email, "enter")
+        await until(pilot, lambda: app.screen.query_one(FilterTable).selected == user["id"], "the user chosen")
+        await pilot.press("f2")
+        await until(pilot, lambda: app.screen.query("#field-display_name"), "the name form")
+        await fill(pilot, {"display_name": "Ada Forgetful"})
+        await until(pilot, lambda: app.store.state.users[user["id"]].display_name == "Ada Forgetful", "renamed")
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, ShownOnce), "the reset token shown once")
+        reset_token = app.screen.secret
+    assert daemon.call("GET", f"/api/v1/users/{user['id']}", token=token)["display_name"] == "Ada Forgetful"
+    new_password = "a brand new password, please"
+    daemon.call("POST", "/api/v1/auth/password-reset", {"reset_token": reset_token, "new_password": new_password})
+    assert daemon.call("POST", "/api/v1/auth/login", {"email": email, "password": new_password})["access_token"]
+
+
 def session_id(access_token: str) -> str:
     """The `sid` claim of an access token (read, not verified: the test only needs to name the session)."""
     payload = access_token.split(".")[1]

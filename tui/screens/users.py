@@ -1,4 +1,5 @@
-"""Users (admin): the table with `/` filter; create, change role, disable, delete with confirmation."""
+"""Users (admin): the table with `/` filter; create, rename, change role, disable, issue a password reset token,
+delete with confirmation."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 
 from tui.screens.base import StoreScreen
-from tui.screens.dialogs import Confirm, Field, Form
+from tui.screens.dialogs import Confirm, Field, Form, ShownOnce
 from tui.store import UserRemoved, UserSaved
 from tui.widgets.table import FilterTable
 
 
 class UsersScreen(StoreScreen):
     TITLE = "users"
-    SUMMARY = "Create, change role, disable and delete users (admin)"
+    SUMMARY = "Create, rename, change role, disable, reset passwords of and delete users (admin)"
     WATCHES = {"users"}
     LOADS = ("users",)
     BINDINGS = [
@@ -21,6 +22,9 @@ class UsersScreen(StoreScreen):
         Binding("n", "create", "New", id="resource.create"),
         Binding("e", "role", "Role", id="users.role"),
         Binding("x", "disable", "Disable", id="users.disable"),
+        Binding("p", "reset_password", "Password", id="users.reset"),
+        # Out of the footer, which 80 columns cannot fit with it; `?` lists it.
+        Binding("f2", "rename", "Rename", id="users.name", key_display="F2", show=False),
         Binding("ctrl+d", "delete", "Delete", id="resource.delete"),
         Binding("r", "reload", "Reload", id="resource.reload"),
     ]
@@ -74,6 +78,40 @@ class UsersScreen(StoreScreen):
             return
         self.app.act("users.update", lambda c: c.update_user(user.id, disabled=not user.disabled), UserSaved,
                      notice=f"{user.email} {'enabled' if user.disabled else 'disabled'}")
+
+    def action_rename(self) -> None:
+        user = self._chosen()
+        if user is None:
+            return
+
+        def rename(values: dict[str, str] | None) -> None:
+            if values is None:
+                return
+            name = values["display_name"].strip()
+            self.app.act("users.update", lambda c: c.update_user(user.id, display_name=name), UserSaved,
+                         notice=f"{user.email} is now named {name!r}")
+
+        self.app.push_screen(Form(f"Name of {user.email}", [
+            Field("display_name", "Name", default=user.display_name),
+        ]), rename)
+
+    def action_reset_password(self) -> None:
+        """For a user who forgot their password: a one-time token for them (no mail server is assumed)."""
+        user = self._chosen()
+        if user is None:
+            return
+
+        def shown(answer) -> None:
+            until = answer.expires_at.strftime("%Y-%m-%d %H:%M %Z")
+            self.app.push_screen(ShownOnce(f"Password reset token for {user.email} (one use, until {until})",
+                                           answer.reset_token))
+
+        def issue(yes: bool | None) -> None:
+            if yes:
+                self.app.act("users.reset", lambda c: c.password_reset(user.id), then=shown)
+
+        self.app.push_screen(Confirm(f"Issue a password reset token for {user.email}? Whoever holds it can set "
+                                     "their password."), issue)
 
     def action_delete(self) -> None:
         user = self._chosen()
