@@ -487,7 +487,7 @@ class Feed:
 
     async def _renew(self) -> None:
         if self.client.tokens is None:
-            raise ApiError(Code.UNAUTHORIZED, "the server ended the stream: the API key is no longer valid")
+            raise ApiError(Code.UNAUTHORIZED, "the server ended the stream: the API key was refused")
         await self.client.refresh()  # a revoked session raises ApiError here
 
 

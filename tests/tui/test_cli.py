@@ -135,6 +135,15 @@ def test_an_unreachable_server_is_one_line_and_exit_1() -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_events_tail_fails_at_once_when_it_cannot_start(daemon: Daemon) -> None:
+    """Reconnecting is for drops: a server that is not there, or a refused key, is one line and exit 1."""
+    nobody = bastion("events", "tail", "--server", f"http://127.0.0.1:{free_port()}", env={"BASTION_API_KEY": "x"})
+    refused = bastion("events", "tail", "--server", daemon.url, env={"BASTION_API_KEY": "bst_not_a_real_key"})
+    assert nobody.returncode == 1 and nobody.stderr.startswith("bastion: cannot reach http://127.0.0.1:")
+    assert refused.returncode == 1 and "the API key was refused" in refused.stderr
+    assert len(nobody.stderr.strip().splitlines()) == len(refused.stderr.strip().splitlines()) == 1
+
+
 def test_without_a_login_commands_say_how_to_log_in() -> None:
     server = f"http://127.0.0.1:{free_port()}"
     done = bastion("users", "list", "--server", server)
