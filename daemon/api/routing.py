@@ -8,6 +8,7 @@ the OpenAPI document, so the docs cannot drift from what the code enforces.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -82,4 +83,22 @@ class Routes:
 
     def add_to(self, router: web.UrlDispatcher) -> None:
         for spec in self.endpoints:
-            router.add_route(spec.method, spec.path, spec.handler)
+            router.add_route(spec.method, _excluding_literals(spec.path, self.endpoints), spec.handler)
+
+
+def _excluding_literals(path: str, endpoints: list[Endpoint]) -> str:
+    """`/users/{id}` as aiohttp should match it: never where another route has a literal segment
+    (`/users/me`). Otherwise `DELETE /users/me` would reach the `{id}` handler with id "me", and a 405
+    on `/users/me` would list the methods of `/users/{id}` in its Allow header."""
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        if not (segment.startswith("{") and segment.endswith("}")):
+            continue
+        literals = sorted({
+            other[i] for other in (e.path.split("/") for e in endpoints)
+            if len(other) > i and other[:i] == segments[:i] and not other[i].startswith("{")
+        })
+        if literals:
+            excluded = "|".join(re.escape(literal) for literal in literals)
+            segments[i] = f"{{{segment[1:-1]}:(?!(?:{excluded})$)[^/]+}}"
+    return "/".join(segments)

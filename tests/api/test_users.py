@@ -21,6 +21,18 @@ async def test_mass_assignment_on_me_is_422(api, alice):
     assert me["role"] == "user"
 
 
+async def test_me_is_never_taken_for_a_user_id(api, admin):
+    # /users/{id} does not match "me": DELETE /users/me is not "delete the user with id me", and the
+    # 405 names only the methods /users/me has.
+    for method in ("DELETE", "PUT", "POST"):
+        response = await api.request(method, f"{USERS}/me", headers=admin.headers)
+        assert response.status == 405 and (await problem(response))["code"] == "method_not_allowed"
+        assert sorted(response.headers["Allow"].split(",")) == ["GET", "PATCH"]
+    assert (await api.get(f"{USERS}/me", headers=admin.headers)).status == 200
+    response = await api.post(f"{USERS}/me/password-reset", headers=admin.headers)
+    assert response.status == 404
+
+
 async def test_a_user_never_learns_another_user_exists(api, alice, bob):
     for target in (bob.id, "usr_doesnotexist"):
         response = await api.get(f"{USERS}/{target}", headers=alice.headers)
