@@ -23,8 +23,8 @@ from shared.errors import ApiError, Code
 from tui import config, credentials
 from tui.explain import describe_error
 from tui.store import (
-    AuditLoaded, Change, CollectionsLoaded, Connected, Disconnected, EventArrived, HealthLoaded, KeysLoaded,
-    LiveStatus, SessionsLoaded, Store, UsersLoaded,
+    AuditLoaded, Change, CollectionsLoaded, Connected, Disconnected, EventArrived, Fetched, HealthLoaded,
+    KeysLoaded, LiveStatus, SessionsLoaded, Store, UsersLoaded,
 )
 
 if TYPE_CHECKING:
@@ -165,8 +165,9 @@ class BastionApp(App[None]):
     def load(self, *parts: str) -> None:
         if self.client is None:
             return  # offline there is nothing to refresh; the screens show what the store holds
+        seen = self.store.state.events_seen
         for part in parts:
-            self.act(f"load.{part}", LOADERS[part], lambda change: change, exclusive=True)
+            self.act(f"load.{part}", LOADERS[part], lambda change: Fetched(change, seen), exclusive=True)
 
     def on_answered(self, message: Answered) -> None:
         if message.change is not None:

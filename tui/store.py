@@ -9,6 +9,7 @@ applies what comes back).
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ class State:
     feed: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=FEED_LENGTH))
     live: str = "off"  # off | connecting | live | reconnecting
     last_event_id: str | None = None
+    events_seen: int = 0  # how many events arrived since connecting (see Fetched)
 
 
 # -- the changes (Redux's actions); each names the parts of State it touches ----------------------------
@@ -140,7 +142,17 @@ class EventArrived:
     event: dict[str, Any]
 
 
-Change = (Connected | Disconnected | HealthLoaded | UsersLoaded | UserSaved | UserRemoved | SessionsLoaded
+@dataclass
+class Fetched:
+    """A load's answer, and how many events had arrived when it was asked for. Events that arrive while it is
+    on its way may be newer than the answer: they are folded in again on top of it, so that a user created
+    just as the Users screen opens does not vanish under the list fetched a moment before."""
+
+    change: Change
+    events_seen: int
+
+
+Change = (Fetched | Connected | Disconnected | HealthLoaded | UsersLoaded | UserSaved | UserRemoved | SessionsLoaded
           | SessionRevoked | KeysLoaded | KeySaved | KeyRevoked | CollectionsLoaded | CollectionSaved
           | CollectionRemoved | AuditLoaded | SearchAnswered | LiveStatus | EventArrived)
 
@@ -169,6 +181,12 @@ class Store:
 def reduce(state: State, change: Change) -> set[str]:
     """Fold one change into the state; answer the names of the parts that changed."""
     match change:
+        case Fetched(answer, seen):
+            changed = reduce(state, answer)
+            meanwhile = list(islice(state.feed, max(0, state.events_seen - seen)))
+            for event in reversed(meanwhile):  # oldest first, as they came
+                changed |= _fold_event(state, event)
+            return changed
         case Connected(server, me):
             fresh = State(server=server, me=me, live="connecting")
             state.__dict__.update(fresh.__dict__)
@@ -227,6 +245,7 @@ def reduce(state: State, change: Change) -> set[str]:
             return {"live"}
         case EventArrived(event):
             state.feed.appendleft(event)
+            state.events_seen += 1
             state.last_event_id = event.get("id") or state.last_event_id
             return {"feed"} | _fold_event(state, event)
     return set()
