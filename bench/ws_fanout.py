@@ -7,7 +7,8 @@ delivered, measured from outside the server.
 
 Three servers, one after the other in one run, each a process of its own:
   bare        a bare aiohttp WebSocket broadcast: `POST /publish` builds one message shaped like Bastion's
-              events and sends it to every socket with asyncio.gather (no auth, no bus, no per-client queues)
+              events and awaits send_str on every socket in turn (no auth, no bus, no per-client queues;
+              cheaper than asyncio.gather, which makes a task per socket)
   in-process  a real `bastiond` (SQLite, in-process event bus)
   redis       the same with BASTION_REDIS_URL: every event goes through the Redis stream and its reader
 The layout is the same for all three: the clients (`--clients`, 500, subscribed to `users`) are spread over
@@ -22,7 +23,8 @@ Two phases per server, on the same connections:
               never asked to queue without bound; its delivered/s is the server's capacity in this layout
 
 Figures, per server and phase:
-  events/s    events published per second (offered)
+  events/s    events published per second: offered by the publisher, and taken (answered) by the server;
+              a server that falls behind answers more slowly than the schedule, which `at` does not show
   rps         deliveries per second: events received by all clients together, from the first publish to the
               last receive (ideal: events/s x clients)
   p50, p99    publish-to-receive latency over every delivery: from the event's `at`, stamped by the server
@@ -30,6 +32,9 @@ Figures, per server and phase:
   dropped     sockets the server closed during the phase (a client too slow is dropped with 1008)
   missing     deliveries that never arrived (published x clients - received)
   ratio       rps over the bare broadcast's rps in the same round and phase
+  CPU         in the note: the server's and the clients' CPU time over the phase (100% = one core busy),
+              and the server's CPU time per delivery (publishing included): steadier than the rates when
+              other work on the machine takes the cores away
 The machine is shared: server, clients, publisher and Redis share its cores (the output says how many),
 so compare each figure only with the bare baseline of the same run.
 """
@@ -96,7 +101,13 @@ def serve_bare(port: int) -> None:
         at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         text = json.dumps({"type": "event", "id": f"{count:012d}", "topic": "users", "event": "user.updated",
                            "at": at, "data": {"id": "u", "display_name": f"bench {count}"}}, separators=(",", ":"))
-        await asyncio.gather(*(ws.send_str(text) for ws in list(sockets)), return_exceptions=True)
+        # One socket after another: send_str returns without suspending unless a socket's buffer is
+        # full, so this costs no task per socket (asyncio.gather would make one each, and be slower).
+        for ws in list(sockets):
+            try:
+                await ws.send_str(text)
+            except ConnectionError:
+                pass
         return web.Response(status=204)
 
     app = web.Application()
@@ -260,6 +271,7 @@ def publisher_process(pipe, mode: str, host: str, port: int, ws_path: str, token
     import aiohttp
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
         base = f"http://{host}:{port}"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         received = 0
@@ -272,6 +284,7 @@ def publisher_process(pipe, mode: str, host: str, port: int, ws_path: str, token
 
         probe = await subscribe(host, port, ws_path, token, Stats(), on_event)
         errors = 0
+        answered = [0.0]  # when the latest answer came
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=max(16, window))) as http:
             async def publish(n: int) -> None:
                 nonlocal errors
@@ -286,9 +299,9 @@ def publisher_process(pipe, mode: str, host: str, port: int, ws_path: str, token
                         errors += response.status >= 400
                 except aiohttp.ClientError:
                     errors += 1
+                answered[0] = loop.time()
 
             pipe.send("ready")
-            loop = asyncio.get_running_loop()
             while (command := await loop.run_in_executor(None, pipe.recv)) != "stop":
                 errors, tasks, published = 0, set(), 0
                 began = loop.time()
@@ -318,7 +331,11 @@ def publisher_process(pipe, mode: str, host: str, port: int, ws_path: str, token
                 if command[0] == "steady":  # the last event goes out at its slot, one interval before the end
                     elapsed = max(elapsed, published / command[1])
                 await asyncio.gather(*tasks)
-                pipe.send({"published": published, "seconds": elapsed, "start": started_at, "errors": errors})
+                # The server may take the requests more slowly than they were sent: its own rate is the
+                # events over the time until the last answer.
+                accepted = published / (answered[0] - began)
+                pipe.send({"published": published, "seconds": elapsed, "start": started_at, "errors": errors,
+                           "accepted": accepted})
         probe.stopping = True
         probe.transport.close()
 
@@ -341,6 +358,30 @@ def wait_healthy(base: str) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{base} did not answer")
+
+
+def machine_busy(seconds: float = 1.0) -> float:
+    """The share of all cores busy right now (other work on the machine), from /proc/stat."""
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    total, idle = sample()
+    time.sleep(seconds)
+    total2, idle2 = sample()
+    return 1 - (idle2 - idle) / max(1, total2 - total)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def profile(pid: int | None, directory: Path | None, name: str, seconds: float) -> subprocess.Popen | None:
@@ -377,8 +418,12 @@ def measure(mode: str, port: int, ws_path: str, token: str | None, args, pid: in
 
         def phase(command: tuple, name: str) -> dict:
             spy = profile(pid, args.profile, f"{mode}-{name}", args.duration)
+            client_pids = [proc.pid for proc in procs[:-1]]
+            cpu_before = cpu_seconds([pid]), cpu_seconds(client_pids), time.monotonic()
             parent.send(command)
             published = parent.recv()
+            wall = time.monotonic() - cpu_before[2]
+            cpu = cpu_seconds([pid]) - cpu_before[0], cpu_seconds(client_pids) - cpu_before[1]
             time.sleep(DRAIN_S)
             if spy is not None:
                 spy.wait()
@@ -394,12 +439,16 @@ def measure(mode: str, port: int, ws_path: str, token: str | None, args, pid: in
             return {
                 "phase": name,
                 "events_per_s": published["published"] / published["seconds"],
+                "accepted_per_s": published["accepted"],
                 "rps": len(ordered) / span,
                 "p50_ms": percentile(ordered, 0.50) * 1000,
                 "p99_ms": percentile(ordered, 0.99) * 1000,
                 "dropped": sum(r["dropped"] for r in reports),
                 "missing": published["published"] * args.clients - len(ordered),
                 "publish_errors": published["errors"],
+                "server_cpu": cpu[0] / wall,
+                "server_us": cpu[0] / max(1, len(ordered)) * 1e6,
+                "clients_cpu": cpu[1] / wall,
             }
 
         phase(("steady", args.rate, 1.0), "warm-up")
@@ -457,9 +506,12 @@ def rows(results: list[tuple[int, str, dict]], args) -> list[dict]:
     out = []
     for round_, mode, res in results:
         base = bare.get((round_, res["phase"]))
-        offered = f"{res['events_per_s']:,.0f} events/s offered" if res["phase"] == "steady" else \
-            f"{res['events_per_s']:,.0f} events/s, window {args.window}"
-        note = f"{offered}; missing {res['missing']:,}"
+        if res["phase"] == "steady":
+            offered = f"{res['events_per_s']:,.0f} events/s offered, {res['accepted_per_s']:,.0f} taken"
+        else:
+            offered = f"{res['accepted_per_s']:,.0f} events/s, window {args.window}"
+        note = (f"{offered}; server CPU {res['server_cpu']:.0%} ({res['server_us']:.0f} us/delivery), "
+                f"clients {res['clients_cpu']:.0%}; missing {res['missing']:,}")
         if res["publish_errors"]:
             note += f"; {res['publish_errors']} publish errors"
         if args.rounds > 1:
@@ -497,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     modes = args.modes.split(",")
+    busy = machine_busy()
     results: list[tuple[int, str, dict]] = []
     with tempfile.TemporaryDirectory(prefix="bench-ws-") as tmp:
         for round_ in range(args.rounds):
@@ -504,12 +557,15 @@ def main(argv: list[str] | None = None) -> int:
                 for res in run_bare(args) if mode == "bare" else run_bastion(mode, Path(tmp), args):
                     results.append((round_, mode, res))
     table = rows(results, args)
+    header = (f"WebSocket fan-out: {args.clients} clients in {args.procs} processes, steady {args.rate:g} events/s "
+          f"({args.clients * args.rate:,.0f} deliveries/s offered) and saturated, {args.duration:g} s each; "
+          f"{os.cpu_count()} CPUs shared by server, clients, publisher and Redis, and {busy:.0%} busy with other "
+          f"work before the run")
     if args.json:
+        print(header, file=sys.stderr)  # the rows stand alone on stdout
         print(json.dumps(table, indent=1))
         return 0
-    print(f"WebSocket fan-out: {args.clients} clients in {args.procs} processes, steady {args.rate:g} events/s "
-          f"({args.clients * args.rate:,.0f} deliveries/s offered) and saturated, {args.duration:g} s each; "
-          f"{os.cpu_count()} CPUs shared by server, clients, publisher and Redis (load {os.getloadavg()[0]:.1f})")
+    print(header)
     print(f"{'scenario':<22} {'mode':<11} {'delivered/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'dropped':>7} "
           f"{'ratio':>10}  note")
     for row in table:
