@@ -8,6 +8,8 @@ SentinelManagedConnection), and the retry policy below reconnects, which finds t
 
 from __future__ import annotations
 
+import time
+from contextvars import ContextVar
 from typing import Any
 
 from redis.asyncio import Redis
@@ -25,6 +27,10 @@ CONNECT_TIMEOUT_S = 1.0
 # primary's READONLY (the retry reconnects through Sentinel to the new one). More retries only make
 # every request wait while Redis is down; the caller answers 503 + Retry-After and its client retries.
 RETRIES = 1
+# After a call finds Redis unreachable, calls fail at once for this long, then one goes through to see
+# whether it is back. Without it, a Redis that hangs (a stopped process, a host dropping packets) held
+# every request for its socket timeouts, 10 to 20 s, before the 503.
+OPEN_S = 1.0
 
 
 def configured(settings: Settings) -> bool:
@@ -42,8 +48,73 @@ def parse_sentinels(entries: tuple[str, ...]) -> list[tuple[str, int]]:
     return addresses
 
 
+class _Breaker:
+    """A circuit breaker: closed, open for OPEN_S after a failure, then one probe decides."""
+
+    def __init__(self) -> None:
+        self.tripped = False
+        self.open_until = 0.0
+        self.probing = False
+
+    def __deepcopy__(self, memo: dict) -> _Breaker:
+        return self  # redis-py deep-copies the retry policy into every connection: they share one state
+
+    def admit(self) -> bool:
+        """Raise while open (or while the probe is out); return whether this call is the probe."""
+        if not self.tripped:
+            return False
+        if self.probing or time.monotonic() < self.open_until:
+            raise ConnectionError("Redis did not answer a moment ago")
+        self.probing = True
+        return True
+
+    def record(self, up: bool | None, probe: bool) -> None:
+        """`up`: Redis answered (True), did not (False), or the call was cancelled (None)."""
+        if probe:
+            self.probing = False
+        if up is True:
+            self.tripped = False
+        elif up is False:
+            self.tripped, self.open_until = True, time.monotonic() + OPEN_S
+
+
+# Set while a call is under the breaker: a reconnect inside it is part of that call, not a new one.
+_in_call: ContextVar[bool] = ContextVar("redis_in_call", default=False)
+
+
+class _GuardedRetry(Retry):
+    """redis-py's retry policy, behind the breaker. Every command, pipeline, pub/sub read and connect
+    goes through `call_with_retry`, so this one place sees every success and failure."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.breaker = _Breaker()
+
+    async def call_with_retry(self, do, fail, *args: Any, **kwargs: Any):  # type: ignore[override]
+        if _in_call.get():
+            return await super().call_with_retry(do, fail, *args, **kwargs)
+        probe = self.breaker.admit()
+        token = _in_call.set(True)
+        up = None
+        try:
+            result = await super().call_with_retry(do, fail, *args, **kwargs)
+            up = True
+            return result
+        except (*self._supported_errors, OSError):
+            up = False
+            raise
+        except Exception:
+            up = True  # an error reply: Redis answered
+            raise
+        finally:
+            _in_call.reset(token)
+            self.breaker.record(up, probe)
+
+
 def _retry() -> Retry:
-    return Retry(ExponentialBackoff(cap=0.2, base=0.05), RETRIES, supported_errors=(ConnectionError, TimeoutError))
+    return _GuardedRetry(
+        ExponentialBackoff(cap=0.2, base=0.05), RETRIES, supported_errors=(ConnectionError, TimeoutError)
+    )
 
 
 def connect(settings: Settings, **options: Any) -> Redis:

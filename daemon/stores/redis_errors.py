@@ -1,8 +1,9 @@
 """One rule for Redis failures, used by every Redis-backed store (the client comes from redis_connect.py).
 
 A Redis that is down, slow or failing over surfaces as `Unavailable("redis")`: the API answers 503 with
-Retry-After instead of a 500, and since nothing is cached about the failure, the next call after
-Redis answers again simply works.
+Retry-After instead of a 500. The client's circuit breaker (redis_connect.py) remembers a failure for
+about a second, so calls in that second fail at once; after it, one call sees whether Redis is back,
+and from then on calls simply work again.
 """
 
 from __future__ import annotations

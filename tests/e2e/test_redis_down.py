@@ -1,11 +1,14 @@
 """Redis goes away under a running `bastiond`, and comes back: a redis-server of this test's own on a
 spare port, stopped mid-test. Logins fail closed and fast (503 + Retry-After, each in well under the
 seconds a retrying client would take), /readyz names Redis, WebSockets close with 1013, nothing answers
-500, and everything works again without a restart."""
+500, and everything works again without a restart. A Redis that hangs (its process stopped with SIGSTOP)
+holds one request for its socket timeouts, not every one."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ import aiohttp
 import pytest
 import redis
 
+from daemon.pipeline.rate_limit import LEASE_S
 from tests.conftest import free_port
 from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon, start
 from tests.servers import redis_server, spawn, stop_all
@@ -109,8 +113,10 @@ async def test_redis_down_fails_closed_and_recovers_without_a_restart(stack):
             assert (await response.json())["code"] == "service_unavailable"
         response = await http.get("/readyz")
         assert response.status == 503 and "redis" in (await response.json())["detail"]
-        # A new WebSocket is refused at the handshake (its rate limit and its token's revocation
-        # live in Redis): 503 with Retry-After, like any other route.
+        # A new WebSocket is refused at the handshake (its rate limit lives in Redis): 503 with
+        # Retry-After, like any other route. Rate-limit hits are leased from Redis for LEASE_S; once
+        # the lease taken by the first handshake is over, the next one needs Redis.
+        await asyncio.sleep(LEASE_S + 0.5)
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await http.ws_connect("/api/v1/ws", headers=bearer)
         assert refused.value.status == 503 and int(refused.value.headers["Retry-After"]) > 0
@@ -134,4 +140,32 @@ async def test_redis_down_fails_closed_and_recovers_without_a_restart(stack):
             assert (event["event"], event["data"]["email"]) == ("user.created", "back@example.com")
 
     assert daemon.process.poll() is None, "bastiond died"
+    assert "unhandled error" not in daemon.log.read_text(), "something answered 500"
+
+
+async def test_a_hung_redis_holds_one_request_for_its_timeouts_and_the_others_fail_at_once(stack):
+    daemon, redis_server = stack
+    credentials = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession(base_url=daemon.url) as http:
+        assert (await http.post("/api/v1/auth/login", json=credentials)).status == 200
+        os.kill(redis_server.process.pid, signal.SIGSTOP)  # connections still open: every read just waits
+        try:
+            took = []
+            for _ in range(5):
+                started = loop.time()
+                response = await http.post("/api/v1/auth/login", json=credentials)
+                took.append(loop.time() - started)
+                assert response.status == 503, await response.text()
+                assert int(response.headers["Retry-After"]) > 0
+        finally:
+            os.kill(redis_server.process.pid, signal.SIGCONT)
+        # The first one waits out the socket timeouts (about 10 s) and opens the breaker; the others are
+        # answered at once, unless one more happens to be the probe that sees whether Redis is back.
+        assert sum(t >= FAST_S for t in took) <= 2, [round(t, 1) for t in took]
+
+        async def logged_in() -> bool:
+            return (await http.post("/api/v1/auth/login", json=credentials)).status == 200
+
+        await _until(logged_in, "logins to work again once Redis runs")
     assert "unhandled error" not in daemon.log.read_text(), "something answered 500"
