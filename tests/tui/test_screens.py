@@ -480,6 +480,28 @@ async def test_after_a_brief_drop_the_console_resumes_with_since_and_gets_what_i
         assert any(e.get("event") == "user.created" and e["data"].get("email") == during for e in app.store.state.feed)
 
 
+async def test_after_a_drop_with_no_event_to_resume_from_the_console_reloads(daemon: Daemon, proxy,
+                                                                            unique: str) -> None:
+    from tui.screens.users import UsersScreen
+
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon, server=proxy.url)
+        await open_screen(pilot, "users", UsersScreen)
+        await until(pilot, lambda: app.store.state.live == "live", "the live feed")
+        assert app.store.state.last_event_id is None  # nothing has happened since it connected
+        loads = calls_to(app, "load")
+        proxy.cut()
+        await until(pilot, lambda: app.store.state.live == "reconnecting", "the reconnecting notice")
+        during = f"unresumable-{unique}@example.com"
+        daemon.call("POST", "/api/v1/users", {"email": during, "password": ADMIN_PASSWORD, "role": "user"},
+                    daemon.admin_token())
+        proxy.restore()
+        # `since` has nothing to name, so the event cannot be replayed: the users come from a reload instead.
+        await until(pilot, lambda: any(r[0] == during for r in table_rows(pilot)), "the user made during the drop")
+        assert [args for args, _ in loads if "users" in args], loads
+
+
 async def test_a_collection_made_while_the_console_runs_gets_its_events_without_a_reconnect(
         daemon: Daemon, unique: str) -> None:
     from tui.screens.collections import CollectionsScreen
