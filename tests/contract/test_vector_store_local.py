@@ -19,6 +19,7 @@ from daemon.stores.sql import open_database
 from daemon.stores.sql.migrate import migrate
 from daemon.stores.vectors import Record, Space
 from daemon.stores.vectors.filters import check
+from daemon.stores.vectors import local
 from daemon.stores.vectors.local import LocalVectorStore
 from tests.contract.test_vector_store import brute_force
 
@@ -111,6 +112,45 @@ async def test_an_index_that_misses_its_recall_target_leaves_the_namespace_exact
     for q in np.random.default_rng(6).random((10, DIM)).astype(np.float32):
         hits = await store.query(space, "", q, 10)
         assert [h.id for h in hits] == [f"v{i}" for i, _ in brute_force(values, "cosine", q, 10)]
+    await store.close()
+    await db.close()
+
+
+@pytest.mark.parametrize(
+    ("measured", "kept"),
+    [
+        ({96: 0.99, 64: 0.99}, 64),  # the narrower search finds as much: it is kept, being cheaper
+        ({96: 0.99, 64: 0.985}, 96),  # it loses a little: the wider one stays
+        ({96: 0.90, 128: 0.98, 64: 0.97}, 128),  # only a wider search reaches the target
+        ({96: 0.90, 128: 0.90, 256: 0.90}, None),  # none does: no index, the namespace stays exact
+    ],
+)
+def test_the_build_keeps_the_narrowest_search_that_loses_no_recall(monkeypatch, measured, kept):
+    asked = []
+
+    def recall(probe, ef):
+        asked.append(ef)
+        return measured.get(ef, 0.0)
+
+    monkeypatch.setattr(local._RecallProbe, "recall", recall)
+    values = clustered(9, 400)
+    index = LocalVectorStore._build_index(Space("s", DIM, "cosine"), np.arange(1, 401), values, 0.97)
+    assert (index.expansion_search if index is not None else None) == kept
+    assert set(asked) <= set(local.EF_SEARCH) | {local.EF_NARROW}
+
+
+async def test_the_search_width_the_build_chose_survives_a_restart(data_dir):
+    space = Space("big", DIM, "cosine")
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    await fill(store, space, clustered(11, N))
+    await store.settle()
+    chosen = (await store._state(space)).shelf("").ann.index.expansion_search
+    assert chosen in (local.EF_NARROW, *local.EF_SEARCH)
+    await store.close()
+    await db.close()
+
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    assert (await store._state(space)).shelf("").ann.index.expansion_search == chosen
     await store.close()
     await db.close()
 
