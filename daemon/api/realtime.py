@@ -48,6 +48,8 @@ log = logging.getLogger("bastion.realtime")
 routes = Routes(prefix="/api/v1")
 CLOSE_TIMEOUT_S = 2.0
 _RETRY_S = 1.0
+_PACE_FROM_S = 0.002
+_PACE_MAX_S = 0.005
 _closing_tasks: set[asyncio.Task] = set()
 
 
@@ -211,6 +213,7 @@ async def _listen(app: web.Application, gateway: Gateway) -> None:
         try:
             while True:
                 events = await listener.batch()
+                started = time.monotonic()
                 try:
                     gateway.dispatch(events)
                 except Exception:
@@ -220,6 +223,12 @@ async def _listen(app: web.Application, gateway: Gateway) -> None:
                             gateway.dispatch([event])
                         except Exception:
                             log.exception("could not dispatch an event", extra={"event_id": event.id})
+                busy = time.monotonic() - started
+                if busy > _PACE_FROM_S:
+                    # A round costs about one socket write per connection whatever the number of events
+                    # in it. Once rounds take long, the loop gets as long again for everything else (the
+                    # requests that publish), and what is published meanwhile goes out in one round.
+                    await asyncio.sleep(min(busy, _PACE_MAX_S))
         except StopAsyncIteration:
             pass
         except Unavailable:
