@@ -3,7 +3,9 @@
 One dispatcher task per process hears the event bus and hands each event to the connections that
 may see it. An event is serialised and framed once per topic it goes out under, and the same frame
 bytes are written to every socket that gets it; a burst of events that arrived while the dispatcher
-was busy goes to each socket in one write. Handing over never waits on a client: a socket whose
+was busy goes to each socket in one write; once rounds get long (many sockets), the dispatcher
+pauses as long as a round took (5 ms at most), so that more events share a round's writes. Handing
+over never waits on a client: a socket whose
 buffer is full gets a bounded queue of frames (and a task to drain it, only while it has one), and a
 client whose queue overflows is dropped (1008), so a slow reader costs only itself. Each
 connection's handler task reads the client's messages (auth, subscribe) in order.
