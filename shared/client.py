@@ -29,6 +29,7 @@ import aiohttp
 from pydantic import BaseModel
 
 from shared.errors import STATUS, ApiError, Code, FieldError
+from shared.servers import BadServerURL, normalise_server  # noqa: F401  (part of this module's API)
 from shared.models import Health, Page
 from shared.models.auth import ApiKey, CreatedApiKey, Session, TokenPair
 from shared.models.users import AuditEvent, ResetToken, User
@@ -489,24 +490,6 @@ class Feed:
         if self.client.tokens is None:
             raise ApiError(Code.UNAUTHORIZED, "the server ended the stream: the API key was refused")
         await self.client.refresh()  # a revoked session raises ApiError here
-
-
-class BadServerURL(ValueError):
-    """What was given as the server is not an http(s) URL of a host."""
-
-
-def normalise_server(server: str) -> str:
-    """`host:port` or a URL, as one canonical `http(s)://host[:port]` (the key remembered servers go by)."""
-    from urllib.parse import urlsplit
-
-    text = server.strip()
-    if "://" not in text:
-        text = "http://" + text
-    text = text.rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname or " " in text or parts.path:
-        raise BadServerURL(f"not a server URL: {server!r} (expected http://host:port)")
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _seg(value: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import ApiError, Code
+from shared.servers import BadServerURL, normalise_server
 from tui import config, credentials
 from tui.explain import describe_error
 from tui.inputs import InputError, read_json, read_jsonl, read_vector
@@ -172,8 +173,6 @@ def _server(args: argparse.Namespace, state: config.State) -> str:
     server = getattr(args, "server", None) or (state.last.server if state.last else None)
     if not server:
         raise UsageError("no server: pass --server URL (or log in once with bastion login)")
-    from shared.client import normalise_server
-
     return normalise_server(server)
 
 
@@ -479,8 +478,6 @@ def _tui(server: str | None) -> int:
     except config.ConfigError as exc:
         raise UsageError(str(exc)) from None
     if server:
-        from shared.client import BadServerURL, normalise_server
-
         try:
             server = normalise_server(server)
         except BadServerURL as exc:
@@ -507,7 +504,7 @@ def _console(server: str | None) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    from shared.client import BadServerURL, Unreachable
+    from shared.client import Unreachable
 
     try:
         if args.command == "up":

@@ -11,18 +11,13 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from shared.servers import normalise_server
 from tui import credentials
 
 if TYPE_CHECKING:
     from tui.app import BastionApp
 
 DEFAULT_SERVER = "http://127.0.0.1:8420"
-
-
-def normalise_server(text: str) -> str:
-    from shared.client import normalise_server  # here: the first screen does not wait for aiohttp
-
-    return normalise_server(text)
 
 
 class ConnectScreen(Screen):
