@@ -7,7 +7,8 @@ keeps a mirror of the sessions revoked within a token lifetime, filled from SQL 
 current by following the bus (`follow()`), and answers from it without a round trip to Redis. While
 the mirror is not following (before start-up finishes, or after the bus lost Redis and until the
 mirror has caught up again from SQL) every check goes to the cache instead, so a gap in the bus never
-lets a revoked token through.
+lets a revoked token through. Every RECONCILE_S the mirror also re-reads SQL, for a revocation that was
+committed but whose announcement failed.
 
 Another replica learns of a revocation when it reads the event from the bus, about a millisecond
 later. To make that window as small as the bus allows, `revoke` returns only once this process's own
@@ -33,6 +34,7 @@ log = logging.getLogger("bastion.sessions")
 
 ECHO_WAIT_S = 1.0  # how long a revocation waits to read its own event back before answering anyway
 RETRY_S = 1.0  # between attempts to follow the bus again after it failed
+RECONCILE_S = 30.0
 
 
 def revocation_key(session_id: str) -> str:
@@ -117,37 +119,58 @@ class Sessions:
             return False
         return await self._cache.is_revoked(revocation_key(session_id))
 
+    async def _revoked_lately(self) -> list[str]:
+        return await self._accounts.revoked_since(iso(now() - timedelta(seconds=self._mark_s)))
+
     async def warm(self) -> None:
         """Load the sessions revoked within a token lifetime from SQL into the mirror, and into the cache
         (the in-process cache starts empty after a restart)."""
-        since = iso(now() - timedelta(seconds=self._mark_s))
-        for session_id in await self._accounts.revoked_since(since):
+        for session_id in await self._revoked_lately():
             self._revoked.add(session_id)
             await self._cache.revoke(revocation_key(session_id), self._mark_s)
 
     async def follow(self) -> None:
-        """Keep the mirror current from the bus, for as long as the daemon runs (a task of the app's)."""
+        """Keep the mirror current, for as long as the daemon runs (a task of the app's)."""
+        await asyncio.gather(self._follow_bus(), self._reconcile())
+
+    async def _follow_bus(self) -> None:
         while True:
-            listener = self._events.listen()  # before reading SQL, so no revocation falls between the two
             try:
-                await self.warm()
-                self._following = True
-                async for event in listener:
-                    self._last_seen = event.id
-                    if event.event == "session.revoked":
-                        self._revoked.add(event.data["session_id"])
-                    self._wake_echoes()
+                # Only once the bus answers: an outage is told to listeners once, so a mirror started
+                # while it lasts would hear nothing, yet believe itself current.
+                await self._events.ping()
+                listener = self._events.listen()  # before reading SQL, so no revocation falls between
+                try:
+                    for session_id in await self._revoked_lately():
+                        self._revoked.add(session_id)
+                    self._following = True
+                    async for event in listener:
+                        self._last_seen = event.id
+                        if event.event == "session.revoked":
+                            self._revoked.add(event.data["session_id"])
+                        self._wake_echoes()
+                finally:
+                    self._following = False
+                    listener.close()
+                    for _, waiter in self._echoes:
+                        if not waiter.done():
+                            waiter.set_result(None)
             except Unavailable as exc:
                 log.info("revocation checks go to the cache until the event bus is back", extra={"reason": str(exc)})
             except Exception:
                 log.exception("the revocation mirror stopped; checks go to the cache until it is back")
-            finally:
-                self._following = False
-                listener.close()
-                for _, waiter in self._echoes:
-                    if not waiter.done():
-                        waiter.set_result(None)
             await asyncio.sleep(RETRY_S)
+
+    async def _reconcile(self) -> None:
+        """Re-read SQL now and then: a revocation committed whose announcement failed (Redis went away
+        between the two) reaches the mirrors within RECONCILE_S instead of at its tokens' expiry."""
+        while True:
+            await asyncio.sleep(RECONCILE_S)
+            try:
+                for session_id in await self._revoked_lately():
+                    self._revoked.add(session_id)
+            except Unavailable:
+                pass  # the database is down: nothing new can have been revoked either
 
     def _wake_echoes(self) -> None:
         for event_id, waiter in self._echoes:

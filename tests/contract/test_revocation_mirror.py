@@ -119,3 +119,41 @@ async def test_while_the_bus_is_lost_checks_go_to_the_cache_and_the_mirror_catch
     assert await b.is_revoked("s2")  # read back from SQL when it caught up
     assert not await b.is_revoked("s1")
     assert cache.revocation_checks == checks
+
+
+async def test_a_revocation_that_was_never_announced_reaches_the_mirror_from_sql(accounts, monkeypatch):
+    # Committed in SQL, then Redis went away before the event was published: the periodic re-read finds it.
+    monkeypatch.setattr(sessions_module, "RECONCILE_S", 0.05)
+    cache = CountingCache()
+    mirror = Sessions(accounts, cache, MemoryEventBus(), access_ttl_s=900)
+    task = asyncio.create_task(mirror.follow())
+    try:
+        await until(lambda: mirror.following, "the mirror follows the bus")
+        await accounts.revoke_session("s3", "test", iso_now())
+        async with asyncio.timeout(WAIT_S):
+            while not await mirror.is_revoked("s3"):
+                await asyncio.sleep(0.02)
+        assert cache.revocation_checks == 0
+    finally:
+        task.cancel()
+
+
+async def test_a_mirror_does_not_follow_a_bus_that_does_not_answer(accounts):
+    # Redis is down when the daemon starts: the bus can tell no listener of an outage it had before them,
+    # so the mirror must not take silence for "nothing was revoked".
+    from tests.conftest import free_port
+
+    client = aioredis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
+    bus = await RedisEventBus.open(client, "bastion-test-dead:")
+    cache = CountingCache()
+    mirror = Sessions(accounts, cache, bus, access_ttl_s=900)
+    task = asyncio.create_task(mirror.follow())
+    try:
+        await asyncio.sleep(1.5)  # more than one attempt to follow (RETRY_S)
+        assert not mirror.following
+        assert not await mirror.is_revoked("s1")
+        assert cache.revocation_checks == 1
+    finally:
+        task.cancel()
+        await bus.close()
+        await client.aclose()
