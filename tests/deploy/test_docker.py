@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -157,7 +158,19 @@ def test_the_daemons_environment_holds_only_real_settings_with_valid_values(comp
     assert set(env) <= SETTING_NAMES, set(env) - SETTING_NAMES
     resolved = {k: v.replace("${POSTGRES_PASSWORD:-bastion}", "bastion") for k, v in env.items()}
     settings = Settings.from_env(resolved)
-    assert settings.shutdown_timeout_s < int(compose["services"]["bastion-a"]["stop_grace_period"].rstrip("s"))
+    grace = int(compose["services"]["bastion-a"]["stop_grace_period"].rstrip("s"))
+    assert settings.shutdown_drain_s + settings.shutdown_timeout_s < grace
+
+
+def test_the_load_balancer_takes_a_draining_daemon_out_within_its_drain(compose):
+    # On SIGTERM /readyz fails first; HAProxy must notice (fall x inter) before the drain ends.
+    config = (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
+    line = next(line for line in config.splitlines() if line.strip().startswith("default-server check"))
+    inter = int(re.search(r"inter (\d+)s", line).group(1))
+    fall = int(re.search(r"fall (\d+)", line).group(1))
+    env = {k: v.replace("${POSTGRES_PASSWORD:-bastion}", "bastion")
+           for k, v in compose["services"]["bastion-a"]["environment"].items()}
+    assert inter * fall < Settings.from_env(env).shutdown_drain_s
 
 
 def test_both_daemons_share_the_signing_keys(compose):

@@ -71,7 +71,7 @@ def test_the_deployment_runs_two_or_more_probed_non_root_daemons(docs):
     assert _selects(spec["selector"]["matchLabels"], spec["template"]["metadata"]["labels"])
 
 
-def test_the_grace_period_outlasts_the_preStop_pause_and_the_daemons_shutdown_timeout(docs):
+def test_the_grace_period_outlasts_the_preStop_pause_the_drain_and_the_shutdown_timeout(docs):
     pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
     config = _one(docs, "ConfigMap")["data"]
     (container,) = pod["containers"]
@@ -79,8 +79,11 @@ def test_the_grace_period_outlasts_the_preStop_pause_and_the_daemons_shutdown_ti
     command = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
     if command[:1] == ["sleep"]:
         pause = int(command[1])
-    shutdown = Settings.from_env(config).shutdown_timeout_s
-    assert pod["terminationGracePeriodSeconds"] > pause + shutdown
+    settings = Settings.from_env(config)
+    assert pod["terminationGracePeriodSeconds"] > pause + settings.shutdown_drain_s + settings.shutdown_timeout_s
+    # While it drains, /readyz fails: the probe must see that before the drain ends.
+    probe = container["readinessProbe"]
+    assert probe["periodSeconds"] * probe.get("failureThreshold", 3) < settings.shutdown_drain_s
 
 
 def test_the_pods_environment_holds_only_real_settings_with_valid_values(docs):
