@@ -3,12 +3,13 @@
 One dispatcher task per process hears the event bus and hands each event to the connections that
 may see it. An event is serialised and framed once per topic it goes out under, and the same frame
 bytes are written to every socket that gets it; a burst of events that arrived while the dispatcher
-was busy goes to each socket in one write; once rounds get long (many sockets), the dispatcher
-pauses as long as a round took (5 ms at most), so that more events share a round's writes. Handing
-over never waits on a client: a socket whose
-buffer is full gets a bounded queue of frames (and a task to drain it, only while it has one), and a
-client whose queue overflows is dropped (1008), so a slow reader costs only itself. Each
-connection's handler task reads the client's messages (auth, subscribe) in order.
+was busy goes to each socket in one write. A socket write costs about the same for one event as for
+several, so once rounds get long (many sockets), the dispatcher lets the rest of the loop run every
+100 sockets and pauses after the round as long as it took (5 ms at most): more events share a round.
+Handing over never waits on a client: a socket whose buffer is full gets a bounded queue of frames
+(and a task to drain it, only while it has one), and a client whose queue overflows is dropped
+(1008), so a slow reader costs only itself. Each connection's handler task reads the client's
+messages (auth, subscribe) in order.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ CLOSE_TIMEOUT_S = 2.0
 _RETRY_S = 1.0
 _PACE_FROM_S = 0.002
 _PACE_MAX_S = 0.005
+_SLICE = 100
 _closing_tasks: set[asyncio.Task] = set()
 
 
@@ -170,11 +172,15 @@ class Gateway:
     def __init__(self) -> None:
         self.connections: set[Connection] = set()
 
-    def dispatch(self, events: list[Event]) -> None:
+    async def dispatch(self, events: list[Event]) -> None:
         """Events in publish order, to every connection that may see them: one write per connection."""
         # Frames are made lazily, once per (event, topic), and shared by every connection.
         frames: list[dict[str, bytes]] = [{} for _ in events]
-        for conn in list(self.connections):
+        for n, conn in enumerate(list(self.connections)):
+            if n % _SLICE == _SLICE - 1:
+                # A turn for the rest of the loop (requests, the Redis reader) in a long round: what
+                # they publish meanwhile joins the next round instead of waiting for this one to end.
+                await asyncio.sleep(0)
             principal = conn.principal
             if principal is None or conn.closing:
                 continue
@@ -217,12 +223,12 @@ async def _listen(app: web.Application, gateway: Gateway) -> None:
                 events = await listener.batch()
                 started = time.monotonic()
                 try:
-                    gateway.dispatch(events)
+                    await gateway.dispatch(events)
                 except Exception:
                     # One bad event must not end live updates for everyone: the batch again, one by one.
                     for event in events:
                         try:
-                            gateway.dispatch([event])
+                            await gateway.dispatch([event])
                         except Exception:
                             log.exception("could not dispatch an event", extra={"event_id": event.id})
                 busy = time.monotonic() - started
