@@ -5,6 +5,11 @@ delivered, measured from outside the server.
     .venv/bin/python -m bench.ws_fanout --json           # the same rows as a JSON list (for `python -m bench`)
     .venv/bin/python -m bench.ws_fanout --modes bare,redis --rounds 2 --duration 5 --profile /tmp/prof
 
+A default run takes about 2.5 minutes. `--json` prints one object per row with the keys scenario, mode,
+connections, rps (delivered/s), p50_ms, p99_ms, errors (sockets dropped), ratio and note; the line
+describing the machine goes to stderr. `--profile DIR` records each server during each phase with py-spy
+(`py-spy record -f raw`, installed in the venv) into DIR/<mode>-<phase>.txt.
+
 Three servers, one after the other in one run, each a process of its own:
   bare        a bare aiohttp WebSocket broadcast: `POST /publish` builds one message shaped like Bastion's
               events and awaits send_str on every socket in turn (no auth, no bus, no per-client queues;
@@ -28,7 +33,9 @@ Figures, per server and phase:
   rps         deliveries per second: events received by all clients together, from the first publish to the
               last receive (ideal: events/s x clients)
   p50, p99    publish-to-receive latency over every delivery: from the event's `at`, stamped by the server
-              when it publishes, to the moment the client read the frame (time.time() in both: same clock)
+              when it publishes, to the moment the client read the frame (time.time() in both: same clock).
+              In Bastion `at` is stamped as the event is handed to the bus: with Redis that is before the
+              stream's round trip and the reader, so those are included
   dropped     sockets the server closed during the phase (a client too slow is dropped with 1008)
   missing     deliveries that never arrived (published x clients - received)
   ratio       rps over the bare broadcast's rps in the same round and phase
