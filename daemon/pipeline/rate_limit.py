@@ -7,6 +7,7 @@ account. Answers carry the RateLimit-* headers; a refusal is 429 with Retry-Afte
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -43,18 +44,34 @@ class Allowance:
         self._period_s = period_s
         self._clock = clock
         self._batches: dict[str, _Batch] = {}
+        self._taking: dict[str, asyncio.Future[None]] = {}  # keys whose next batch is being taken
 
     async def hit(self, key: str, limit: int) -> RateDecision:
-        moment = self._clock()
-        batch = self._batches.get(key)
-        if batch is not None and batch.left > 0 and batch.expires_at > moment:
-            batch.left -= 1
-            return RateDecision(True, limit, batch.shared_remaining + batch.left, batch.reset_at - moment, 0.0)
         size = max(1, limit // BATCH_FRACTION)
-        decision = await self._cache.hit(key, limit, self._period_s, cost=size)
-        if size > 1 and not decision.allowed:
-            decision = await self._cache.hit(key, limit, self._period_s)  # near the limit: one at a time
-            size = 1
+        while True:
+            moment = self._clock()
+            batch = self._batches.get(key)
+            if batch is not None and batch.left > 0 and batch.expires_at > moment:
+                batch.left -= 1
+                return RateDecision(True, limit, batch.shared_remaining + batch.left, batch.reset_at - moment, 0.0)
+            taking = self._taking.get(key)
+            if size == 1 or taking is None:
+                break
+            # Another request is already taking this key's next batch: wait for it rather than have every
+            # request of a burst go to the cache at once (256 of them took down a Redis client's pool).
+            await taking
+        done = asyncio.get_running_loop().create_future()
+        if size > 1:
+            self._taking[key] = done
+        try:
+            decision = await self._cache.hit(key, limit, self._period_s, cost=size)
+            if size > 1 and not decision.allowed:
+                decision = await self._cache.hit(key, limit, self._period_s)  # near the limit: one at a time
+                size = 1
+        finally:
+            if self._taking.get(key) is done:
+                del self._taking[key]
+            done.set_result(None)
         if decision.allowed and size > 1:
             self._keep(key, _Batch(size - 1, decision.remaining, moment + decision.reset_s, moment + LEASE_S))
             return RateDecision(True, limit, decision.remaining + size - 1, decision.reset_s, 0.0)

@@ -169,3 +169,23 @@ async def test_a_batch_not_spent_in_time_is_dropped(make_cache, clock):
     clock.now += LEASE_S + 0.01
     await allowance.hit("k", 1000)  # takes a new batch: the old one's 9 hits are not spent any more
     assert (await cache.peek("k", 1000, 6000.0)).remaining == 979
+
+
+async def test_a_burst_on_a_key_takes_one_batch_not_one_per_request(make_cache, clock):
+    from daemon.pipeline.rate_limit import Allowance
+
+    cache: Cache = make_cache(clock)
+    calls = 0
+    hit = cache.hit
+
+    async def counted(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)  # a round trip, during which the rest of the burst arrives
+        return await hit(*args, **kwargs)
+
+    cache.hit = counted  # type: ignore[method-assign]
+    allowance = Allowance(cache, 60.0, clock=clock)
+    decisions = await asyncio.gather(*(allowance.hit("k", 10_000) for _ in range(50)))
+    assert all(d.allowed for d in decisions)
+    assert calls == 1  # one batch of 100 served all 50

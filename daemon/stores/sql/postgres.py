@@ -133,6 +133,10 @@ class PostgresDatabase:
         # One cursor per pooled connection, kept: making an aiopg cursor for every statement cost about
         # a third of a primary-key read's CPU (measured: ~125 -> ~90 us per read with 20 readers).
         self._cursors: weakref.WeakKeyDictionary[aiopg.Connection, aiopg.Cursor] = weakref.WeakKeyDictionary()
+        # Waiting for a connection in arrival order: aiopg's pool lets a newcomer take a connection that
+        # was just released before the callers already waiting wake up, so under a burst some callers
+        # waited for seconds (p99 1.5 s against a p50 of 0.19 s at 256 connections).
+        self._gates = {p: asyncio.Semaphore(p.maxsize) for p in (pool, replica) if p is not None}
 
     @classmethod
     async def open(
@@ -153,9 +157,15 @@ class PostgresDatabase:
     @asynccontextmanager
     async def _cursor(self, pool: aiopg.Pool | None = None) -> AsyncIterator[_Conn]:
         pool = pool or self._pool
+        gate = self._gates[pool]
         try:
             async with asyncio.timeout(ACQUIRE_TIMEOUT_S):  # not wait_for: that wraps every acquire in a task
-                conn = await pool.acquire()
+                await gate.acquire()
+                try:
+                    conn = await pool.acquire()
+                except BaseException:
+                    gate.release()
+                    raise
         except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
             raise _translate(exc) from exc
         except RuntimeError as exc:
@@ -175,7 +185,10 @@ class PostgresDatabase:
             conn.close()  # a broken connection must not go back to the pool for the next caller
             raise
         finally:
-            await pool.release(conn)
+            try:
+                await pool.release(conn)
+            finally:
+                gate.release()
 
     async def _read(self, sql: str, params: tuple[Any, ...]) -> list[Row]:
         if self._replica is not None and not self._writes.recent():
