@@ -11,9 +11,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 
 from daemon import cursors
@@ -42,6 +41,9 @@ from shared.models.vectors import (
     VectorListQuery,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+
 MAX_METADATA_BYTES = 40 * 1024
 MAX_REPORTED_ERRORS = 20
 MAX_EVENT_IDS = 1000
@@ -56,6 +58,7 @@ def _invalid(errors: list[FieldError], detail: str = "the request is not valid")
 
 
 def _as_vector(values: list[float], dimension: int, metric: str, field: str, errors: list[FieldError]) -> np.ndarray:
+    import numpy as np  # here, not at the top: a daemon serving no vectors does not load numpy
     """The values as stored (float32), adding to `errors` what is wrong with them."""
     if len(values) != dimension:
         errors.append(FieldError(field, f"expected {dimension} values, got {len(values)}"))
@@ -109,9 +112,10 @@ class VectorService:
         self.events = events
 
     async def warm(self) -> None:
-        warm = getattr(self.store, "warm", None)
+        spaces = [row.space for row in await self.catalog.all()]
+        warm = getattr(self.store, "warm", None) if spaces else None
         if warm is not None:
-            await warm([row.space for row in await self.catalog.all()])
+            await warm(spaces)
 
     # --- rules ----------------------------------------------------------------------------------------
 

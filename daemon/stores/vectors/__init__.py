@@ -11,9 +11,10 @@ Scores: cosine similarity or dot product, highest first; for euclidean the dista
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
+if TYPE_CHECKING:  # imported where vectors are handled: numpy alone is a fifth of an idle daemon's memory
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,30 @@ def open_vector_store(
         from daemon.stores.vectors.pinecone import PineconeVectorStore
 
         return PineconeVectorStore(pinecone_api_key, pinecone_host)
-    from daemon.stores.vectors.local import LocalVectorStore
+    return _LocalOnFirstUse(db, directory, exact_max)
 
-    return LocalVectorStore(db, directory, exact_max)
+
+class _LocalOnFirstUse:
+    """The local store, imported and opened when a collection first needs it: its engine (numpy and
+    usearch) adds about 35 MB to a daemon, which one that serves no vectors should not pay."""
+
+    name = "local"
+
+    def __init__(self, db: Any, directory: Any, exact_max: int) -> None:
+        self._args = (db, directory, exact_max)
+        self._store: Any = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._store is None:
+            from daemon.stores.vectors.local import LocalVectorStore
+
+            self._store = LocalVectorStore(*self._args)
+        return getattr(self._store, attribute)
+
+    async def ping(self) -> None:
+        if self._store is not None:
+            await self._store.ping()
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.close()
