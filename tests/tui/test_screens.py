@@ -148,19 +148,24 @@ async def test_deleting_a_user_asks_first_and_no_keeps_it(daemon: Daemon, unique
     assert not daemon.call("GET", f"/api/v1/users?q=doomed-{unique}", token=token)["items"]
 
 
-async def test_disable_and_role_change_reach_the_server(daemon: Daemon, unique: str) -> None:
+async def choose_user(pilot, daemon: Daemon, email: str, user_id: str) -> None:
+    """Logged in, on the Users screen, with this user found through the filter and selected."""
     from tui.screens.users import UsersScreen
     from tui.widgets.table import FilterTable
 
+    await log_in(pilot, daemon)
+    await open_screen(pilot, "users", UsersScreen)
+    await pilot.press("slash", *email, "enter")
+    await until(pilot, lambda: pilot.app.screen.query_one(FilterTable).selected == user_id, "the user chosen")
+
+
+async def test_disable_and_role_change_reach_the_server(daemon: Daemon, unique: str) -> None:
     email = f"toggle-{unique}@example.com"
     token = daemon.admin_token()
     user = daemon.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD, "role": "user"}, token)
     app = BastionApp()
     async with app.run_test(size=SIZE) as pilot:
-        await log_in(pilot, daemon)
-        await open_screen(pilot, "users", UsersScreen)
-        await pilot.press("slash", *email, "enter")
-        await until(pilot, lambda: app.screen.query_one(FilterTable).selected == user["id"], "the user chosen")
+        await choose_user(pilot, daemon, email, user["id"])
         await pilot.press("x")
         await until(pilot, lambda: app.store.state.users[user["id"]].disabled, "disabled")
         await pilot.press("e")
@@ -171,17 +176,12 @@ async def test_disable_and_role_change_reach_the_server(daemon: Daemon, unique: 
 
 async def test_rename_and_password_reset_reach_the_server(daemon: Daemon, unique: str) -> None:
     from tui.screens.dialogs import Confirm, ShownOnce
-    from tui.screens.users import UsersScreen
-    from tui.widgets.table import FilterTable
 
     email, token = f"forgetful-{unique}@example.com", daemon.admin_token()
     user = daemon.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD, "role": "user"}, token)
     app = BastionApp()
     async with app.run_test(size=SIZE) as pilot:
-        await log_in(pilot, daemon)
-        await open_screen(pilot, "users", UsersScreen)
-        await pilot.press("slash", *email, "enter")
-        await until(pilot, lambda: app.screen.query_one(FilterTable).selected == user["id"], "the user chosen")
+        await choose_user(pilot, daemon, email, user["id"])
         await pilot.press("f2")
         await until(pilot, lambda: app.screen.query("#field-display_name"), "the name form")
         await fill(pilot, {"display_name": "Ada Forgetful"})
