@@ -9,6 +9,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,3 +103,14 @@ def start(data_dir: Path, port: int | None = None, **settings: str) -> Daemon:
                 daemon.stop()
                 raise AssertionError(f"bastiond did not answer within {START_WAIT_S}s: {log.read_text()[-2000:]}")
             time.sleep(0.1)
+
+
+@contextmanager
+def with_admin(data_dir: Path, **settings: str) -> Iterator[Daemon]:
+    """A started daemon whose first admin exists (ADMIN_EMAIL), stopped on the way out."""
+    running = start(data_dir, **settings)
+    try:
+        running.create_admin()
+        yield running
+    finally:
+        running.stop()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_process import Daemon, start
+from tests.daemon_process import Daemon, with_admin
 
 ANSWER_WAIT_S = 30.0  # a bound on waiting, not a performance target
 KEEPALIVE_S = 3
@@ -35,11 +35,9 @@ class Answer:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    running = start(tmp_path_factory.mktemp("abuse") / "data", BASTION_KEEPALIVE_TIMEOUT_S=str(KEEPALIVE_S),
-                    BASTION_RATE_LIMIT_PER_MINUTE="0", BASTION_AUTH_RATE_LIMIT_PER_MINUTE="0")
-    running.create_admin()
-    yield running
-    running.stop()
+    with with_admin(tmp_path_factory.mktemp("abuse") / "data", BASTION_KEEPALIVE_TIMEOUT_S=str(KEEPALIVE_S),
+                    BASTION_RATE_LIMIT_PER_MINUTE="0", BASTION_AUTH_RATE_LIMIT_PER_MINUTE="0") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,8 @@ from tests.tui.terminal import Terminal, terminal  # noqa: F401 (the fixture)
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    running = daemon_process.start(tmp_path / "bastiond")
-    try:
-        running.create_admin()
+    with daemon_process.with_admin(tmp_path / "bastiond") as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_a_user_created_through_the_api_appears_on_screen(terminal: Terminal, daemon: Daemon, tmp_path: Path) -> None:

@@ -16,12 +16,8 @@ from tests.tui.proxy import Proxy
 
 @pytest.fixture(scope="session")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    running = daemon_process.start(tmp_path_factory.mktemp("bastiond"))
-    try:
-        running.create_admin()
+    with daemon_process.with_admin(tmp_path_factory.mktemp("bastiond")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

@@ -31,12 +31,8 @@ WAIT_MS = 15_000  # an upper bound for the page to show what it should; never a 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    running = daemon_process.start(tmp_path / "data")
-    try:
-        running.create_admin()
+    with daemon_process.with_admin(tmp_path / "data") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
