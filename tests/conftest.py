@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +40,19 @@ def need(service: str, host: str, port: int) -> None:
     if REQUIRE:
         pytest.fail(f"{service} at {host}:{port} is required (BASTION_TEST_REQUIRE_SERVICES=1) but unreachable")
     pytest.skip(f"{service} at {host}:{port} is not running")
+
+
+def installed(program: str, label: str | None = None) -> str:
+    """The path of a program a test runs, on PATH or beside this Python (tools installed into the venv).
+    Without it the test skips, or fails under BASTION_TEST_REQUIRE_SERVICES=1. `label` names it for a
+    person who has to install it (e.g. its Debian package)."""
+    path = shutil.which(program) or str(Path(sys.executable).parent / program)
+    if os.access(path, os.X_OK):
+        return path
+    label = label or program
+    if REQUIRE:
+        pytest.fail(f"{label} is required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
+    pytest.skip(f"{label} is not installed")
 
 
 @contextmanager

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import REQUIRE
+from tests.conftest import installed
 
 
 def redis_server() -> str:
-    path = shutil.which("redis-server")
-    if path is None:
-        if REQUIRE:
-            pytest.fail("redis-server is required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
-        pytest.skip("redis-server is not installed")
-    return path
+    return installed("redis-server")
 
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen:

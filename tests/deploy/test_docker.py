@@ -11,7 +11,6 @@ import fnmatch
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import fields
@@ -23,21 +22,12 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from daemon.settings import Settings
-from tests.conftest import REQUIRE
+from tests.conftest import installed
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 SETTING_NAMES = {f.metadata["env"] for f in fields(Settings)}
 DAEMONS = ("bastion-a", "bastion-b")
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name) or str(Path(sys.executable).parent / name)
-    if not Path(path).exists():
-        if REQUIRE:
-            pytest.fail(f"{name} is required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
-        pytest.skip(f"{name} is not installed")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +47,14 @@ def compose() -> dict:
 
 
 def test_hadolint_finds_nothing_in_the_dockerfile():
-    done = subprocess.run([_tool("hadolint"), str(DEPLOY / "Dockerfile")], capture_output=True, text=True)
+    done = subprocess.run([installed("hadolint"), str(DEPLOY / "Dockerfile")], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout == "", done.stdout
 
 
 def test_hadolint_does_find_a_bad_dockerfile(tmp_path: Path):
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\n")
-    done = subprocess.run([_tool("hadolint"), str(bad)], capture_output=True, text=True)
+    done = subprocess.run([installed("hadolint"), str(bad)], capture_output=True, text=True)
     assert done.returncode != 0 and "DL3007" in done.stdout  # the `latest` tag
 
 
@@ -193,7 +183,7 @@ def test_compose_spec_refuses_a_bad_compose_file():
 
 def test_haproxy_accepts_its_config():
     done = subprocess.run(
-        [_tool("haproxy"), "-c", "-f", str(DEPLOY / "haproxy" / "haproxy.cfg")], capture_output=True, text=True
+        [installed("haproxy"), "-c", "-f", str(DEPLOY / "haproxy" / "haproxy.cfg")], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
 

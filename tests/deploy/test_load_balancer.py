@@ -3,7 +3,6 @@ Only the compose network's names and ports are swapped for 127.0.0.1 and spare p
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -14,7 +13,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REQUIRE, free_port
+from tests.conftest import free_port, installed
 from tests.daemon_process import Daemon, start
 from tests.servers import stop_all
 
@@ -35,11 +34,7 @@ def _healthz_count(url: str) -> float:
 @pytest.fixture
 def balanced(tmp_path: Path) -> Iterator[tuple[str, list[Daemon]]]:
     """HAProxy's URL, and the two daemons behind it."""
-    haproxy = shutil.which("haproxy")
-    if haproxy is None:
-        if REQUIRE:
-            pytest.fail("haproxy is required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
-        pytest.skip("haproxy is not installed")
+    haproxy = installed("haproxy")
     daemons = [start(tmp_path / name) for name in ("a", "b")]
     port = free_port()
     config = CONFIG.read_text().replace("bind :8080", f"bind 127.0.0.1:{port}")

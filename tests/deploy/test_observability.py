@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -17,21 +16,12 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.settings import Settings
-from tests.conftest import REQUIRE, free_port
+from tests.conftest import free_port, installed
 from tests.daemon_process import start
 from tests.servers import stop_all
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
-
-
-def _promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if REQUIRE:
-            pytest.fail("promtool (Debian package prometheus) is required but not installed")
-        pytest.skip("promtool (Debian package prometheus) is not installed")
-    return path
 
 
 def _run(*args: str, cwd: Path | None = None) -> None:
@@ -46,11 +36,11 @@ def test_promtool_accepts_the_prometheus_config(tmp_path: Path):
     config["rule_files"] = [str(PROMETHEUS / "alerts.yml")]
     local = tmp_path / "prometheus.yml"
     local.write_text(yaml.safe_dump(config))
-    _run(_promtool(), "check", "config", str(local))
+    _run(installed("promtool", "promtool (Debian package prometheus)"), "check", "config", str(local))
 
 
 def test_the_alerts_are_valid_and_fire_as_their_unit_tests_expect():
-    promtool = _promtool()
+    promtool = installed("promtool", "promtool (Debian package prometheus)")
     _run(promtool, "check", "rules", str(PROMETHEUS / "alerts.yml"))
     _run(promtool, "test", "rules", "alerts_test.yml", cwd=PROMETHEUS)
 
@@ -89,11 +79,7 @@ def test_fluent_bit_ships_the_daemon_containers_json_logs_to_elasticsearch():
 def test_prometheus_scrapes_a_running_daemon_with_the_deploy_config(tmp_path: Path):
     """The real Prometheus server, with deploy/prometheus's config (targets swapped for a local bastiond,
     a 1 s interval instead of 15 s), scrapes the daemon and loads the alerts."""
-    prometheus = shutil.which("prometheus")
-    if prometheus is None:
-        if REQUIRE:
-            pytest.fail("prometheus (Debian package) is required but not installed")
-        pytest.skip("prometheus (Debian package) is not installed")
+    prometheus = installed("prometheus", "prometheus (Debian package)")
     daemon = start(tmp_path / "data")
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     config["global"]["scrape_interval"] = "1s"

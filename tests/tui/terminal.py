@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import REQUIRE
+from tests.conftest import REQUIRE, installed
 
 WAIT_S = 30.0
 
@@ -57,10 +56,7 @@ class Terminal:
 
 @pytest.fixture
 def terminal() -> Iterator[Terminal]:
-    if shutil.which("tmux") is None:
-        if REQUIRE:
-            pytest.fail("tmux is required (BASTION_TEST_REQUIRE_SERVICES=1) but not installed")
-        pytest.skip("tmux is not installed")
+    installed("tmux")
     if "DBUS_SESSION_BUS_ADDRESS" not in os.environ:
         if REQUIRE:
             pytest.fail("a D-Bus session with gnome-keyring is required (run under dbus-run-session)")
