@@ -121,31 +121,10 @@ async def test_users_filter_narrows_the_table_and_escape_clears_it(daemon: Daemo
         await until(pilot, lambda: isinstance(app.screen, DashboardScreen), "back to the dashboard")
 
 
-async def test_deleting_a_user_asks_first_and_no_keeps_it(daemon: Daemon, unique: str) -> None:
-    from tui.screens.dialogs import Confirm
-    from tui.screens.users import UsersScreen
-    from tui.widgets.table import FilterTable
-
-    email = f"doomed-{unique}@example.com"
+def new_user(daemon: Daemon, email: str) -> tuple[dict, str]:
+    """A user made through the REST API by the admin; with the admin's token."""
     token = daemon.admin_token()
-    user = daemon.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD, "role": "user"}, token)
-    app = BastionApp()
-    async with app.run_test(size=SIZE) as pilot:
-        await log_in(pilot, daemon)
-        await open_screen(pilot, "users", UsersScreen)
-        await until(pilot, lambda: any(r[0] == email for r in table_rows(pilot)), "the user")
-        await pilot.press("slash", *email, "enter")
-        await until(pilot, lambda: app.screen.query_one(FilterTable).selected == user["id"], "the user chosen")
-        await pilot.press("ctrl+d")
-        await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation")
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, UsersScreen), "the dialog closed")
-        assert user["id"] in app.store.state.users
-        await pilot.press("ctrl+d")
-        await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation again")
-        await pilot.press("y")
-        await until(pilot, lambda: user["id"] not in app.store.state.users, "the user gone from the table")
-    assert not daemon.call("GET", f"/api/v1/users?q=doomed-{unique}", token=token)["items"]
+    return daemon.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD, "role": "user"}, token), token
 
 
 async def choose_user(pilot, daemon: Daemon, email: str, user_id: str) -> None:
@@ -159,10 +138,30 @@ async def choose_user(pilot, daemon: Daemon, email: str, user_id: str) -> None:
     await until(pilot, lambda: pilot.app.screen.query_one(FilterTable).selected == user_id, "the user chosen")
 
 
+async def test_deleting_a_user_asks_first_and_no_keeps_it(daemon: Daemon, unique: str) -> None:
+    from tui.screens.dialogs import Confirm
+    from tui.screens.users import UsersScreen
+
+    email = f"doomed-{unique}@example.com"
+    user, token = new_user(daemon, email)
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await choose_user(pilot, daemon, email, user["id"])
+        await pilot.press("ctrl+d")
+        await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, UsersScreen), "the dialog closed")
+        assert user["id"] in app.store.state.users
+        await pilot.press("ctrl+d")
+        await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation again")
+        await pilot.press("y")
+        await until(pilot, lambda: user["id"] not in app.store.state.users, "the user gone from the table")
+    assert not daemon.call("GET", f"/api/v1/users?q=doomed-{unique}", token=token)["items"]
+
+
 async def test_disable_and_role_change_reach_the_server(daemon: Daemon, unique: str) -> None:
     email = f"toggle-{unique}@example.com"
-    token = daemon.admin_token()
-    user = daemon.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD, "role": "user"}, token)
+    user, token = new_user(daemon, email)
     app = BastionApp()
     async with app.run_test(size=SIZE) as pilot:
         await choose_user(pilot, daemon, email, user["id"])
@@ -177,8 +176,8 @@ async def test_disable_and_role_change_reach_the_server(daemon: Daemon, unique: 
 async def test_rename_and_password_reset_reach_the_server(daemon: Daemon, unique: str) -> None:
     from tui.screens.dialogs import Confirm, ShownOnce
 
-    email, token = f"forgetful-{unique}@example.com", daemon.admin_token()
-    user = daemon.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD, "role": "user"}, token)
+    email = f"forgetful-{unique}@example.com"
+    user, token = new_user(daemon, email)
     app = BastionApp()
     async with app.run_test(size=SIZE) as pilot:
         await choose_user(pilot, daemon, email, user["id"])
