@@ -59,9 +59,6 @@ class RevokedMirror:
     def __contains__(self, session_id: str) -> bool:
         return session_id in self._until
 
-    def __len__(self) -> int:
-        return len(self._until)
-
 
 class Sessions:
     def __init__(self, accounts: Accounts, cache: Cache, events: EventBus, access_ttl_s: int) -> None:
@@ -119,14 +116,17 @@ class Sessions:
             return False
         return await self._cache.is_revoked(revocation_key(session_id))
 
-    async def _revoked_lately(self) -> list[str]:
-        return await self._accounts.revoked_since(iso(now() - timedelta(seconds=self._mark_s)))
+    async def _mirror_sql(self) -> list[str]:
+        """Add the sessions SQL says were revoked within a token lifetime to the mirror; returns them."""
+        session_ids = await self._accounts.revoked_since(iso(now() - timedelta(seconds=self._mark_s)))
+        for session_id in session_ids:
+            self._revoked.add(session_id)
+        return session_ids
 
     async def warm(self) -> None:
         """Load the sessions revoked within a token lifetime from SQL into the mirror, and into the cache
         (the in-process cache starts empty after a restart)."""
-        for session_id in await self._revoked_lately():
-            self._revoked.add(session_id)
+        for session_id in await self._mirror_sql():
             await self._cache.revoke(revocation_key(session_id), self._mark_s)
 
     async def follow(self) -> None:
@@ -141,8 +141,7 @@ class Sessions:
                 await self._events.ping()
                 listener = self._events.listen()  # before reading SQL, so no revocation falls between
                 try:
-                    for session_id in await self._revoked_lately():
-                        self._revoked.add(session_id)
+                    await self._mirror_sql()
                     self._following = True
                     async for event in listener:
                         self._last_seen = event.id
@@ -167,8 +166,7 @@ class Sessions:
         while True:
             await asyncio.sleep(RECONCILE_S)
             try:
-                for session_id in await self._revoked_lately():
-                    self._revoked.add(session_id)
+                await self._mirror_sql()
             except Unavailable:
                 pass  # the database is down: nothing new can have been revoked either
 
