@@ -178,6 +178,10 @@ class Store:
         return changed
 
 
+# The parts a new connection or a disconnection reports as changed (both replace the whole state).
+_STATE_RESET = frozenset({"server", "me", "users", "sessions", "api_keys", "collections", "audit", "feed", "live"})
+
+
 def reduce(state: State, change: Change) -> set[str]:
     """Fold one change into the state; answer the names of the parts that changed."""
     match change:
@@ -190,10 +194,10 @@ def reduce(state: State, change: Change) -> set[str]:
         case Connected(server, me):
             fresh = State(server=server, me=me, live="connecting")
             state.__dict__.update(fresh.__dict__)
-            return {"server", "me", "users", "sessions", "api_keys", "collections", "audit", "feed", "live"}
+            return set(_STATE_RESET)
         case Disconnected():
             state.__dict__.update(State().__dict__)
-            return {"server", "me", "users", "sessions", "api_keys", "collections", "audit", "feed", "live"}
+            return set(_STATE_RESET)
         case HealthLoaded(health, not_ready):
             state.health, state.not_ready = health, not_ready
             return {"health"}
