@@ -47,7 +47,9 @@ class Allowance:
         self._taking: dict[str, asyncio.Future[None]] = {}  # keys whose next batch is being taken
 
     async def hit(self, key: str, limit: int) -> RateDecision:
-        size = max(1, limit // BATCH_FRACTION)
+        size = limit // BATCH_FRACTION
+        if size <= 1:  # a small limit is counted exactly, one hit at a time
+            return await self._cache.hit(key, limit, self._period_s)
         while True:
             moment = self._clock()
             batch = self._batches.get(key)
@@ -55,27 +57,21 @@ class Allowance:
                 batch.left -= 1
                 return RateDecision(True, limit, batch.shared_remaining + batch.left, batch.reset_at - moment, 0.0)
             taking = self._taking.get(key)
-            if size == 1 or taking is None:
+            if taking is None:
                 break
             # Another request is already taking this key's next batch: wait for it rather than have every
             # request of a burst go to the cache at once (256 of them took down a Redis client's pool).
             await taking
-        done = asyncio.get_running_loop().create_future()
-        if size > 1:
-            self._taking[key] = done
+        done = self._taking[key] = asyncio.get_running_loop().create_future()
         try:
             decision = await self._cache.hit(key, limit, self._period_s, cost=size)
-            if size > 1 and not decision.allowed:
-                decision = await self._cache.hit(key, limit, self._period_s)  # near the limit: one at a time
-                size = 1
+            if not decision.allowed:
+                return await self._cache.hit(key, limit, self._period_s)  # near the limit: one at a time
         finally:
-            if self._taking.get(key) is done:
-                del self._taking[key]
+            del self._taking[key]
             done.set_result(None)
-        if decision.allowed and size > 1:
-            self._keep(key, _Batch(size - 1, decision.remaining, moment + decision.reset_s, moment + LEASE_S))
-            return RateDecision(True, limit, decision.remaining + size - 1, decision.reset_s, 0.0)
-        return decision
+        self._keep(key, _Batch(size - 1, decision.remaining, moment + decision.reset_s, moment + LEASE_S))
+        return RateDecision(True, limit, decision.remaining + size - 1, decision.reset_s, 0.0)
 
     def _keep(self, key: str, batch: _Batch) -> None:
         if len(self._batches) >= PRUNE_AT:
