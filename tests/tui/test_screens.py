@@ -387,6 +387,24 @@ async def test_logout_revokes_the_session_and_forgets_the_tokens(daemon: Daemon)
         daemon.call("GET", "/api/v1/users/me", token=tokens.access_token)
 
 
+async def test_keys_typed_right_after_enter_go_to_the_next_field(daemon: Daemon) -> None:
+    """A terminal delivers Enter and what follows it back to back (a paste, a password manager): every key
+    after Enter belongs to the password, none to the email."""
+    from textual import events
+
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        app.screen.query_one("#server", Input).value = daemon.url
+        email = app.screen.query_one("#email", Input)
+        email.value = "no-tokens-in-the-keyring@example.com"  # so the screen does not resume a session
+        email.focus()
+        await pilot.pause()
+        for key, character in [("enter", "\r"), *((c, c) for c in "secret")]:
+            app.post_message(events.Key(key, character))  # no pause between them, unlike pilot.press
+        await until(pilot, lambda: app.screen.query_one("#password", Input).value == "secret", "the password")
+        assert email.value == "no-tokens-in-the-keyring@example.com"
+
+
 async def test_a_wrong_password_is_told_on_the_connect_screen(daemon: Daemon) -> None:
     from textual.widgets import Static
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textual.actions import SkipAction
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.markup import escape
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -22,6 +24,10 @@ DEFAULT_SERVER = "http://127.0.0.1:8420"
 
 class ConnectScreen(Screen):
     app: BastionApp
+    # A priority binding runs in the app's own key loop, before the next key is dispatched. Handled as the
+    # field's Submitted message instead, focus moved only after that message came round, so what was typed
+    # straight after Enter (a paste, a password manager, a fast typist) could still land in the email field.
+    BINDINGS = [Binding("enter", "next_field", "Next", id="connect.next", show=False, priority=True)]
 
     def __init__(self, server: str | None = None, notice: str = "") -> None:
         super().__init__()
@@ -91,8 +97,11 @@ class ConnectScreen(Screen):
         self.query_one("#password", Input).focus()
         self._resume()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "password":
+    def action_next_field(self) -> None:
+        focused = self.focused
+        if not isinstance(focused, Input):
+            raise SkipAction()  # the Connect button and the remembered accounts take Enter themselves
+        if focused.id == "password":
             self.submit()
         else:
             self.focus_next()
