@@ -18,22 +18,18 @@ mirror has read the event back, by which time Redis has sent it to every replica
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from datetime import timedelta
 
 from daemon.clock import iso, now
 from daemon.stores.cache import Cache
 from daemon.stores.errors import Unavailable
-from daemon.stores.events import EventBus
+from daemon.stores.events import Event, EventBus
 from daemon.stores.sql import Connection
+from daemon.services.following import Follower
 from daemon.services.tokens import LEEWAY_S
 from daemon.stores.sql.accounts import Accounts
 
-log = logging.getLogger("bastion.sessions")
-
-ECHO_WAIT_S = 1.0  # how long a revocation waits to read its own event back before answering anyway
-RETRY_S = 1.0  # between attempts to follow the bus again after it failed
 RECONCILE_S = 30.0
 
 
@@ -67,9 +63,8 @@ class Sessions:
         self._events = events
         self._mark_s = access_ttl_s + LEEWAY_S
         self._revoked = RevokedMirror(self._mark_s)
-        self._following = False  # True while the mirror holds every revocation: checks may skip the cache
-        self._last_seen = ""  # the id of the last event the mirror read; ids of one bus sort in order
-        self._echoes: list[tuple[str, asyncio.Future[None]]] = []
+        # While it follows, the mirror holds every revocation: checks may skip the cache.
+        self._follower = Follower(events, self._apply, self._mirror_sql, "revocation mirror")
 
     async def _announce(self, session_ids: list[str], user_id: str, reason: str) -> None:
         last = None
@@ -80,19 +75,7 @@ class Sessions:
                 "users", "session.revoked", {"session_id": session_id, "user_id": user_id, "reason": reason}
             )
         if last is not None:
-            await self._echo(last.id)
-
-    async def _echo(self, event_id: str) -> None:
-        if not self._following or self._last_seen >= event_id:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._echoes.append((event_id, waiter))
-        try:
-            await asyncio.wait_for(waiter, ECHO_WAIT_S)
-        except TimeoutError:
-            log.warning("a session revocation was not read back from the event bus in time")
-        finally:
-            self._echoes = [(i, w) for i, w in self._echoes if w is not waiter]
+            await self._follower.echo(last.id)
 
     async def revoke(self, session_id: str, user_id: str, reason: str, conn: Connection | None = None) -> bool:
         done = await self._accounts.revoke_session(session_id, reason, iso(now()), conn) > 0
@@ -107,12 +90,12 @@ class Sessions:
 
     @property
     def following(self) -> bool:
-        return self._following
+        return self._follower.following
 
     async def is_revoked(self, session_id: str) -> bool:
         if session_id in self._revoked:
             return True
-        if self._following:
+        if self._follower.following:
             return False
         return await self._cache.is_revoked(revocation_key(session_id))
 
@@ -131,34 +114,11 @@ class Sessions:
 
     async def follow(self) -> None:
         """Keep the mirror current, for as long as the daemon runs (a task of the app's)."""
-        await asyncio.gather(self._follow_bus(), self._reconcile())
+        await asyncio.gather(self._follower.run(), self._reconcile())
 
-    async def _follow_bus(self) -> None:
-        while True:
-            try:
-                # Only once the bus answers: an outage is told to listeners once, so a mirror started
-                # while it lasts would hear nothing, yet believe itself current.
-                await self._events.ping()
-                listener = self._events.listen()  # before reading SQL, so no revocation falls between
-                try:
-                    await self._mirror_sql()
-                    self._following = True
-                    async for event in listener:
-                        self._last_seen = event.id
-                        if event.event == "session.revoked":
-                            self._revoked.add(event.data["session_id"])
-                        self._wake_echoes()
-                finally:
-                    self._following = False
-                    listener.close()
-                    for _, waiter in self._echoes:
-                        if not waiter.done():
-                            waiter.set_result(None)
-            except Unavailable as exc:
-                log.info("revocation checks go to the cache until the event bus is back", extra={"reason": str(exc)})
-            except Exception:
-                log.exception("the revocation mirror stopped; checks go to the cache until it is back")
-            await asyncio.sleep(RETRY_S)
+    def _apply(self, event: Event) -> None:
+        if event.event == "session.revoked":
+            self._revoked.add(event.data["session_id"])
 
     async def _reconcile(self) -> None:
         """Re-read SQL now and then: a revocation committed whose announcement failed (Redis went away
@@ -169,8 +129,3 @@ class Sessions:
                 await self._mirror_sql()
             except Unavailable:
                 pass  # the database is down: nothing new can have been revoked either
-
-    def _wake_echoes(self) -> None:
-        for event_id, waiter in self._echoes:
-            if event_id <= self._last_seen and not waiter.done():
-                waiter.set_result(None)

@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from daemon.clock import iso_now
+from daemon.services import following as following_module
 from daemon.services import sessions as sessions_module
 from daemon.services.sessions import Sessions
 from daemon.stores.cache.memory import MemoryCache
@@ -103,7 +104,7 @@ async def test_while_the_bus_is_lost_checks_go_to_the_cache_and_the_mirror_catch
     replicas, accounts, monkeypatch
 ):
     a, b, cache = replicas
-    monkeypatch.setattr(sessions_module, "RETRY_S", 2.0)  # long enough to look at the gap
+    monkeypatch.setattr(following_module, "RETRY_S", 2.0)  # long enough to look at the gap
     for listener in list(b._events._fanout.listeners):  # the bus tells its listeners it lost its backing
         listener.feed(Unavailable("redis", "test"))
     await until(lambda: not b.following, "the mirror stops following")
