@@ -134,7 +134,8 @@ async def _account_services(app: web.Application) -> AsyncIterator[None]:
     if await services.users.count() == 0:
         log.warning(FIRST_RUN_HINT)
     tasks = [asyncio.create_task(_reload_signing_keys(services.auth)),
-             asyncio.create_task(services.sessions.follow(), name="revocation-mirror")]
+             asyncio.create_task(services.sessions.follow(), name="revocation-mirror"),
+             asyncio.create_task(services.user_cache.follow(), name="user-cache")]
     try:
         yield
     finally:

@@ -144,3 +144,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def next_event(ws, name: str, within: float = 15.0) -> dict:
+    """The next WebSocket event called `name`, passing over others: with Redis an event is delivered
+    asynchronously, so one raised just before a subscription (a login's `user.updated`) may still come."""
+    while True:
+        message = await ws.receive_json(timeout=within)
+        if message.get("event") == name:
+            return message

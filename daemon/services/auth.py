@@ -28,6 +28,7 @@ from daemon.services.passwords import Passwords, check_policy
 from daemon.services.principal import Principal, scopes_for_role
 from daemon.services.sessions import Sessions
 from daemon.services.tokens import Tokens
+from daemon.services.user_cache import UserCache
 from daemon.services.users import normalise_email, token_hash
 from daemon.stores.cache import Cache
 from daemon.stores.sql.accounts import Accounts
@@ -69,6 +70,7 @@ class Auth:
         passwords: Passwords,
         tokens: Tokens,
         sessions: Sessions,
+        user_cache: UserCache,
         cache: Cache,
         audit: Audit,
         refresh_ttl_s: int,
@@ -79,6 +81,7 @@ class Auth:
         self._passwords = passwords
         self._tokens = tokens
         self._sessions = sessions
+        self._user_cache = user_cache
         self._cache = cache
         self._audit = audit
         self._refresh_ttl = timedelta(seconds=refresh_ttl_s)
@@ -164,7 +167,9 @@ class Auth:
             await self._accounts.insert_refresh(token_hash(refresh), session_id, iso(moment), iso(moment + self._refresh_ttl), tx)
             await self._accounts.update_user(row["id"], {"last_login_at": iso(moment)}, tx)
         await self._audit.record("login.succeeded", actor_id=row["id"], target_id=row["id"], ip=ip, session_id=session_id)
-        user = User.model_validate({**row, "last_login_at": moment})
+        user = await self._user_cache.changed("user.updated", row["id"])  # last_login_at
+        if user is None:  # deleted the moment it logged in: its session went with it
+            raise ApiError(Code.INVALID_CREDENTIALS, "the email or the password is wrong")
         return self._pair(user, session_id, refresh)
 
     def _pair(self, user: User, session_id: str, refresh: str) -> TokenPair:
@@ -178,10 +183,9 @@ class Auth:
         if row is None or row["revoked_at"] or parse(row["expires_at"]) <= moment:
             raise ApiError(Code.UNAUTHORIZED, "the refresh token is not valid")
         if row["spent_at"] is None:
-            user_row = await self._accounts.user(row["user_id"])
-            if user_row is None or user_row["disabled"]:
+            user = await self._user_cache.get(row["user_id"])
+            if user is None or user.disabled:
                 raise ApiError(Code.UNAUTHORIZED, "the refresh token is not valid")
-            user = User.model_validate(user_row)
             successor = REFRESH_PREFIX + secrets.token_urlsafe(32)
             pair = self._pair(user, row["session_id"], successor)
             async with self._accounts.db.transaction() as tx:
@@ -238,6 +242,7 @@ class Auth:
         async with self._accounts.db.transaction() as tx:
             await self._accounts.update_user(principal.user_id, {"password_hash": new_hash, "updated_at": iso(now())}, tx)
             await self._sessions.revoke_all(principal.user_id, "password changed", keep=principal.session_id, conn=tx)
+        await self._user_cache.changed("user.updated", principal.user_id)  # updated_at
         await self._audit.record("password.changed", actor_id=principal.user_id, target_id=principal.user_id, ip=ip)
 
     async def reset_password(self, reset_token: str, new_password: str, ip: str) -> None:
@@ -249,6 +254,7 @@ class Auth:
                 raise ApiError(Code.UNAUTHORIZED, "the reset token is not valid")
             await self._accounts.update_user(user_id, {"password_hash": new_hash, "updated_at": iso(now())}, tx)
             await self._sessions.revoke_all(user_id, "password reset", conn=tx)
+        await self._user_cache.changed("user.updated", user_id)  # updated_at
         await self._audit.record("password.reset", target_id=user_id, ip=ip)
 
     # API keys

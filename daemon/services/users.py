@@ -18,8 +18,8 @@ from daemon.services.pages import decode_cursor, next_cursor
 from daemon.services.passwords import Passwords, check_policy
 from daemon.services.principal import Principal
 from daemon.services.sessions import Sessions
+from daemon.services.user_cache import UserCache
 from daemon.stores.errors import UniqueViolation
-from daemon.stores.events import EventBus
 from daemon.stores.sql.accounts import Accounts
 from shared.errors import ApiError, Code, not_found
 from shared.models import Page
@@ -39,21 +39,24 @@ def token_hash(token: str) -> str:
 
 
 class Users:
-    def __init__(self, accounts: Accounts, passwords: Passwords, sessions: Sessions, audit: Audit, events: EventBus) -> None:
+    def __init__(self, accounts: Accounts, passwords: Passwords, sessions: Sessions, audit: Audit, cache: UserCache) -> None:
         self._accounts = accounts
         self._passwords = passwords
         self._sessions = sessions
         self._audit = audit
-        self._events = events
+        self._cache = cache
 
     async def _load(self, user_id: str) -> User:
-        row = await self._accounts.user(user_id)
-        if row is None:
+        user = await self._cache.get(user_id)
+        if user is None:
             raise not_found("user")
-        return User.model_validate(row)
+        return user
 
-    async def _announce(self, event: str, user: User) -> None:
-        await self._events.publish("users", event, user.model_dump(mode="json"))
+    async def _changed(self, event: str, user_id: str) -> User:
+        user = await self._cache.changed(event, user_id)
+        if user is None:
+            raise not_found("user")  # deleted by someone else in the meantime
+        return user
 
     async def get(self, principal: Principal, user_id: str) -> User:
         if user_id != principal.user_id and not principal.is_admin:
@@ -89,25 +92,21 @@ class Users:
             await self._accounts.insert_user(row)
         except UniqueViolation:
             raise ApiError(Code.CONFLICT, "an account with this email exists") from None
-        user = await self._load(row["id"])
         await self._audit.record(
-            "user.created", actor_id=actor.user_id if actor else None, target_id=user.id, ip=ip, role=role
+            "user.created", actor_id=actor.user_id if actor else None, target_id=row["id"], ip=ip, role=role
         )
-        await self._announce("user.created", user)
-        return user
+        return await self._changed("user.created", row["id"])
 
     async def create_by_admin(self, actor: Principal, body: CreateUser, ip: str | None) -> User:
         return await self.create(body.email, body.password, body.role, body.display_name, actor, ip)
 
     async def update_me(self, principal: Principal, body: UpdateMe) -> User:
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
-        if changes:
-            changes["updated_at"] = iso(now())
-            await self._accounts.update_user(principal.user_id, changes)
-        user = await self._load(principal.user_id)
-        if changes:
-            await self._announce("user.updated", user)
-        return user
+        if not changes:
+            return await self._load(principal.user_id)
+        changes["updated_at"] = iso(now())
+        await self._accounts.update_user(principal.user_id, changes)
+        return await self._changed("user.updated", principal.user_id)
 
     async def update(self, actor: Principal, user_id: str, body: UpdateUser, ip: str | None) -> User:
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
@@ -133,10 +132,9 @@ class Users:
                 await self._audit.record(
                     event, actor_id=actor.user_id, target_id=user_id, ip=ip, **{"from": current[field], "to": changes[field]}
                 )
-        user = await self._load(user_id)
         if changes:
-            await self._announce("user.updated", user)
-        return user
+            return await self._changed("user.updated", user_id)
+        return await self._load(user_id)
 
     async def delete(self, actor: Principal, user_id: str, ip: str | None) -> None:
         async with self._accounts.db.transaction() as tx:
@@ -149,7 +147,7 @@ class Users:
             await self._sessions.revoke_all(user_id, "user deleted", conn=tx)
             await self._accounts.delete_user(user_id, tx)
         await self._audit.record("user.deleted", actor_id=actor.user_id, target_id=user_id, ip=ip, email=current["email"])
-        await self._events.publish("users", "user.deleted", {"id": user_id})
+        await self._cache.deleted(user_id)
 
     async def issue_reset(self, actor: Principal, user_id: str, ip: str | None) -> ResetToken:
         await self._load(user_id)

@@ -9,6 +9,7 @@ from daemon.services.auth import Auth
 from daemon.services.passwords import Passwords
 from daemon.services.sessions import Sessions
 from daemon.services.tokens import Tokens, load_keys
+from daemon.services.user_cache import UserCache
 from daemon.services.users import Users
 from daemon.settings import Settings
 from daemon.stores.cache import Cache
@@ -24,6 +25,7 @@ class AccountServices:
     users: Users
     audit: Audit
     sessions: Sessions
+    user_cache: UserCache
     passwords: Passwords
 
     def close(self) -> None:
@@ -40,9 +42,11 @@ async def build_account_services(
     )
     audit = Audit(accounts)
     sessions = Sessions(accounts, cache, events, settings.access_token_ttl_s)
-    users = Users(accounts, passwords, sessions, audit, events)
+    user_cache = UserCache(accounts, events, enabled=not db.replicated)
+    users = Users(accounts, passwords, sessions, audit, user_cache)
     auth = Auth(
-        accounts, passwords, tokens, sessions, cache, audit,
+        accounts, passwords, tokens, sessions, user_cache, cache, audit,
         settings.refresh_token_ttl_s, settings.refresh_reuse_grace_s,
     )
-    return AccountServices(auth=auth, users=users, audit=audit, sessions=sessions, passwords=passwords)
+    return AccountServices(auth=auth, users=users, audit=audit, sessions=sessions, user_cache=user_cache,
+                           passwords=passwords)

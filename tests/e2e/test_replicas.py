@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.conftest import next_event
 from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon, start
 
 WAIT_S = 15
@@ -61,8 +62,7 @@ async def test_a_user_created_on_a_reaches_a_websocket_on_b(replicas):
             response = await http.post(f"{a.url}/api/v1/users", headers={"Authorization": f"Bearer {token}"},
                                        json={"email": "carol@example.com", "password": "a long password", "role": "user"})
             assert response.status == 201, await response.text()
-            event = await _next_text(ws)
-            assert (event["event"], event["data"]["email"]) == ("user.created", "carol@example.com")
+            assert (await next_event(ws, "user.created", WAIT_S))["data"]["email"] == "carol@example.com"
 
 
 async def test_failed_logins_on_a_and_b_count_against_one_limit(replicas):
@@ -92,3 +92,30 @@ async def test_a_logout_on_a_ends_the_token_on_b_at_once(replicas):
             assert response.status == 401
             msg = await asyncio.wait_for(ws.receive(), WAIT_S)
             assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 4401)
+
+
+async def test_a_change_on_a_is_read_back_on_b_at_once(replicas):
+    # Each replica caches the user rows it reads (daemon/services/user_cache.py): B's copy must be gone by
+    # the time A answers the write, for a profile change, for an admin's role change, and for a login.
+    a, b = replicas
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {await _token(http, a)}"}
+        me = await (await http.get(f"{b.url}/api/v1/users/me", headers=headers)).json()  # now in B's cache
+        for name in ("first", "second", "third"):
+            patched = await http.patch(f"{a.url}/api/v1/users/me", headers=headers, json={"display_name": name})
+            assert patched.status == 200, await patched.text()
+            assert (await (await http.get(f"{b.url}/api/v1/users/me", headers=headers)).json())["display_name"] == name
+
+        created = await http.post(f"{a.url}/api/v1/users", headers=headers,
+                                  json={"email": "dave@example.com", "password": ADMIN_PASSWORD, "role": "user"})
+        dave = (await created.json())["id"]
+        assert (await (await http.get(f"{b.url}/api/v1/users/{dave}", headers=headers)).json())["role"] == "user"
+        assert (await http.patch(f"{a.url}/api/v1/users/{dave}", headers=headers, json={"role": "admin"})).status == 200
+        assert (await (await http.get(f"{b.url}/api/v1/users/{dave}", headers=headers)).json())["role"] == "admin"
+
+        assert (await _login(http, a)).status == 200
+        after = await (await http.get(f"{b.url}/api/v1/users/me", headers=headers)).json()
+        assert after["last_login_at"] > me["last_login_at"]
+
+        assert (await http.delete(f"{a.url}/api/v1/users/{dave}", headers=headers)).status == 204
+        assert (await http.get(f"{b.url}/api/v1/users/{dave}", headers=headers)).status == 404

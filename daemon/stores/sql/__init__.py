@@ -40,6 +40,7 @@ class Connection(Protocol):
 
 class Database(Connection, Protocol):
     dialect: str  # "sqlite" | "postgresql"
+    replicated: bool  # reads may go to a replica that lags
 
     def transaction(self) -> AbstractAsyncContextManager[Connection]: ...
     async def ping(self) -> None: ...

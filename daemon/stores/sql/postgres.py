@@ -129,6 +129,7 @@ class PostgresDatabase:
     ) -> None:
         self._pool = pool
         self._replica = replica
+        self.replicated = replica is not None
         self._writes = _RecentWrites(read_your_writes_s, clock)
         # One cursor per pooled connection, kept: making an aiopg cursor for every statement cost about
         # a third of a primary-key read's CPU (measured: ~125 -> ~90 us per read with 20 readers).

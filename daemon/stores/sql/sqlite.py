@@ -108,6 +108,7 @@ def _connect_reader(path: Path) -> sqlite3.Connection:
 
 class SqliteDatabase:
     dialect = "sqlite"
+    replicated = False
 
     def __init__(self, writer: aiosqlite.Connection, reader: sqlite3.Connection) -> None:
         self._raw_writer = writer

@@ -1,0 +1,91 @@
+"""The user rows this process read lately, so that `GET /users/me` and the other reads by id skip SQL.
+
+With PostgreSQL that read was the one round trip left on most requests. Every write to a user row is
+announced on the event bus once committed (`changed`, `deleted`: the one way services report such a
+write), and every process drops its copy when it reads the announcement; the writer's own process drops
+it before re-reading, so a caller always reads back what it wrote, and the write's answer waits until its
+event has come back from the bus, by which time every replica has it as well.
+
+The cache is trusted only while it follows the bus (daemon/services/following.py); before that, and
+after a gap, reads go to SQL. Three more guards:
+- a read that was in flight while any row was dropped is not kept (it may hold the old row);
+- an entry lives at most TTL_S, for a write made where this process cannot hear it (another process on
+  the embedded database, an operator's SQL);
+- with a read replica configured the cache is off: a read from a replica that lags could put the old row
+  back after the announcement, and reads then leave the primary alone anyway.
+"""
+
+from __future__ import annotations
+
+import time
+
+from daemon.services.following import Follower
+from daemon.stores.events import Event, EventBus
+from daemon.stores.sql.accounts import Accounts
+from shared.models.users import User
+
+TTL_S = 10.0
+MAX_ENTRIES = 10_000
+
+
+class UserCache:
+    def __init__(self, accounts: Accounts, events: EventBus, enabled: bool = True) -> None:
+        self._accounts = accounts
+        self._events = events
+        self._enabled = enabled
+        self._entries: dict[str, tuple[float, User]] = {}  # user id -> (read at, monotonic; the user)
+        self._drops = 0  # counts every drop, so that a read can tell whether one happened while it ran
+        self._follower = Follower(events, self._apply, self._clear, "user cache")
+
+    async def follow(self) -> None:
+        if self._enabled:
+            await self._follower.run()
+
+    async def get(self, user_id: str) -> User | None:
+        """The user, or None when there is no such user."""
+        trusted = self._follower.following
+        if trusted:
+            entry = self._entries.get(user_id)
+            if entry is not None and time.monotonic() - entry[0] < TTL_S:
+                return entry[1]
+        drops = self._drops
+        read_at = time.monotonic()
+        row = await self._accounts.user(user_id)
+        if row is None:
+            return None
+        user = User.model_validate(row)
+        if trusted and drops == self._drops and self._follower.following:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()  # crude, and rare: the next reads fill it again
+            self._entries[user_id] = (read_at, user)
+        return user
+
+    async def changed(self, event: str, user_id: str) -> User | None:
+        """After a write to a user's row has committed: the row as it is now, announced as `event`
+        (user.created, user.updated). None if the user is gone meanwhile."""
+        self._drop(user_id)
+        user = await self.get(user_id)
+        if user is not None:
+            await self._announce(event, user.model_dump(mode="json"))
+        return user
+
+    async def deleted(self, user_id: str) -> None:
+        self._drop(user_id)
+        await self._announce("user.deleted", {"id": user_id})
+
+    async def _announce(self, event: str, data: dict) -> None:
+        published = await self._events.publish("users", event, data)
+        await self._follower.echo(published.id)
+
+    def _drop(self, user_id: str) -> None:
+        self._drops += 1
+        self._entries.pop(user_id, None)
+
+    def _apply(self, event: Event) -> None:
+        if event.event.startswith("user."):
+            self._drop(event.data["id"])
+
+    async def _clear(self) -> None:
+        """Catching up after a gap: whatever changed meanwhile is unknown, so everything goes."""
+        self._drops += 1
+        self._entries.clear()
