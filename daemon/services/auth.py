@@ -123,7 +123,9 @@ class Auth:
 
     # login and tokens
 
-    async def _check_limits(self, account_key: str, ip_key: str) -> None:
+    async def _check_limits(self, account_key: str, ip_key: str) -> bool:
+        """Refuse a caller over either limit; True when the account has failures on record."""
+        failures = False
         for key, limit, period in (
             (account_key, self._limits.per_account, self._limits.account_period_s),
             (ip_key, self._limits.per_ip, self._limits.ip_period_s),
@@ -131,12 +133,14 @@ class Auth:
             decision = await self._cache.peek(key, limit, period)
             if not decision.allowed:
                 raise ApiError(Code.RATE_LIMITED, "too many failed logins; try again later", headers={"Retry-After": decision.retry_after_header})
+            failures = failures or (key == account_key and decision.remaining < limit - 1)
+        return failures
 
     async def login(self, email: str, password: str, ip: str, user_agent: str) -> TokenPair:
         email = normalise_email(email)
         account_key = "login-fail:account:" + hashlib.sha256(email.encode()).hexdigest()
         ip_key = f"login-fail:ip:{ip}"
-        await self._check_limits(account_key, ip_key)
+        account_failures = await self._check_limits(account_key, ip_key)
         row = await self._accounts.user_with_hash_by_email(email)
         # Unknown accounts spend the same verify as known ones, so timing does not tell them apart.
         good = await self._passwords.verify(row["password_hash"] if row else None, password)
@@ -145,7 +149,8 @@ class Auth:
             await self._cache.hit(ip_key, self._limits.per_ip, self._limits.ip_period_s)
             await self._audit.record("login.failed", target_id=row["id"] if row else None, ip=ip)
             raise ApiError(Code.INVALID_CREDENTIALS, "the email or the password is wrong")
-        await self._cache.reset(account_key)
+        if account_failures:  # a round trip to the cache saved on most logins
+            await self._cache.reset(account_key)
         if self._passwords.needs_rehash(row["password_hash"]):
             await self._accounts.update_user(row["id"], {"password_hash": await self._passwords.hash(password)})
         moment = now()
@@ -166,7 +171,8 @@ class Auth:
             )
             await self._accounts.insert_refresh(token_hash(refresh), session_id, iso(moment), iso(moment + self._refresh_ttl), tx)
             await self._accounts.update_user(row["id"], {"last_login_at": iso(moment)}, tx)
-        await self._audit.record("login.succeeded", actor_id=row["id"], target_id=row["id"], ip=ip, session_id=session_id)
+            await self._audit.record("login.succeeded", actor_id=row["id"], target_id=row["id"], ip=ip,
+                                     session_id=session_id, conn=tx)
         user = await self._user_cache.changed("user.updated", row["id"])  # last_login_at
         if user is None:  # deleted the moment it logged in: its session went with it
             raise ApiError(Code.INVALID_CREDENTIALS, "the email or the password is wrong")

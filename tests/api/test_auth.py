@@ -185,6 +185,13 @@ async def test_failed_logins_per_account_are_limited_then_429(api, alice):
     assert (await problem(response))["code"] == "rate_limited"
 
 
+async def test_a_successful_login_clears_the_account_s_failures(api, alice):
+    for _ in range(2):  # 18 failures in all, never 10 in a row without a success between
+        for _ in range(9):
+            assert (await api.post(LOGIN, json={"email": alice.email, "password": "wrong password!"})).status == 401
+        assert (await api.post(LOGIN, json={"email": alice.email, "password": PASSWORD})).status == 200
+
+
 async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(aiohttp_client, backend_settings):
     from dataclasses import replace
 
