@@ -8,6 +8,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
+from daemon.stores import events as events_module
 from daemon.stores.events import Event, EventBus
 from daemon.stores.events.memory import MemoryEventBus
 from daemon.stores.events.redis import RedisEventBus
@@ -89,6 +90,65 @@ async def test_a_batch_hands_over_the_events_before_an_interruption_then_raises_
     with pytest.raises(Unavailable):
         await listener.batch()
     assert listener not in fanout.listeners  # closed: the next listen() starts afresh
+
+
+async def test_a_burst_published_at_once_is_heard_in_one_batch(make_bus, monkeypatch):
+    # With Redis a blocked read is answered with the first entry alone, and the rest would come a read
+    # later; the batch waits for this process's publishes still on their way. SETTLE_S is raised so
+    # that only the bus's own count ends the wait (a count that stayed up would time out here).
+    monkeypatch.setattr(events_module, "SETTLE_S", 60.0)
+    bus = await make_bus()
+    listener = bus.listen()
+    publishing = asyncio.gather(*(bus.publish("users", "user.updated", {"n": i}) for i in range(5)))
+    heard = await asyncio.wait_for(listener.batch(), WAIT_S)
+    published = await publishing
+    assert heard == sorted(published, key=lambda e: e.id)
+
+
+async def test_a_batch_waits_for_events_on_their_way_and_stops_when_none_are(monkeypatch):
+    monkeypatch.setattr(events_module, "SETTLE_S", 60.0)
+    on_their_way = True
+    fanout = events_module.Fanout(pending=lambda: on_their_way)
+    listener = fanout.listen()
+    events = [Event(id=str(n), topic="users", event="user.updated", at="") for n in range(3)]
+
+    def arrive() -> None:
+        nonlocal on_their_way
+        fanout.deliver(events[1])
+        on_their_way = False
+        fanout.deliver(events[2])
+
+    fanout.deliver(events[0])
+    asyncio.get_running_loop().call_soon(arrive)
+    assert await asyncio.wait_for(listener.batch(), WAIT_S) == events
+    # Nothing on its way: the next batch is what is waiting, at once.
+    fanout.deliver(events[0])
+    assert await asyncio.wait_for(listener.batch(), WAIT_S) == events[:1]
+
+
+async def test_a_batch_stops_waiting_when_the_bus_says_nothing_more_is_coming(monkeypatch):
+    monkeypatch.setattr(events_module, "SETTLE_S", 60.0)
+    on_their_way = True
+    fanout = events_module.Fanout(pending=lambda: on_their_way)
+    listener = fanout.listen()
+    event = Event(id="1", topic="users", event="user.updated", at="")
+
+    def failed() -> None:  # e.g. the publish failed: no event, only the count going down
+        nonlocal on_their_way
+        on_their_way = False
+        fanout.nudge()
+
+    fanout.deliver(event)
+    asyncio.get_running_loop().call_soon(failed)
+    assert await asyncio.wait_for(listener.batch(), WAIT_S) == [event]
+
+
+async def test_a_batch_waits_for_events_on_their_way_only_so_long():
+    fanout = events_module.Fanout(pending=lambda: True)  # a count that never comes down
+    listener = fanout.listen()
+    event = Event(id="1", topic="users", event="user.updated", at="")
+    fanout.deliver(event)
+    assert await asyncio.wait_for(listener.batch(), WAIT_S) == [event]
 
 
 async def test_a_closed_listener_hears_nothing_more(make_bus):

@@ -92,11 +92,16 @@ class RedisEventBus:
         self._counter = f"{prefix}events:n"
         self._incarnation_key = f"{prefix}events:incarnation"
         self._history = history
-        self._fanout = Fanout(on_publish)
+        self._fanout = Fanout(on_publish, self._pending)
         self._publish = client.register_script(_PUBLISH)
         self._reader: asyncio.Task | None = None
         self._started = asyncio.Event()
         self._closing = False
+        # This process's publishes on their way back through the reader: sent and not yet answered, or
+        # answered with an entry number past the last one read (within the current incarnation).
+        self._in_flight = 0
+        self._published = 0
+        self._read_up_to = 0
 
     @classmethod
     async def open(cls, client: aioredis.Redis, prefix: str = "bastion:", history: int = 10_000, **options: Any):
@@ -112,17 +117,27 @@ class RedisEventBus:
 
     async def publish(self, topic: str, event: str, data: dict[str, Any]) -> Event:
         at = iso_now()
-        with unavailable_on_error():
-            incarnation, entry_id = await self._publish(
-                keys=[self._stream, self._counter, self._incarnation_key],
-                args=[self._history, topic, event, at, orjson.dumps(data).decode(), _new_incarnation()],
-            )
+        self._in_flight += 1
+        try:
+            with unavailable_on_error():
+                incarnation, entry_id = await self._publish(
+                    keys=[self._stream, self._counter, self._incarnation_key],
+                    args=[self._history, topic, event, at, orjson.dumps(data).decode(), _new_incarnation()],
+                )
+            # The latest answer, not the highest: after Redis lost its data, numbers start again from 1.
+            self._published = _number(entry_id)
+        finally:
+            self._in_flight -= 1
+            self._fanout.nudge()
         item = Event(id=_event_id(incarnation, entry_id), topic=topic, event=event, at=at, data=data)
         self._fanout.on_publish(item)
         return item
 
     def listen(self) -> Listener:
         return self._fanout.listen()
+
+    def _pending(self) -> bool:
+        return self._in_flight > 0 or self._published > self._read_up_to
 
     async def since(self, event_id: str, topics: set[str]) -> list[Event] | None:
         incarnation, _, number = event_id.rpartition("-")
@@ -159,11 +174,13 @@ class RedisEventBus:
                         incarnation = await self._incarnation()
                         last = await self._client.xrevrange(self._stream, "+", "-", count=1)
                         position = last[0][0] if last else "0-0"
+                        self._read_up_to = _number(position)
                         self._started.set()
                     elif failing and await self._incarnation() != incarnation:
                         # Redis lost its data: its stream numbers from 1 again, so read it from the start.
                         incarnation = await self._incarnation()
                         position = "0-0"
+                        self._published = self._read_up_to = 0
                     reply = await self._client.xread({self._stream: position}, count=1000, block=_BLOCK_MS)
                 if failing:
                     log.info("Redis is back; the event reader resumes")
@@ -171,6 +188,7 @@ class RedisEventBus:
                 for _stream, entries in reply or []:
                     for entry_id, fields in entries:
                         position = entry_id
+                        self._read_up_to = _number(entry_id)
                         self._fanout.deliver(_event(entry_id, fields))
             except asyncio.CancelledError:
                 raise
