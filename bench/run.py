@@ -303,6 +303,24 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def missing_prerequisites(modes: list[str]) -> list[str]:
+    """What this machine lacks for the run asked for, each said as how to get it."""
+    import shutil
+    from urllib.parse import urlsplit
+
+    from tests.conftest import _reachable
+
+    missing = [] if shutil.which("wrk") else ["wrk, the load generator: apt-get install wrk"]
+    if "postgres+redis" in modes:
+        for name, url, variable in (("PostgreSQL", PG_URL, "BASTION_TEST_PG_URL"),
+                                    ("Redis", REDIS_URL, "BASTION_TEST_REDIS_URL")):
+            where = urlsplit(url)
+            if not _reachable(where.hostname or "127.0.0.1", where.port or (5432 if name == "PostgreSQL" else 6379)):
+                missing.append(f"{name} at {where.hostname}:{where.port} (or set {variable}; `--modes embedded` "
+                               f"runs without it)")
+    return missing
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -316,12 +334,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra arguments for bench.vectors, e.g. '--n 20000 --queries 50' for a quick look")
     parser.add_argument("--write", action="store_true", help="write the results to bench/RESULTS.md")
     args = parser.parse_args(argv)
+    modes = args.modes.split(",")
+    unknown = set(modes) - {"embedded", "postgres+redis"}
+    if unknown:
+        parser.error(f"unknown mode {', '.join(sorted(unknown))}: the modes are embedded and postgres+redis")
+    missing = missing_prerequisites(modes)
+    if missing:
+        print("python -m bench needs " + "; ".join(missing), file=sys.stderr)
+        return 2
 
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows: list[Row] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bastion-bench-") as tmp:
-        for mode in args.modes.split(","):
+        for mode in modes:
             print(f"measuring {mode} ...", file=sys.stderr)
             rows += measure_mode(mode, Path(tmp), args, notes)
     other_rows, failures = ([], []) if args.skip_others else other_benchmarks(args.vectors.split())

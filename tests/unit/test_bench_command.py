@@ -1,0 +1,42 @@
+"""`python -m bench`, the README's benchmark command: it says what is missing in one line, and a short run
+of it prints a row for each scenario. (Figures are not judged here: the machine is shared and noisy.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import installed
+from tests.daemon_process import ROOT
+
+
+def bench(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **env})
+
+
+def test_without_wrk_it_says_how_to_get_it(tmp_path) -> None:
+    done = bench("--modes", "embedded", PATH=str(tmp_path))  # an empty PATH: no wrk on it
+    assert done.returncode == 2
+    assert done.stderr.strip() == "python -m bench needs wrk, the load generator: apt-get install wrk"
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unknown_mode_is_a_usage_error() -> None:
+    done = bench("--modes", "embeded")
+    assert done.returncode == 2 and "unknown mode embeded" in done.stderr
+
+
+def test_a_short_run_prints_every_scenario_without_errors() -> None:
+    installed("wrk")
+    done = bench("--modes", "embedded", "--skip-others", "--duration", "1", "--soak", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    scenarios = {cells[0].strip(): cells for cells in rows[1:]}
+    for scenario in ("bare aiohttp, same JSON", "GET /users/me", "argon2id verify, 2 threads", "POST /auth/login",
+                     "/healthz during login flood", "mixed (reads, writes, lists)", "soak, mixed 1 s"):
+        assert scenario in scenarios, f"no row for {scenario!r}:\n{done.stdout}"
+    for cells in rows[1:]:
+        assert float(cells[3].replace(",", "")) > 0, cells  # requests/s
+        assert cells[6].strip() == "0", cells  # errors
