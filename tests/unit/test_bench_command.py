@@ -1,8 +1,10 @@
-"""`python -m bench`, the README's benchmark command: it says what is missing in one line, and a short run
-of it prints a row for each scenario. (Figures are not judged here: the machine is shared and noisy.)"""
+"""`python -m bench`, the README's benchmark command, and `bench.vectors`, whose rows it folds in: a missing
+prerequisite is one line, and a short run prints every scenario. (Figures are not judged here: the machine
+is shared and noisy.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -40,3 +42,17 @@ def test_a_short_run_prints_every_scenario_without_errors() -> None:
     for cells in rows[1:]:
         assert float(cells[3].replace(",", "")) > 0, cells  # requests/s
         assert cells[6].strip() == "0", cells  # errors
+
+
+def test_a_small_vector_run_answers_every_query_and_reports_recall() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.vectors", "--n", "2000", "--queries", "10", "--skip-chroma",
+                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(done.stdout[done.stdout.index("["):])
+    queried = [r for r in rows if r["scenario"].startswith("vector query over HTTP")]
+    assert {r["scenario"] for r in queried} == {"vector query over HTTP, structured 2,000x384",
+                                                "vector query over HTTP, uniform 2,000x384"}
+    for row in queried:
+        assert row["errors"] == 0 and row["rps"] > 0, row
+        recall = float(row["note"].split("recall@10 ")[1].split(";")[0])
+        assert recall >= 0.95, row  # at 2,000 points the index is exact or close to it
