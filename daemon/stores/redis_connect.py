@@ -20,16 +20,20 @@ from redis.exceptions import ConnectionError, TimeoutError
 
 from daemon.settings import Settings, SettingsError
 
-SOCKET_TIMEOUT_S = 5.0
+# A reply slower than this is a Redis that hangs. It must exceed the event reader's blocking read (1 s),
+# which waits on the same kind of socket; replies to everything else take a millisecond.
+SOCKET_TIMEOUT_S = 2.5
 # Redis sits on the same network: a connection is made in milliseconds, or the host is not there.
 CONNECT_TIMEOUT_S = 1.0
-# One quick retry: enough for a pooled connection that went stale (a Redis restart) and for a demoted
-# primary's READONLY (the retry reconnects through Sentinel to the new one). More retries only make
-# every request wait while Redis is down; the caller answers 503 + Retry-After and its client retries.
+# One quick retry after a connection error: enough for a pooled connection that went stale (a Redis
+# restart) and for a demoted primary's READONLY (the retry reconnects through Sentinel to the new one).
+# A timeout is not retried: a Redis that did not answer in SOCKET_TIMEOUT_S will not in the next one
+# either, and the request it holds has waited enough. More retries only make every request wait while
+# Redis is down; the caller answers 503 + Retry-After and its client retries.
 RETRIES = 1
 # After a call finds Redis unreachable, calls fail at once for this long, then one goes through to see
 # whether it is back. Without it, a Redis that hangs (a stopped process, a host dropping packets) held
-# every request for its socket timeouts, 10 to 20 s, before the 503.
+# every request for its socket timeouts before the 503.
 OPEN_S = 1.0
 
 
@@ -100,7 +104,7 @@ class _GuardedRetry(Retry):
             result = await super().call_with_retry(do, fail, *args, **kwargs)
             up = True
             return result
-        except (*self._supported_errors, OSError):
+        except (*self._supported_errors, TimeoutError, OSError):
             up = False
             raise
         except Exception:
@@ -113,7 +117,7 @@ class _GuardedRetry(Retry):
 
 def _retry() -> Retry:
     return _GuardedRetry(
-        ExponentialBackoff(cap=0.2, base=0.05), RETRIES, supported_errors=(ConnectionError, TimeoutError)
+        ExponentialBackoff(cap=0.2, base=0.05), RETRIES, supported_errors=(ConnectionError,)
     )
 
 
@@ -127,7 +131,7 @@ def connect(settings: Settings, **options: Any) -> Redis:
         "socket_timeout": SOCKET_TIMEOUT_S,
         "socket_connect_timeout": CONNECT_TIMEOUT_S,
         "retry": _retry(),
-        "retry_on_error": [ConnectionError, TimeoutError],
+        "retry_on_error": [ConnectionError],
         "health_check_interval": 15,
         **options,
     }

@@ -159,7 +159,7 @@ async def test_a_hung_redis_holds_one_request_for_its_timeouts_and_the_others_fa
                 assert int(response.headers["Retry-After"]) > 0
         finally:
             os.kill(redis_server.process.pid, signal.SIGCONT)
-        # The first one waits out the socket timeouts (about 10 s) and opens the breaker; the others are
+        # The first one waits out the socket timeout (2.5 s) and opens the breaker; the others are
         # answered at once, unless one more happens to be the probe that sees whether Redis is back.
         assert sum(t >= FAST_S for t in took) <= 2, [round(t, 1) for t in took]
 
