@@ -8,12 +8,14 @@ under which they fail.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import secrets
 import shutil
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -153,3 +155,22 @@ async def next_event(ws, name: str, within: float = 15.0) -> dict:
         message = await ws.receive_json(timeout=within)
         if message.get("event") == name:
             return message
+
+
+async def until(check, what: str, within: float = 15.0, every: float = 0.05, ignoring: tuple = ()) -> None:
+    """Poll `check` (returning a bool, or an awaitable of one) until it holds; fail naming `what` after
+    `within` seconds, a bound on waiting and not a performance target. Errors in `ignoring` count as no."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            held = check()
+            if inspect.isawaitable(held):
+                held = await held
+            if held:
+                return
+        except ignoring:
+            pass
+        if loop.time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(every)

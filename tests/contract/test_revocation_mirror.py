@@ -21,6 +21,7 @@ from daemon.stores.events.redis import RedisEventBus
 from daemon.stores.sql import open_database
 from daemon.stores.sql.accounts import Accounts
 from daemon.stores.sql.migrate import migrate
+from tests.conftest import until
 
 WAIT_S = 10.0  # a bound on waiting, not a performance target
 
@@ -46,28 +47,6 @@ async def accounts(data_dir):
                          "VALUES (?, 'u1', 't', 't', '9999', 'test', '127.0.0.1')", sid)
     yield Accounts(db)
     await db.close()
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def buses(request):
-    """Two buses that hear each other: `buses()` gives the pair."""
-    if request.param == "memory":
-        bus = MemoryEventBus()
-        yield bus, bus
-        return
-    prefix = request.getfixturevalue("redis_prefix")
-    client = aioredis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
-    pair = (await RedisEventBus.open(client, prefix), await RedisEventBus.open(client, prefix))
-    yield pair
-    for bus in pair:
-        await bus.close()
-    await client.aclose()
-
-
-async def until(condition, what: str) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The per-process cache of user rows (daemon/services/user_cache.py): served from memory only while it
 follows the bus, dropped on every announced change, never refilled with a row read before a change.
-The database is a real SQLite file, counted on its way; the bus is the in-process one (the crossing of
-replicas over Redis is tests/e2e/test_replicas.py)."""
+The database is a real SQLite file, counted on its way; the bus is the in-process one and Redis (two
+daemon processes are tests/e2e/test_replicas.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from daemon.stores.events.memory import MemoryEventBus
 from daemon.stores.sql import open_database
 from daemon.stores.sql.accounts import Accounts
 from daemon.stores.sql.migrate import migrate
+from tests.conftest import until
 
 WAIT_S = 10.0  # a bound on waiting, not a performance target
 
@@ -47,20 +48,13 @@ async def accounts(data_dir):
     await db.close()
 
 
-async def until(condition, what: str) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 @pytest.fixture
-async def following(accounts):
-    """Two caches on one bus and one database, as two replicas, both following."""
-    bus = MemoryEventBus()
-    caches = [UserCache(accounts, bus), UserCache(accounts, bus)]
+async def following(accounts, buses):
+    """Two caches on one database, as two replicas, both following the bus (in-process or Redis)."""
+    caches = [UserCache(accounts, bus) for bus in buses]
     tasks = [asyncio.create_task(c.follow()) for c in caches]
     await until(lambda: all(c._follower.following for c in caches), "both caches follow the bus")
-    yield caches, bus
+    yield caches, buses[1]
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -117,7 +111,7 @@ async def test_a_read_in_flight_during_a_change_is_not_kept(following, accounts)
 async def test_while_not_following_every_read_goes_to_sql(following, accounts):
     (_, b), bus = following
     await b.get("u1")
-    for listener in list(bus._fanout.listeners):
+    for listener in list(bus._fanout.listeners):  # the bus tells its listeners it lost its backing
         listener.feed(Unavailable("bus", "test"))
     await until(lambda: not b._follower.following, "the cache stops following")
     await rename(accounts, "unannounced")  # a change the bus never carried

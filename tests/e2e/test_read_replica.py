@@ -10,7 +10,6 @@ The servers are tests/faults/pg_server.py's (PostgreSQL refuses root: under root
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import pwd
@@ -24,7 +23,7 @@ import pytest
 
 from daemon.stores.sql import read_scope, reads_scoped_to
 from daemon.stores.sql.postgres import PostgresDatabase
-from tests.conftest import REQUIRE
+from tests.conftest import REQUIRE, until
 from tests.faults.pg_server import BIN, PgServer, available
 
 WAIT_S = 30.0
@@ -102,15 +101,6 @@ def _wait_streaming(pair: Pair) -> None:
         time.sleep(0.05)
 
 
-async def _until(check, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    while not check():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def db(pair: Pair):
     clock = FakeClock()
@@ -127,7 +117,7 @@ async def db(pair: Pair):
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
             return cur.fetchone()[0]
 
-    await _until(replicated, "the table to reach the replica")
+    await until(replicated, "the table to reach the replica", within=WAIT_S)
     database.table = table  # type: ignore[attr-defined]
     database.replica_conn = replica  # type: ignore[attr-defined]
     yield database
@@ -172,12 +162,11 @@ async def test_a_read_right_after_a_write_sees_it_while_replay_is_paused(db, pai
 
     with db.replica_conn.cursor() as cur:
         cur.execute("SELECT pg_wal_replay_resume()")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    while await db.fetch_one(f"SELECT count(*) AS n FROM {db.table}") != {"n": 1}:
-        if loop.time() > deadline:
-            pytest.fail("the replica did not catch up after replay resumed")
-        await asyncio.sleep(0.05)
+
+    async def caught_up() -> bool:
+        return await db.fetch_one(f"SELECT count(*) AS n FROM {db.table}") == {"n": 1}
+
+    await until(caught_up, "the replica to catch up after replay resumed", within=WAIT_S)
     assert await db.fetch_one(WHO) == {"standby": True, "port": pair.replica_port}
 
 
@@ -248,7 +237,7 @@ async def test_through_the_api_a_user_reads_their_own_change_while_others_read_t
                 cur.execute("SELECT count(*) FROM users WHERE id IN (%s, %s)", (user.id, admin.id))
                 return cur.fetchone()[0] == 2
 
-        await _until(has_both, "the accounts to reach the replica")
+        await until(has_both, "the accounts to reach the replica", within=WAIT_S)
         with replica.cursor() as cur:
             cur.execute("SELECT pg_wal_replay_pause()")
         clock.now += settings.read_your_writes_ms / 1000 + 1  # past the sign-ups' window

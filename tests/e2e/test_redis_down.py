@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from daemon.pipeline.rate_limit import LEASE_S
-from tests.conftest import free_port, next_event
+from tests.conftest import free_port, next_event, until
 from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon, start
 from tests.servers import redis_server, spawn, stop_all
 
@@ -72,15 +72,6 @@ def stack(tmp_path: Path) -> Iterator[tuple[Daemon, RedisServer]]:
         redis_server.stop()
 
 
-async def _until(check, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    while not await check():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
-
-
 async def test_redis_down_fails_closed_and_recovers_without_a_restart(stack):
     daemon, redis_server = stack
     credentials = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
@@ -126,7 +117,7 @@ async def test_redis_down_fails_closed_and_recovers_without_a_restart(stack):
         async def ready() -> bool:
             return (await http.get("/readyz")).status == 200
 
-        await _until(ready, "/readyz to recover")
+        await until(ready, "/readyz to recover", within=WAIT_S, every=0.2)
         response = await http.post("/api/v1/auth/login", json=credentials)
         assert response.status == 200, await response.text()
         bearer = {"Authorization": f"Bearer {(await response.json())['access_token']}"}
@@ -166,5 +157,5 @@ async def test_a_hung_redis_holds_one_request_for_its_timeouts_and_the_others_fa
         async def logged_in() -> bool:
             return (await http.post("/api/v1/auth/login", json=credentials)).status == 200
 
-        await _until(logged_in, "logins to work again once Redis runs")
+        await until(logged_in, "logins to work again once Redis runs", within=WAIT_S, every=0.2)
     assert "unhandled error" not in daemon.log.read_text(), "something answered 500"

@@ -18,11 +18,13 @@ import redis.asyncio as aioredis
 
 from daemon.settings import Settings, SettingsError
 from daemon.stores.redis_connect import close, configured, connect, parse_sentinels
-from tests.conftest import free_port
+from tests.conftest import free_port, until
 from tests.servers import redis_server, spawn, stop_all
 
 MASTER = "bastion-test"
 WAIT_S = 30.0
+# Sentinel and the servers refuse or drop connections while they change roles: that counts as not yet.
+SETTLING = {"within": WAIT_S, "every": 0.1, "ignoring": (OSError, aioredis.RedisError)}
 
 
 @dataclass
@@ -30,21 +32,6 @@ class Cluster:
     primary: int
     replica: int
     sentinel: int
-
-
-async def _until(check, what: str) -> None:
-    """Poll `check` until it is true, failing after WAIT_S with `what` in the message."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    while True:
-        try:
-            if await check():
-                return
-        except (OSError, aioredis.RedisError):
-            pass
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -103,7 +90,7 @@ async def _ready_for_failover(cluster: Cluster) -> None:
             replicas = await sentinel.execute_command("SENTINEL", "REPLICAS", MASTER)
             return any(str(r["port"]) == str(cluster.replica) and r["master-link-status"] == "ok" for r in replicas)
 
-        await _until(sentinel_sees_replica, "Sentinel to discover the replica")
+        await until(sentinel_sees_replica, "Sentinel to discover the replica", **SETTLING)
         # Sentinel looks at each server every 10 s and waits 4 publish periods (8 s) before demoting the
         # old primary; short periods keep the test quick without changing what happens.
         # (A replica is only promoted if Sentinel's view of it is under 3 info periods old: 1 s, not less,
@@ -128,7 +115,7 @@ async def _fail_over(cluster: Cluster) -> None:
                 raise
             return True
 
-        await _until(failover_started, "Sentinel to accept the failover")
+        await until(failover_started, "Sentinel to accept the failover", **SETTLING)
 
         async def failed_over() -> bool:
             addr = await sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER)
@@ -140,7 +127,7 @@ async def _fail_over(cluster: Cluster) -> None:
 
         # Complete when the old primary is demoted too: until then it still takes writes (Redis's own
         # split-brain window), and a client connected to it would rightly keep using it.
-        await _until(failed_over, "Sentinel to promote the replica and demote the old primary")
+        await until(failed_over, "Sentinel to promote the replica and demote the old primary", **SETTLING)
 
 
 async def test_a_client_through_sentinel_follows_a_forced_failover(cluster: Cluster):
