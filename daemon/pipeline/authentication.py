@@ -53,7 +53,7 @@ def authentication():
         spec = endpoint_of(request.match_info.handler)
         if spec is None:
             return await handler(request)
-        if any(name in request.query for name in _URL_TOKEN_PARAMS):
+        if request.query_string and any(name in request.query for name in _URL_TOKEN_PARAMS):
             raise ApiError(Code.UNAUTHORIZED, "tokens are not accepted in the URL; use the Authorization header")
         token = bearer_token(request)
         principal = None
