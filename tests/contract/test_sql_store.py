@@ -57,6 +57,40 @@ async def test_a_failed_transaction_leaves_nothing(db):
     assert await db.fetch_all("SELECT id FROM users") == []
 
 
+INSERT_USER = "INSERT INTO users (id, email, role, password_hash, created_at, updated_at) VALUES (?, ?, 'user', 'h', 't', 't')"
+
+
+async def test_a_batch_writes_everything_with_its_values_untouched(db):
+    tricky = "o'brien%s?;COMMIT;@example.com"
+    async with db.batch() as batch:
+        await batch.execute(INSERT_USER, "u1", tricky)
+        await batch.execute_many(INSERT_USER, [("u2", "b@example.com"), ("u3", "c@example.com")])
+        await batch.execute("UPDATE users SET display_name = ? WHERE id = ?", "50% off?", "u2")
+        assert await db.fetch_all("SELECT id FROM users") == []  # nothing runs before the block ends
+    assert await db.fetch_all("SELECT id, email, display_name FROM users ORDER BY id") == [
+        {"id": "u1", "email": tricky, "display_name": ""},
+        {"id": "u2", "email": "b@example.com", "display_name": "50% off?"},
+        {"id": "u3", "email": "c@example.com", "display_name": ""},
+    ]
+
+
+async def test_a_failed_batch_leaves_nothing_and_the_database_usable(db):
+    with pytest.raises(UniqueViolation):
+        async with db.batch() as batch:
+            await batch.execute(INSERT_USER, "u1", "x@example.com")
+            await batch.execute(INSERT_USER, "u2", "x@example.com")
+    assert await db.fetch_all("SELECT id FROM users") == []
+    async with db.batch() as batch:  # and the connection it ran on is not left inside that transaction
+        await batch.execute(INSERT_USER, "u3", "y@example.com")
+    assert await db.fetch_all("SELECT id FROM users") == [{"id": "u3"}]
+
+
+async def test_a_batch_does_not_read(db):
+    async with db.batch() as batch:
+        with pytest.raises(TypeError):
+            await batch.fetch_one("SELECT 1 AS ok")
+
+
 async def test_execute_returns_the_rows_touched_and_booleans_read_back(db):
     await _user(db, "u1", "a@example.com")
     await _user(db, "u2", "b@example.com")

@@ -29,7 +29,7 @@ import psycopg2
 import psycopg2.errorcodes
 
 from daemon.stores.errors import Unavailable, UniqueViolation
-from daemon.stores.sql import Row, read_scope
+from daemon.stores.sql import Batch, Row, read_scope
 
 ACQUIRE_TIMEOUT_S = 10
 log = logging.getLogger("bastion.db")
@@ -77,6 +77,20 @@ class _Conn:
     async def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         for row in rows:  # aiopg has no executemany; this runs inside the caller's transaction
             await self.execute(sql, *row)
+
+    async def execute_batch(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """All of them in one transaction and one round trip. The values are bound by psycopg2 (mogrify),
+        and the joined text is sent without parameters, so nothing in it is read as a placeholder."""
+        script = b";".join([b"BEGIN", *(self._cur.mogrify(_to_pyformat(sql), params) for sql, params in statements),
+                            b"COMMIT"])
+        try:
+            await self._cur.execute(script.decode())
+        except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
+            try:
+                await self._cur.execute("ROLLBACK")  # a failed statement leaves the transaction open
+            except (psycopg2.Error, OSError, asyncio.TimeoutError):
+                pass  # the connection is gone; the server rolls back on its own
+            raise _translate(exc) from exc
 
 
 class _RecentWrites:
@@ -235,6 +249,16 @@ class PostgresDatabase:
                 await c.execute("COMMIT")
         finally:
             # Marked after COMMIT (or a failure that may have committed): reads that follow see it.
+            self._writes.wrote()
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[Batch]:
+        batch = Batch()
+        yield batch
+        try:
+            async with self._cursor() as c:
+                await c.execute_batch(batch.statements)
+        finally:
             self._writes.wrote()
 
     async def ping(self) -> None:

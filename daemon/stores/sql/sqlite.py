@@ -22,7 +22,7 @@ from typing import Any
 import aiosqlite
 
 from daemon.stores.errors import Unavailable, UniqueViolation
-from daemon.stores.sql import Row
+from daemon.stores.sql import Batch, Row
 
 
 
@@ -148,6 +148,14 @@ class SqliteDatabase:
                 await self._writer.execute("ROLLBACK")
                 raise
             await self._writer.execute("COMMIT")
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[Batch]:
+        batch = Batch()
+        yield batch
+        async with self.transaction() as tx:  # on the writer's thread each statement costs little
+            for sql, params in batch.statements:
+                await tx.execute(sql, *params)
 
     async def ping(self) -> None:
         await self.fetch_one("SELECT 1 AS ok")
