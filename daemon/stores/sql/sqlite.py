@@ -76,9 +76,7 @@ class _Conn:
             cursor = await self._conn.execute(sql, params)
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
-        count = cursor.rowcount
-        await cursor.close()
-        return count
+        return cursor.rowcount  # not closed: that would be a second trip to the writer's thread
 
     async def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         try:
