@@ -185,9 +185,9 @@ class Gateway:
                 # Only a very long round (thousands of sockets) gives the rest of the loop a turn, so
                 # requests are not held for all of it. A shorter one runs through: an event published
                 # during a round waits for the whole of it and the pause after it, so letting requests
-                # publish mid-round put about a round more on the latency (p99 28-36 ms against 11-21
-                # on the fan-out bench); they run in the pause instead, and what they publish goes out
-                # in the next round all the same.
+                # publish mid-round put about a round more on the latency (bench/RESULTS.md, "Fan-out
+                # p99"); they run in the pause instead, and what they publish goes out in the next round
+                # all the same.
                 await asyncio.sleep(0)
                 turn = time.monotonic() + _TURN_S
             principal = conn.principal

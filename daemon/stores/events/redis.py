@@ -9,7 +9,9 @@ long as the Redis data does, so after Redis lost its data, when numbering starts
 old id is recognised as foreign (resync) instead of being mistaken for a new one.
 
 Each process runs one XREAD BLOCK loop and hands every entry to its local listeners, so a thousand
-WebSockets cost one Redis connection, not a thousand.
+WebSockets cost one Redis connection, not a thousand. A blocked XREAD is answered with the first new
+entry alone, so a burst comes back a read at a time; the bus counts its own publishes not yet read
+back, and `Listener.batch` waits for them (briefly) so that such a burst is handed over together.
 """
 
 from __future__ import annotations
