@@ -42,6 +42,9 @@ Figures, per server and phase:
   CPU         in the note: the server's and the clients' CPU time over the phase (100% = one core busy),
               and the server's CPU time per delivery (publishing included): steadier than the rates when
               other work on the machine takes the cores away
+  requests    in the note: the publishing requests' own time, sent to answered (p50, p99). `at` is stamped
+              when the server publishes, so the time a request waits before that (say, for a WebSocket
+              round to end) is not in p50 and p99 above; it is here
 The machine is shared: server, clients, publisher and Redis share its cores (the output says how many),
 so compare each figure only with the bare baseline of the same run.
 """
@@ -295,6 +298,7 @@ def publisher_process(pipe, mode: str, host: str, port: int, ws_path: str, token
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=max(16, window))) as http:
             async def publish(n: int) -> None:
                 nonlocal errors
+                sent = time.perf_counter()  # uvloop's loop.time() counts whole milliseconds
                 try:
                     if mode == "bare":
                         response = await http.post(base + "/publish")
@@ -307,10 +311,12 @@ def publisher_process(pipe, mode: str, host: str, port: int, ws_path: str, token
                 except aiohttp.ClientError:
                     errors += 1
                 answered[0] = loop.time()
+                request_times.append(time.perf_counter() - sent)
 
             pipe.send("ready")
             while (command := await loop.run_in_executor(None, pipe.recv)) != "stop":
                 errors, tasks, published = 0, set(), 0
+                request_times = []
                 began = loop.time()
                 started_at = time.time()
                 if command[0] == "steady":
@@ -341,8 +347,10 @@ def publisher_process(pipe, mode: str, host: str, port: int, ws_path: str, token
                 # The server may take the requests more slowly than they were sent: its own rate is the
                 # events over the time until the last answer.
                 accepted = published / (answered[0] - began)
+                request_times.sort()
                 pipe.send({"published": published, "seconds": elapsed, "start": started_at, "errors": errors,
-                           "accepted": accepted})
+                           "accepted": accepted, "request_p50_ms": percentile(request_times, 0.50) * 1000,
+                           "request_p99_ms": percentile(request_times, 0.99) * 1000})
         probe.stopping = True
         probe.transport.close()
 
@@ -453,6 +461,8 @@ def measure(mode: str, port: int, ws_path: str, token: str | None, args, pid: in
                 "dropped": sum(r["dropped"] for r in reports),
                 "missing": published["published"] * args.clients - len(ordered),
                 "publish_errors": published["errors"],
+                "request_p50_ms": published["request_p50_ms"],
+                "request_p99_ms": published["request_p99_ms"],
                 "server_cpu": cpu[0] / wall,
                 "server_us": cpu[0] / max(1, len(ordered)) * 1e6,
                 "clients_cpu": cpu[1] / wall,
@@ -519,6 +529,7 @@ def rows(results: list[tuple[int, str, dict]], args) -> list[dict]:
             offered = f"{res['accepted_per_s']:,.0f} events/s, window {args.window}"
         note = (f"{offered}; server CPU {res['server_cpu']:.0%} ({res['server_us']:.0f} us/delivery), "
                 f"clients {res['clients_cpu']:.0%}; missing {res['missing']:,}")
+        note += f"; publishing requests p50 {res['request_p50_ms']:.1f} ms, p99 {res['request_p99_ms']:.1f}"
         if res["publish_errors"]:
             note += f"; {res['publish_errors']} publish errors"
         if args.rounds > 1:
