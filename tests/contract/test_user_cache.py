@@ -108,6 +108,30 @@ async def test_a_read_in_flight_during_a_change_is_not_kept(following, accounts)
     assert (await b.get("u1")).display_name == "new"  # but the old row was not kept
 
 
+async def test_concurrent_misses_share_one_read(following, accounts):
+    (a, _), _ = following
+    accounts.hold = hold = asyncio.Event()
+    waiting = [asyncio.create_task(a.get("u1")) for _ in range(20)]
+    await until(lambda: accounts.reads == 1, "the first read to start")
+    await asyncio.sleep(0.05)  # the other nineteen have asked by now
+    hold.set()
+    assert {user.display_name for user in await asyncio.gather(*waiting)} == {"old"}
+    assert accounts.reads == 1
+
+
+async def test_a_miss_after_a_change_does_not_share_a_read_from_before_it(following, accounts):
+    (a, b), _ = following
+    accounts.hold = hold = asyncio.Event()
+    before = asyncio.create_task(b.get("u1"))
+    await until(lambda: accounts.reads == 1, "the first read to start")
+    await rename(accounts, "new")
+    await a.changed("user.updated", "u1")  # b hears of it before `changed` returns
+    after = asyncio.create_task(b.get("u1"))
+    await until(lambda: accounts.reads == 3, "a read of its own")  # a's read in `changed`, then b's
+    hold.set()
+    assert ((await before).display_name, (await after).display_name) == ("old", "new")
+
+
 async def test_while_not_following_every_read_goes_to_sql(following, accounts):
     (_, b), bus = following
     await b.get("u1")
