@@ -44,6 +44,7 @@ LOAD_SETTINGS = {
     "BASTION_ACCESS_TOKEN_TTL_S": "7200",
 }
 LOGIN_CONNECTIONS = 16
+SETTLE_S = 3.0
 LOGIN_EMAIL = "login-flood@example.com"
 HEALTH_PROBE_INTERVAL_S = 0.02
 # Each with the options the full run uses: the Chroma comparison is the vector benchmark's own business.
@@ -64,7 +65,12 @@ class Row:
 
 
 def wrk(url: str, connections: int, duration_s: float, **env: str) -> dict:
-    """One wrk run; returns the numbers its Lua done() printed."""
+    """One wrk run; returns the numbers its Lua done() printed.
+
+    Each run starts SETTLE_S after whatever ran before it. Started at once, a 256-connection run also
+    measured the previous one's teardown (256 connections reset with requests in flight): some requests
+    took up to 0.5 s against bare aiohttp and 1-2% took 0.5-2.5 s against Bastion; after a pause, none."""
+    time.sleep(SETTLE_S)
     command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--timeout", "5s",
                "-s", str(LOAD_SCRIPT), url]
     done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True,
