@@ -18,9 +18,7 @@ from daemon.stores.cache.memory import MemoryCache
 from daemon.stores.errors import Unavailable
 from daemon.stores.events.memory import MemoryEventBus
 from daemon.stores.events.redis import RedisEventBus
-from daemon.stores.sql import open_database
 from daemon.stores.sql.accounts import Accounts
-from daemon.stores.sql.migrate import migrate
 from tests.conftest import until
 
 WAIT_S = 10.0  # a bound on waiting, not a performance target
@@ -37,16 +35,12 @@ class CountingCache(MemoryCache):
 
 
 @pytest.fixture
-async def accounts(data_dir):
-    db = await open_database(None, data_dir / "t.sqlite3")
-    await migrate(db)
-    await db.execute("INSERT INTO users (id, email, role, password_hash, created_at, updated_at) "
-                     "VALUES ('u1', 'u1@example.com', 'user', 'h', 't', 't')")
+async def accounts(db_with_a_user):
     for sid in ("s1", "s2", "s3"):
-        await db.execute("INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip) "
-                         "VALUES (?, 'u1', 't', 't', '9999', 'test', '127.0.0.1')", sid)
-    yield Accounts(db)
-    await db.close()
+        await db_with_a_user.execute(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip) "
+            "VALUES (?, 'u1', 't', 't', '9999', 'test', '127.0.0.1')", sid)
+    return Accounts(db_with_a_user)
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ from daemon.services import user_cache as user_cache_module
 from daemon.services.user_cache import UserCache
 from daemon.stores.errors import Unavailable
 from daemon.stores.events.memory import MemoryEventBus
-from daemon.stores.sql import open_database
 from daemon.stores.sql.accounts import Accounts
-from daemon.stores.sql.migrate import migrate
 from tests.conftest import until
 
 WAIT_S = 10.0  # a bound on waiting, not a performance target
@@ -39,13 +37,8 @@ class CountingAccounts(Accounts):
 
 
 @pytest.fixture
-async def accounts(data_dir):
-    db = await open_database(None, data_dir / "t.sqlite3")
-    await migrate(db)
-    await db.execute("INSERT INTO users (id, email, display_name, role, password_hash, created_at, updated_at) "
-                     "VALUES ('u1', 'u1@example.com', 'old', 'user', 'h', '2026-11-26T00:00:00Z', '2026-11-26T00:00:00Z')")
-    yield CountingAccounts(db)
-    await db.close()
+def accounts(db_with_a_user):
+    return CountingAccounts(db_with_a_user)
 
 
 @pytest.fixture
