@@ -58,8 +58,9 @@ def _invalid(errors: list[FieldError], detail: str = "the request is not valid")
 
 
 def _as_vector(values: list[float], dimension: int, metric: str, field: str, errors: list[FieldError]) -> np.ndarray:
-    import numpy as np  # here, not at the top: a daemon serving no vectors does not load numpy
     """The values as stored (float32), adding to `errors` what is wrong with them."""
+    import numpy as np  # here, not at the top: a daemon serving no vectors does not load numpy
+
     if len(values) != dimension:
         errors.append(FieldError(field, f"expected {dimension} values, got {len(values)}"))
         return np.zeros(0, dtype=np.float32)
