@@ -29,11 +29,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 
 from tests.conftest import PG_URL, REDIS_URL, free_port
-from tests.daemon_process import ADMIN_PASSWORD, ROOT, Daemon, start
+from tests.daemon_process import ADMIN_PASSWORD, ROOT, Daemon, with_admin
 
 LOAD_SCRIPT = Path(__file__).parent / "wrk" / "load.lua"
 RESULTS = Path(__file__).parent / "RESULTS.md"
@@ -154,12 +153,8 @@ def daemon(mode: str, workdir: Path):
     with pg_schema() if mode == "postgres+redis" else _nothing() as database_url:
         if database_url:
             settings.update(BASTION_DATABASE_URL=database_url, BASTION_REDIS_URL=REDIS_URL)
-        running = start(workdir / mode.replace("+", "-"), **settings)
-        try:
-            running.create_admin()
+        with with_admin(workdir / mode.replace("+", "-"), **settings) as running:
             yield running
-        finally:
-            running.stop()
 
 
 @contextmanager
