@@ -11,6 +11,7 @@ from daemon.app import create_app
 from daemon.context import EVENTS, GATEWAY, METRICS
 from daemon.settings import Settings
 from shared.models.events import SERVER_MESSAGE
+from tests.conftest import until
 from tests.helpers import signed_up
 
 WS = "/api/v1/ws"
@@ -71,14 +72,6 @@ async def subscribe(ws, *topics: str, since: str | None = None) -> dict:
         message["since"] = since
     await ws.send_json(message)
     return await receive(ws)
-
-
-async def until(check, what: str) -> None:
-    for _ in range(WAIT_S * 20):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 async def test_an_admin_hears_users_being_created(rt, admin):
@@ -364,8 +357,8 @@ async def test_a_slow_reader_is_dropped_and_the_others_keep_up(aiohttp_client, s
     for n in range(count):
         await bus.publish("users", "user.updated", {"id": "u", "n": n, "padding": padding})
         # A steady pace the fast client keeps up with; the slow one falls ever further behind.
-        await until(lambda: len(received) >= n - 4 or reader.done(), "the fast client to keep up")
-    await until(lambda: len(gateway.connections) == 1, "the slow reader to be dropped")
+        await until(lambda: len(received) >= n - 4 or reader.done(), "the fast client to keep up", within=WAIT_S)
+    await until(lambda: len(gateway.connections) == 1, "the slow reader to be dropped", within=WAIT_S)
     await asyncio.wait_for(reader, WAIT_S)
     assert received == list(range(count))
     assert not fast.closed
