@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 ALL_SCOPES = frozenset({"read", "write", "admin"})
+USER_SCOPES = frozenset({"read", "write"})
 
 
 def scopes_for_role(role: str) -> frozenset[str]:
-    return ALL_SCOPES if role == "admin" else frozenset({"read", "write"})
+    return ALL_SCOPES if role == "admin" else USER_SCOPES
 
 
-@dataclass(frozen=True)
-class Principal:
+class Principal(NamedTuple):  # immutable; a tuple because one is built for every request
     user_id: str
     role: str
     session_id: str | None = None  # set for access tokens
     api_key_id: str | None = None  # set for API keys
-    scopes: frozenset[str] = field(default_factory=frozenset)
+    scopes: frozenset[str] = frozenset()
     expires_at: float | None = None  # epoch seconds, for access tokens
 
     @property
