@@ -125,16 +125,14 @@ class Auth:
 
     async def _check_limits(self, account_key: str, ip_key: str) -> bool:
         """Refuse a caller over either limit; True when the account has failures on record."""
-        failures = False
-        for key, limit, period in (
+        account, address = await self._cache.peek([
             (account_key, self._limits.per_account, self._limits.account_period_s),
             (ip_key, self._limits.per_ip, self._limits.ip_period_s),
-        ):
-            decision = await self._cache.peek(key, limit, period)
+        ])
+        for decision in (account, address):
             if not decision.allowed:
                 raise ApiError(Code.RATE_LIMITED, "too many failed logins; try again later", headers={"Retry-After": decision.retry_after_header})
-            failures = failures or (key == account_key and decision.remaining < limit - 1)
-        return failures
+        return account.remaining < self._limits.per_account - 1
 
     async def login(self, email: str, password: str, ip: str, user_agent: str) -> TokenPair:
         email = normalise_email(email)

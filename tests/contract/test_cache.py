@@ -21,6 +21,12 @@ class FakeClock:
         return self.now
 
 
+async def peek(cache: Cache, key: str, limit: int, period_s: float):
+    """One key's peek (the contract's peek takes several)."""
+    [decision] = await cache.peek([(key, limit, period_s)])
+    return decision
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -71,13 +77,24 @@ async def test_cost_counts_several_and_a_cost_over_the_limit_is_refused(make_cac
 async def test_peek_changes_nothing_and_reset_clears(make_cache, clock):
     cache = make_cache(clock)
     for _ in range(5):
-        assert (await cache.peek("k", 2, 60)).allowed
+        assert (await peek(cache, "k", 2, 60)).allowed
     await cache.hit("k", 2, 60)
     await cache.hit("k", 2, 60)
-    assert not (await cache.peek("k", 2, 60)).allowed
+    assert not (await peek(cache, "k", 2, 60)).allowed
     await cache.reset("k")
-    assert (await cache.peek("k", 2, 60)).remaining == 1
+    assert (await peek(cache, "k", 2, 60)).remaining == 1
     assert (await cache.hit("k", 2, 60)).remaining == 1
+
+async def test_a_peek_at_several_keys_answers_each_in_order_and_changes_nothing(make_cache, clock):
+    cache = make_cache(clock)
+    await cache.hit("full", 1, 60)
+    await cache.hit("half", 4, 60, cost=2)
+    checks = [("half", 4, 60), ("never", 3, 60), ("full", 1, 60)]
+    first = await cache.peek(checks)
+    assert [(d.allowed, d.remaining) for d in first] == [(True, 1), (True, 2), (False, 0)]
+    assert await cache.peek(checks) == first
+    assert await cache.peek([]) == []
+
 
 
 async def test_keys_are_independent(make_cache, clock):
@@ -140,9 +157,9 @@ async def test_allowance_spends_a_batch_locally_and_reports_what_is_left(make_ca
     assert all(d.allowed for d in decisions)
     assert [d.remaining for d in decisions] == list(range(999, 989, -1))
     # One batch of 10 was counted in the cache for the ten hits (a peek tells what one more would leave).
-    assert (await cache.peek("k", 1000, 60.0)).remaining == 989
+    assert (await peek(cache, "k", 1000, 60.0)).remaining == 989
     await allowance.hit("k", 1000)
-    assert (await cache.peek("k", 1000, 60.0)).remaining == 979
+    assert (await peek(cache, "k", 1000, 60.0)).remaining == 979
 
 
 async def test_two_replicas_taking_batches_never_exceed_the_shared_limit(make_cache, clock):
@@ -168,7 +185,7 @@ async def test_a_batch_not_spent_in_time_is_dropped(make_cache, clock):
     await allowance.hit("k", 1000)
     clock.now += LEASE_S + 0.01
     await allowance.hit("k", 1000)  # takes a new batch: the old one's 9 hits are not spent any more
-    assert (await cache.peek("k", 1000, 6000.0)).remaining == 979
+    assert (await peek(cache, "k", 1000, 6000.0)).remaining == 979
 
 
 async def test_a_burst_on_a_key_takes_one_batch_not_one_per_request(make_cache, clock):

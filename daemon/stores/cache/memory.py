@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from daemon.stores.cache import RateDecision, gcra
 
@@ -34,8 +35,9 @@ class MemoryCache:
             self._sweep(now)
         return decision
 
-    async def peek(self, key: str, limit: int, period_s: float) -> RateDecision:
-        return gcra(self._tats.get(key), self._clock(), limit, period_s, 1)[1]
+    async def peek(self, checks: Sequence[tuple[str, int, float]]) -> list[RateDecision]:
+        now = self._clock()
+        return [gcra(self._tats.get(key), now, limit, period_s, 1)[1] for key, limit, period_s in checks]
 
     async def reset(self, key: str) -> None:
         self._tats.pop(key, None)

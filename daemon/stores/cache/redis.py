@@ -3,21 +3,22 @@
 A GCRA step must read and write the stored arrival time atomically, so it runs as one Lua script. The
 script only decides whether to store the new time; the decision the caller sees is computed by the
 same pure `gcra()` the memory backend uses, from the very inputs the script saw (the stored value and
-the clock), so the two backends cannot disagree. The clock is Redis's own TIME, one clock for all
+the clock), so the two backends cannot disagree. A peek writes nothing: one script reads the clock and
+every key asked about, so checking several limits is still one round trip. The clock is Redis's own TIME, one clock for all
 replicas; tests may pass a clock of their own.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 
 from daemon.stores.cache import RateDecision, gcra
 from daemon.stores.redis_errors import unavailable_on_error
 
-# KEYS[1]: the limiter key. ARGV: limit, period_s, cost, now (or "" for Redis TIME), apply ("1"/"0").
+# KEYS[1]: the limiter key. ARGV: limit, period_s, cost, now (or "" for Redis TIME).
 # Returns {stored arrival time or "", now}, as strings: Lua numbers returned bare become integers.
 _GCRA = """
 local now = tonumber(ARGV[4])
@@ -27,17 +28,29 @@ if now == nil then
 end
 local raw = redis.call('GET', KEYS[1])
 local stored = tonumber(raw)
-if ARGV[5] == '1' then
-  local limit, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-  local interval = period / limit
-  local tat = math.max(stored or now, now)
-  local new_tat = tat + cost * interval
-  if new_tat - now <= period + 1e-9 then
-    local ttl_ms = math.ceil((new_tat - now) * 1000) + 1
-    redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', ttl_ms)
-  end
+local limit, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local interval = period / limit
+local tat = math.max(stored or now, now)
+local new_tat = tat + cost * interval
+if new_tat - now <= period + 1e-9 then
+  local ttl_ms = math.ceil((new_tat - now) * 1000) + 1
+  redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', ttl_ms)
 end
 return {raw or '', string.format('%.17g', now)}
+"""
+
+# KEYS: the limiter keys to peek at. ARGV[1]: now, or "" for Redis TIME. Returns {now, stored or "" for each key}.
+_PEEK = """
+local now = ARGV[1]
+if now == '' then
+  local t = redis.call('TIME')
+  now = string.format('%.17g', tonumber(t[1]) + tonumber(t[2]) / 1000000)
+end
+local out = {now}
+for i, key in ipairs(KEYS) do
+  out[i + 1] = redis.call('GET', key) or ''
+end
+return out
 """
 
 
@@ -48,23 +61,25 @@ class RedisCache:
         self._client = client
         self._prefix = prefix
         self._clock = clock
-        self._script = client.register_script(_GCRA)
+        self._hit = client.register_script(_GCRA)
+        self._peek = client.register_script(_PEEK)
 
-    async def _step(self, key: str, limit: int, period_s: float, cost: int, apply: bool) -> RateDecision:
+    async def hit(self, key: str, limit: int, period_s: float, cost: int = 1) -> RateDecision:
         now = "" if self._clock is None else repr(self._clock())
         with unavailable_on_error():
-            raw, now_text = await self._script(
-                keys=[f"{self._prefix}rl:{key}"],
-                args=[limit, repr(float(period_s)), cost, now, "1" if apply else "0"],
+            raw, now_text = await self._hit(
+                keys=[f"{self._prefix}rl:{key}"], args=[limit, repr(float(period_s)), cost, now]
             )
         stored = float(raw) if raw else None
         return gcra(stored, float(now_text), limit, period_s, cost)[1]
 
-    async def hit(self, key: str, limit: int, period_s: float, cost: int = 1) -> RateDecision:
-        return await self._step(key, limit, period_s, cost, apply=True)
-
-    async def peek(self, key: str, limit: int, period_s: float) -> RateDecision:
-        return await self._step(key, limit, period_s, 1, apply=False)
+    async def peek(self, checks: Sequence[tuple[str, int, float]]) -> list[RateDecision]:
+        now = "" if self._clock is None else repr(self._clock())
+        with unavailable_on_error():
+            now_text, *stored = await self._peek(keys=[f"{self._prefix}rl:{key}" for key, _, _ in checks], args=[now])
+        moment = float(now_text)
+        return [gcra(float(raw) if raw else None, moment, limit, period_s, 1)[1]
+                for (_, limit, period_s), raw in zip(checks, stored, strict=True)]
 
     async def reset(self, key: str) -> None:
         with unavailable_on_error():
