@@ -182,8 +182,9 @@ class BastionApp(App[None]):
             self.load(*self.overview_parts())
             return
         self.store.apply(message.change)
-        if isinstance(message.change, EventArrived) and message.change.event.get("event", "").startswith("vectors."):
-            self.load("collections")  # the counts changed; the event does not carry them
+        kind = message.change.event.get("event", "") if isinstance(message.change, EventArrived) else ""
+        if kind.startswith("vectors.") or kind == "collection.created":
+            self.load("collections")  # the counts changed, or a new one came: the event does not carry them
 
     def overview_parts(self) -> list[str]:
         return ["health", "users", "sessions", "api_keys", "collections"] if self._is_admin() else \

@@ -1,7 +1,9 @@
 """Who may hear which events: the rules of the WebSocket gateway, with no HTTP in them.
 
 Services publish on two kinds of topic: `users` (user.* and session.revoked) and
-`collections/<name>`. `me` is not published to: it is the part of `users` about the subscriber.
+`collections/<name>`. `me` is not published to: it gathers the events about the subscriber, its own
+user.* events and its sessions' session.revoked from `users`, and the creation and deletion of the
+collections it owns (no one can subscribe to a collection before it exists).
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ async def may_read(principal: Principal, topic: str, collections: CollectionRead
     return False
 
 
+OWNERS_HEAR = frozenset({"collection.created", "collection.deleted"})  # through `me`
+
+
 def concerns(principal: Principal, event: Event) -> bool:
-    """Whether a `users` event is about the principal (its `me` topic)."""
-    if event.topic != USERS:
-        return False
-    return principal.user_id in (event.data.get("id"), event.data.get("user_id"))
+    """Whether an event is about the principal (its `me` topic)."""
+    if event.topic == USERS:
+        return principal.user_id in (event.data.get("id"), event.data.get("user_id"))
+    return event.event in OWNERS_HEAR and event.data.get("owner_id") == principal.user_id
 
 
 def delivered_as(principal: Principal, topics: set[str], event: Event) -> str | None:
@@ -48,9 +53,10 @@ def delivered_as(principal: Principal, topics: set[str], event: Event) -> str | 
     return None
 
 
-def sources(topics: set[str]) -> set[str]:
-    """The published topics that feed these subscribed ones (for replaying history)."""
-    return {USERS if topic == ME else topic for topic in topics}
+def sources(topics: set[str]) -> set[str] | None:
+    """The published topics that feed these subscribed ones (for replaying history); None for every topic,
+    which `me` needs: its collection events come from topics of any name."""
+    return None if ME in topics else topics
 
 
 def ends_access(principal: Principal, event: Event) -> bool:

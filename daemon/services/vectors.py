@@ -190,7 +190,7 @@ class VectorService:
         # The name goes first, so nobody reaches the vectors while they are being removed.
         if await self.catalog.delete(row):
             await self.store.drop(row.space)
-            await self.events.publish(topic(name), "collection.deleted", {"name": name})
+            await self.events.publish(topic(name), "collection.deleted", {"name": name, "owner_id": row.owner_id})
 
     # --- vectors ----------------------------------------------------------------------------------------
 

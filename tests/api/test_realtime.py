@@ -188,6 +188,46 @@ async def test_me_carries_only_events_about_the_subscriber(rt, admin, alice):
     await ws.close()
 
 
+async def test_me_carries_the_creation_and_deletion_of_the_subscribers_collections(rt, admin, alice):
+    """A collection's own topic cannot be subscribed to before it exists: its owner hears of it through `me`,
+    live and on a `since` replay, and nobody else does (the admin's `users` does not carry it either)."""
+    mine, theirs = await connect(rt, alice), await connect(rt, admin)
+    await subscribe(mine, "me")
+    await subscribe(theirs, "me", "users")
+    await rt.post("/api/v1/collections", json={"name": "admins", "dimension": 2, "metric": "dot"}, headers=admin.headers)
+    before = await receive(theirs)
+    assert (before["topic"], before["event"]) == ("me", "collection.created")  # the admin's own collection
+    created = await rt.post("/api/v1/collections", json={"name": "new", "dimension": 3, "metric": "cosine"},
+                            headers=alice.headers)
+    assert created.status == 201
+    event = await receive(mine)
+    assert (event["topic"], event["event"], event["data"]) == (
+        "me", "collection.created", {"name": "new", "dimension": 3, "metric": "cosine", "owner_id": alice.id}
+    )
+    assert (await rt.delete("/api/v1/collections/new", headers=alice.headers)).status == 204
+    deleted = await receive(mine)
+    assert (deleted["topic"], deleted["event"], deleted["data"]) == (
+        "me", "collection.deleted", {"name": "new", "owner_id": alice.id}
+    )
+    await mine.close()
+    # A socket that resumes from before the creation gets both again, and only those.
+    again = await connect(rt, alice)
+    assert (await subscribe(again, "me", since=before["id"]))["type"] == "subscribed"
+    assert [(m["topic"], m["event"]) for m in [await receive(again), await receive(again)]] == [
+        ("me", "collection.created"), ("me", "collection.deleted")
+    ]
+    await rt.patch("/api/v1/users/me", json={"display_name": "A"}, headers=alice.headers)
+    assert (await receive(again))["event"] == "user.updated"  # nothing of the admin's collection came between
+    # The admin heard nothing of alice's collection on either topic: its next event is its own rename.
+    await rt.patch("/api/v1/users/me", json={"display_name": "Admin"}, headers=admin.headers)
+    heard = [await receive(theirs) for _ in range(2)]  # alice's rename on `users`, then its own
+    assert [(m["topic"], m["event"], m["data"]["id"]) for m in heard] == [
+        ("users", "user.updated", alice.id), ("users", "user.updated", admin.id)
+    ]
+    for ws in (again, theirs):
+        await ws.close()
+
+
 async def test_a_burst_of_events_reaches_each_client_filtered_and_in_order(rt, admin, alice):
     """Events published back to back reach the gateway together: each client still gets exactly its own."""
     bob = await signed_up(rt, "bob@example.com")

@@ -166,6 +166,7 @@ async def test_since_replays_exactly_the_missed_events_of_the_topics(make_bus):
     replay = await bus.since(events[3].id, {"users"})
     assert replay == [e for e in events[4:] if e.topic == "users"]
     assert await bus.since(events[3].id, {"users", "collections/a"}) == events[4:]
+    assert await bus.since(events[3].id, None) == events[4:]  # every topic
     assert await bus.since(events[-1].id, {"users"}) == []
 
 

@@ -547,6 +547,24 @@ async def test_a_collection_made_while_the_console_runs_gets_its_events_without_
         assert sockets == [], "the console reconnected to hear the new collection"
 
 
+async def test_a_collection_made_elsewhere_appears_and_is_followed_without_a_key_press(
+        daemon: Daemon, unique: str) -> None:
+    """Made by the same account from another session (a script, say): `me` tells of it, the console loads it
+    and follows its topic on the open socket."""
+    name, token = f"elsewhere-{unique}", daemon.admin_token()
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await until(pilot, lambda: app.store.state.live == "live", "the live feed")
+        assert app.client is not None
+        sockets = calls_to(app.client, "live")
+        daemon.call("POST", "/api/v1/collections", {"name": name, "dimension": 2, "metric": "cosine"}, token)
+        await until(pilot, lambda: name in app.store.state.collections, "the collection in the store")
+        daemon.call("POST", f"/api/v1/collections/{name}/upsert", {"vectors": [{"id": "a", "values": [1, 0]}]}, token)
+        await until(pilot, lambda: app.store.state.collections[name].count == 1, "its upsert heard and reloaded")
+        assert sockets == [], "the console reconnected to hear the new collection"
+
+
 async def test_a_bad_server_url_is_told_plainly(daemon: Daemon) -> None:
     from textual.widgets import Static
 

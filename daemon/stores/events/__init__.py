@@ -115,8 +115,9 @@ class EventBus(Protocol):
     def listen(self) -> Listener:
         """Every event published from now on, by this process or any other sharing the bus."""
 
-    async def since(self, event_id: str, topics: set[str]) -> list[Event] | None:
-        """The events after `event_id` on these topics, in order; None if the history no longer reaches back."""
+    async def since(self, event_id: str, topics: set[str] | None) -> list[Event] | None:
+        """The events after `event_id` on these topics (None: on every topic), in order; None if the history
+        no longer reaches back."""
 
     async def ping(self) -> None: ...
 

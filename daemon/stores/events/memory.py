@@ -41,7 +41,7 @@ class MemoryEventBus:
     def listen(self) -> Listener:
         return self._fanout.listen()
 
-    async def since(self, event_id: str, topics: set[str]) -> list[Event] | None:
+    async def since(self, event_id: str, topics: set[str] | None) -> list[Event] | None:
         epoch, _, counter = event_id.rpartition("-")
         if f"{epoch}-" != self._epoch or not counter.isdigit() or int(counter) > self._counter:
             return None
@@ -51,7 +51,7 @@ class MemoryEventBus:
         if after + 1 < oldest:
             return None
         skip = max(0, after + 1 - oldest)
-        return [e for e in islice(self._history, skip, None) if e.topic in topics]
+        return [e for e in islice(self._history, skip, None) if topics is None or e.topic in topics]
 
     async def ping(self) -> None:
         return None

@@ -141,7 +141,7 @@ class RedisEventBus:
     def _pending(self) -> bool:
         return self._in_flight > 0 or self._published > self._read_up_to
 
-    async def since(self, event_id: str, topics: set[str]) -> list[Event] | None:
+    async def since(self, event_id: str, topics: set[str] | None) -> list[Event] | None:
         incarnation, _, number = event_id.rpartition("-")
         if len(incarnation) != 13 or not incarnation.isdigit() or len(number) != 12 or not number.isdigit():
             return None  # not an id of ours
@@ -159,7 +159,7 @@ class RedisEventBus:
         oldest = _number(first[0][0]) if first else int(last) + 1
         if after + 1 < oldest:
             return None
-        return [e for e in (_event(i, f) for i, f in entries) if e.topic in topics]
+        return [e for e in (_event(i, f) for i, f in entries) if topics is None or e.topic in topics]
 
     async def _incarnation(self) -> str:
         await self._client.set(self._incarnation_key, _new_incarnation(), nx=True)
