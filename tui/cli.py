@@ -170,7 +170,7 @@ def _cell(value: Any) -> str:
 
 
 def _server(args: argparse.Namespace, state: config.State) -> str:
-    server = getattr(args, "server", None) or (state.last.server if state.last else None)
+    server = getattr(args, "server", None) or state.last_server
     if not server:
         raise UsageError("no server: pass --server URL (or log in once with bastion login)")
     return normalise_server(server)

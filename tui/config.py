@@ -79,6 +79,12 @@ class State:
         if self.last and (self.last.server, self.last.email) == (server, email):
             self.last = None
 
+    @property
+    def last_server(self) -> str | None:
+        """The server last logged in to; still known after a logout (only the account is forgotten)."""
+        account = self.last or (self.accounts[0] if self.accounts else None)
+        return account.server if account else None
+
     def account_for(self, server: str | None) -> Account | None:
         """The account to use on `server` (the last one used there), or the last account of all."""
         if server is None:

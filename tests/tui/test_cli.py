@@ -250,3 +250,7 @@ def test_logout_revokes_the_session_and_deletes_the_keyring_entry(logged_in: Dae
     with pytest.raises(Refused) as refused:
         logged_in.call("GET", "/api/v1/users/me", token=tokens.access_token)
     assert refused.value.status == 401
+    # The server is still the default: a command says how to log in again there, not that none is known.
+    after = bastion("users", "list")
+    assert after.returncode == 2
+    assert after.stderr.strip() == f"bastion: not logged in to {logged_in.url}: run bastion login --server {logged_in.url} --email EMAIL"
