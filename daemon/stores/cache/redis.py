@@ -4,8 +4,8 @@ A GCRA step must read and write the stored arrival time atomically, so it runs a
 script only decides whether to store the new time; the decision the caller sees is computed by the
 same pure `gcra()` the memory backend uses, from the very inputs the script saw (the stored value and
 the clock), so the two backends cannot disagree. A peek writes nothing: one script reads the clock and
-every key asked about, so checking several limits is still one round trip. The clock is Redis's own TIME, one clock for all
-replicas; tests may pass a clock of their own.
+every key asked about, so checking several limits is still one round trip. The clock is Redis's own
+TIME, one clock for all replicas; tests may pass a clock of their own.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ end
 return {raw or '', string.format('%.17g', now)}
 """
 
-# KEYS: the limiter keys to peek at. ARGV[1]: now, or "" for Redis TIME. Returns {now, stored or "" for each key}.
+# KEYS: the limiter keys to peek at. ARGV[1]: now, or "" for Redis TIME.
+# Returns {now, then the stored arrival time or "" of each key}.
 _PEEK = """
 local now = ARGV[1]
 if now == '' then
