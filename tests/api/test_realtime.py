@@ -217,7 +217,7 @@ async def test_me_carries_the_creation_and_deletion_of_the_subscribers_collectio
         ("me", "collection.created"), ("me", "collection.deleted")
     ]
     await rt.patch("/api/v1/users/me", json={"display_name": "A"}, headers=alice.headers)
-    assert (await receive(again))["event"] == "user.updated"  # nothing of the admin's collection came between
+    assert (await receive(again))["event"] == "user.updated"  # the replay held those two and nothing else
     # The admin heard nothing of alice's collection on either topic: its next event is its own rename.
     await rt.patch("/api/v1/users/me", json={"display_name": "Admin"}, headers=admin.headers)
     heard = [await receive(theirs) for _ in range(2)]  # alice's rename on `users`, then its own
