@@ -2,7 +2,8 @@
 
 It starts real `bastiond` processes (embedded: SQLite and in-process state; and PostgreSQL + Redis),
 drives them with wrk (a separate process, one thread, so the daemon and the load each get one of the
-machine's cores) and prints one table. The ratios compare like with like from this run only:
+machine's cores) and prints one table. The ratios compare like with like from this run only, each the
+median of `--rounds` pairs of runs made in turns (see `in_turns`):
 - `GET /users/me` against a bare aiohttp handler returning the same JSON on the same event loop (uvloop);
 - `POST /auth/login` against this machine's own argon2id verify rate on two threads, same parameters;
 - `/healthz` latency while the login flood runs, from a prober sending one request every 20 ms.
@@ -20,12 +21,14 @@ import json
 import os
 import platform
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +47,7 @@ LOAD_SETTINGS = {
 }
 LOGIN_CONNECTIONS = 16
 SETTLE_S = 3.0
+ROUNDS = 3  # pairs of (baseline, Bastion) run in turns for each ratio
 LOGIN_EMAIL = "login-flood@example.com"
 HEALTH_PROBE_INTERVAL_S = 0.02
 # Each with the options the full run uses: the Chroma comparison is the vector benchmark's own business.
@@ -185,8 +189,12 @@ def argon2_verify_rate(seconds: float) -> float:
 
 
 def probe_health(url: str, stop: threading.Event) -> list[float]:
-    """Latencies (ms) of /healthz asked every 20 ms, on a connection of its own, until `stop`."""
+    """Latencies (ms) of /healthz asked every 20 ms, on a connection of its own, until `stop`; from when the
+    flood begins, after wrk's pause (SETTLE_S)."""
     import http.client
+
+    if stop.wait(SETTLE_S):
+        return []
 
     host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
@@ -204,44 +212,82 @@ def probe_health(url: str, stop: threading.Event) -> list[float]:
     return latencies
 
 
+def in_turns(baseline: Callable[[], dict], measured: Callable[[], dict], rounds: int) -> tuple[dict, dict, list[float]]:
+    """Runs the baseline and the measured load in turns, `rounds` times, and sums each side up.
+
+    The machine is shared: its load from elsewhere moved one 10 s run's figure by up to a quarter within a
+    minute (bare aiohttp at 256 connections read 33,600 and 27,000 req/s in two runs of the same hour), so a
+    ratio of two runs made minutes apart measured the drift as much as Bastion. Pairs made back to back
+    compare like with like, and their median ignores the one pair that drift spoilt. Each side's summary:
+    the requests/s of the median pair's run, the median p50, the worst p99, the errors of all runs. Returns
+    (baseline, measured, every pair's ratio in order).
+    """
+    pairs = [(baseline(), measured()) for _ in range(rounds)]
+    ratios = [run["rps"] / base["rps"] for base, run in pairs]
+    middle = sorted(range(rounds), key=ratios.__getitem__)[rounds // 2]
+
+    def summary(side: int) -> dict:
+        runs = [pair[side] for pair in pairs]
+        return {"rps": pairs[middle][side]["rps"], "p50_us": statistics.median(r["p50_us"] for r in runs),
+                "p99_us": max(r["p99_us"] for r in runs), "errors": sum(r["errors"] for r in runs)}
+
+    return summary(0), summary(1), ratios
+
+
+def in_turns_note(ratios: list[float]) -> str:
+    """The ratio column shows the median pair's; this lists them all, in the order they ran."""
+    return f"median of {len(ratios)} pairs run in turns: " + ", ".join(f"{r:.0%}" for r in ratios)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-def users_me(running: Daemon, mode: str, token: str, duration_s: float, workdir: Path) -> list[Row]:
-    """Each daemon run right after the bare baseline at the same connections: on a shared machine the
-    load from elsewhere drifts by the minute, and a ratio should compare two runs under the same."""
+def users_me(running: Daemon, mode: str, token: str, run_s: float, rounds: int, workdir: Path) -> list[Row]:
     rows = []
     body = get_json(running.url + "/api/v1/users/me", token)  # the baseline serves these very bytes
     with baseline(body, workdir) as base_url:
         for connections in (64, 256):
-            bare = wrk(base_url + "/api/v1/users/me", connections, duration_s)
-            rows.append(row("bare aiohttp, same JSON", f"uvloop, beside {mode}", connections, bare, ratio="100%"))
-            result = wrk(running.url + "/api/v1/users/me", connections, duration_s, BENCH_TOKEN=token)
+            bare, result, ratios = in_turns(
+                lambda: wrk(base_url + "/api/v1/users/me", connections, run_s),
+                lambda: wrk(running.url + "/api/v1/users/me", connections, run_s, BENCH_TOKEN=token),
+                rounds,
+            )
+            rows.append(row("bare aiohttp, same JSON", f"uvloop, in turns with {mode}", connections, bare, ratio="100%"))
             rows.append(row("GET /users/me", mode, connections, result,
-                            ratio=f"{result['rps'] / bare['rps']:.0%} of bare"))
+                            ratio=f"{result['rps'] / bare['rps']:.0%} of bare", note=in_turns_note(ratios)))
     return rows
 
 
-def login_flood(running: Daemon, mode: str, token: str, duration_s: float) -> list[Row]:
+def login_flood(running: Daemon, mode: str, token: str, run_s: float, rounds: int) -> list[Row]:
     # An account of its own, so the sessions the flood opens do not weigh on the admin's later runs.
     running.call("POST", "/api/v1/users", {"email": LOGIN_EMAIL, "password": ADMIN_PASSWORD, "role": "user"}, token)
     body = json.dumps({"email": LOGIN_EMAIL, "password": ADMIN_PASSWORD})
-    verify_rate = argon2_verify_rate(duration_s / 2)
-    stop = threading.Event()
-    with ThreadPoolExecutor(1) as pool:
-        probe = pool.submit(probe_health, running.url, stop)
-        result = wrk(running.url + "/api/v1/auth/login", LOGIN_CONNECTIONS, duration_s,
-                     BENCH_METHOD="POST", BENCH_BODY=body)
-        stop.set()
-        health = probe.result()
-    ceiling = Row("argon2id verify, 2 threads", f"in-process, beside {mode}", "-", verify_rate, 0, 0, 0, "100%")
-    login = row("POST /auth/login", mode, LOGIN_CONNECTIONS, result,
-                ratio=f"{result['rps'] / verify_rate:.0%} of argon2id")
-    probe_row = Row("/healthz during login flood", mode, "1 (every 20 ms)", len(health) / duration_s,
-                    percentile(health, 50), percentile(health, 99), sum(1 for h in health if h == float("inf")))
-    return [ceiling, login, probe_row]
+    health: list[float] = []  # /healthz latencies over every flood
+
+    def verify_rate() -> dict:
+        return {"rps": argon2_verify_rate(run_s / 2), "p50_us": 0, "p99_us": 0, "errors": 0}
+
+    def flood() -> dict:
+        stop = threading.Event()
+        with ThreadPoolExecutor(1) as pool:
+            probe = pool.submit(probe_health, running.url, stop)
+            try:
+                return wrk(running.url + "/api/v1/auth/login", LOGIN_CONNECTIONS, run_s,
+                           BENCH_METHOD="POST", BENCH_BODY=body)
+            finally:
+                stop.set()
+                health.extend(probe.result())
+
+    ceiling, result, ratios = in_turns(verify_rate, flood, rounds)
+    return [
+        Row("argon2id verify, 2 threads", f"in-process, in turns with {mode}", "-", ceiling["rps"], 0, 0, 0, "100%"),
+        row("POST /auth/login", mode, LOGIN_CONNECTIONS, result, ratio=f"{result['rps'] / ceiling['rps']:.0%} of argon2id",
+            note=in_turns_note(ratios)),
+        Row("/healthz during login flood", mode, "1 (every 20 ms)", len(health) / (run_s * rounds),
+            percentile(health, 50), percentile(health, 99), sum(1 for h in health if h == float("inf"))),
+    ]
 
 
 def mixed(running: Daemon, token: str, duration_s: float, connections: int = 64) -> tuple[dict, float, float]:
@@ -256,8 +302,10 @@ def measure_mode(mode: str, workdir: Path, args, notes: list[str]) -> list[Row]:
     with daemon(mode, workdir) as running:
         idle = rss_mb(running.process.pid)
         token = running.admin_token()
-        rows += users_me(running, mode, token, args.duration, workdir)
-        rows += login_flood(running, mode, token, args.duration)
+        # Each ratio's load time (--duration) is split over its rounds, so a run takes as long as before.
+        run_s = max(1.0, args.duration / args.rounds)
+        rows += users_me(running, mode, token, run_s, args.rounds, workdir)
+        rows += login_flood(running, mode, token, run_s, args.rounds)
         result, _, _ = mixed(running, token, args.duration)
         rows.append(row("mixed (reads, writes, lists)", mode, 64, result))
         soak, soak_start, soak_end = mixed(running, token, args.soak)
@@ -325,7 +373,10 @@ def missing_prerequisites(modes: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10, help="seconds per load run (default 10)")
+    parser.add_argument("--duration", type=float, default=10,
+                        help="seconds of load per scenario and side (default 10); split over --rounds for ratios")
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help=f"pairs of baseline and Bastion run in turns for each ratio (default {ROUNDS})")
     parser.add_argument("--soak", type=float, default=30, help="seconds of the mixed soak (default 30)")
     parser.add_argument("--long-soak", action="store_const", const=300, dest="soak",
                         help="a 5-minute soak")
@@ -335,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra arguments for bench.vectors, e.g. '--n 20000 --queries 50' for a quick look")
     parser.add_argument("--write", action="store_true", help="write the results to bench/RESULTS.md")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     modes = args.modes.split(",")
     unknown = set(modes) - {"embedded", "postgres+redis"}
     if unknown:
@@ -355,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     rows += other_rows
 
     report = "\n\n".join([f"Measured {started} on {machine()}; load from wrk (1 thread), "
-                          f"{args.duration:.0f} s per run.", table(rows), "\n".join(f"- {n}" for n in notes + failures)])
+                          f"{args.duration:.0f} s of load per scenario and side, each ratio the median of "
+                          f"{args.rounds} pairs run in turns.", table(rows), "\n".join(f"- {n}" for n in notes + failures)])
     print(report)
     if args.write:
         RESULTS.write_text(RESULTS.read_text().split("<!-- results -->")[0] + "<!-- results -->\n\n" + report + "\n"

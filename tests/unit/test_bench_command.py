@@ -32,7 +32,7 @@ def test_an_unknown_mode_is_a_usage_error() -> None:
 
 def test_a_short_run_prints_every_scenario_without_errors() -> None:
     installed("wrk")
-    done = bench("--modes", "embedded", "--skip-others", "--duration", "1", "--soak", "1")
+    done = bench("--modes", "embedded", "--skip-others", "--duration", "1", "--rounds", "1", "--soak", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
     scenarios = {cells[0].strip(): cells for cells in rows[1:]}
@@ -42,6 +42,24 @@ def test_a_short_run_prints_every_scenario_without_errors() -> None:
     for cells in rows[1:]:
         assert float(cells[3].replace(",", "")) > 0, cells  # requests/s
         assert cells[6].strip() == "0", cells  # errors
+
+
+def test_ratios_come_from_pairs_run_in_turns_and_the_median_pair_speaks() -> None:
+    from bench.run import in_turns
+
+    order: list[str] = []
+    bases = iter([100.0, 100.0, 50.0])  # the third pair ran while the machine was busy elsewhere
+    runs = iter([40.0, 45.0, 10.0])
+
+    def run(side: str, rates, p99: float, errors: int) -> dict:
+        order.append(side)
+        return {"rps": next(rates), "p50_us": 1000.0, "p99_us": p99, "errors": errors}
+
+    base, measured, ratios = in_turns(lambda: run("base", bases, 2000.0, 0), lambda: run("run", runs, 9000.0, 1), 3)
+    assert order == ["base", "run"] * 3
+    assert ratios == [0.4, 0.45, 0.2]
+    assert (base["rps"], measured["rps"]) == (100.0, 40.0)  # the pair whose ratio is the median
+    assert measured["p99_us"] == 9000.0 and measured["errors"] == 3  # the worst p99, every run's errors
 
 
 def test_a_small_vector_run_answers_every_query_and_reports_recall() -> None:
