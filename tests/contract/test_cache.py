@@ -85,6 +85,7 @@ async def test_peek_changes_nothing_and_reset_clears(make_cache, clock):
     assert (await peek(cache, "k", 2, 60)).remaining == 1
     assert (await cache.hit("k", 2, 60)).remaining == 1
 
+
 async def test_a_peek_at_several_keys_answers_each_in_order_and_changes_nothing(make_cache, clock):
     cache = make_cache(clock)
     await cache.hit("full", 1, 60)
@@ -94,7 +95,6 @@ async def test_a_peek_at_several_keys_answers_each_in_order_and_changes_nothing(
     assert [(d.allowed, d.remaining) for d in first] == [(True, 1), (True, 2), (False, 0)]
     assert await cache.peek(checks) == first
     assert await cache.peek([]) == []
-
 
 
 async def test_keys_are_independent(make_cache, clock):
