@@ -215,8 +215,8 @@ def probe_health(url: str, stop: threading.Event) -> list[float]:
 def in_turns(baseline: Callable[[], dict], measured: Callable[[], dict], rounds: int) -> tuple[dict, dict, list[float]]:
     """Runs the baseline and the measured load in turns, `rounds` times, and sums each side up.
 
-    The machine is shared: its load from elsewhere moved one 10 s run's figure by up to a quarter within a
-    minute (bare aiohttp at 256 connections read 33,600 and 27,000 req/s in two runs of the same hour), so a
+    The machine is shared: its load from elsewhere moved one 10 s run's figure by up to a quarter within the
+    hour (bare aiohttp at 256 connections read 33,600 and 27,000 req/s in two runs of the same hour), so a
     ratio of two runs made minutes apart measured the drift as much as Bastion. Pairs made back to back
     compare like with like, and their median ignores the one pair that drift spoilt. Each side's summary:
     the requests/s of the median pair's run, the median p50, the worst p99, the errors of all runs. Returns
