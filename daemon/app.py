@@ -166,14 +166,6 @@ async def _on_shutdown(app: web.Application) -> None:
     app[RUNTIME].shutting_down = True
 
 
-async def _close_after_answer_while_draining(request: web.Request, response: web.StreamResponse) -> None:
-    """While draining (cli.py), every answer ends its connection: a keep-alive connection would keep a
-    client here past the load balancer's choice (kube-proxy balances connections, not requests)."""
-    if request.app[RUNTIME].shutting_down and not isinstance(response, web.WebSocketResponse):
-        response.force_close()
-        response.headers["Connection"] = "close"  # the headers are computed before this hook runs
-
-
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=pipeline(settings),
@@ -201,7 +193,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_vectors)
     app.cleanup_ctx.append(realtime.run_gateway)
     app.cleanup_ctx.append(webview.open_web_sessions)
-    app.on_response_prepare.append(_close_after_answer_while_draining)
     app.on_shutdown.append(_on_shutdown)
     app.on_shutdown.append(realtime.on_shutdown)  # 1001 to every WebSocket
 

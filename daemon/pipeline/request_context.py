@@ -1,8 +1,12 @@
-"""Stage 1: the request id, and the client's address.
+"""Stage 1: the request id, and the client's address; and, while draining, the end of the connection.
 
 A well-formed incoming X-Request-ID is kept so that a caller can follow its request through our logs;
 anything else is replaced. The client address comes from X-Forwarded-For only when the direct peer is a
 proxy named in BASTION_TRUSTED_PROXIES; otherwise anyone could pick the address their limits count on.
+
+While draining (cli.py), every answer ends its connection: a keep-alive connection would keep a client
+here past the load balancer's choice (kube-proxy balances connections, not requests). This is done here
+rather than in an `on_response_prepare` hook, which aiohttp would await for every response.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import secrets
 
 from aiohttp import web
 
-from daemon.context import CLIENT_IP, REQUEST_ID
+from daemon.context import CLIENT_IP, REQUEST_ID, RUNTIME
 from daemon.pipeline import Next
 from daemon.settings import Settings
 
@@ -62,6 +66,8 @@ def request_context(settings: Settings):
         response = await handler(request)
         if not response.prepared:
             response.headers["X-Request-ID"] = request_id
+        if request.app[RUNTIME].shutting_down:
+            response.force_close()  # before prepare: with `Connection: close`; after: closed all the same
         return response
 
     return middleware

@@ -162,6 +162,23 @@ async def test_allowance_spends_a_batch_locally_and_reports_what_is_left(make_ca
     assert (await peek(cache, "k", 1000, 60.0)).remaining == 979
 
 
+async def test_take_spends_only_a_batch_held_here_and_never_asks_the_cache(make_cache, clock):
+    """The rate-limit stage's path without a coroutine: None sends the request on to `hit`."""
+    from daemon.pipeline.rate_limit import LEASE_S, Allowance
+
+    cache: Cache = make_cache(clock)
+    allowance = Allowance(cache, 60.0, clock=clock)
+    assert allowance.take("k", 1000) is None  # no batch yet
+    await allowance.hit("k", 1000)  # takes a batch of 10 and spends one
+    assert [allowance.take("k", 1000).remaining for _ in range(9)] == list(range(998, 989, -1))
+    assert allowance.take("k", 1000) is None  # spent
+    assert (await peek(cache, "k", 1000, 60.0)).remaining == 989  # the cache counted one batch, no more
+    await allowance.hit("k", 1000)
+    clock.now += LEASE_S + 0.01
+    assert allowance.take("k", 1000) is None  # a batch not spent in time is not spent later
+    assert allowance.take("other", 1000) is None
+
+
 async def test_two_replicas_taking_batches_never_exceed_the_shared_limit(make_cache, clock):
     from daemon.pipeline.rate_limit import Allowance
 
