@@ -9,7 +9,9 @@ median of `--rounds` pairs of runs made in turns (see `in_turns`):
 - `/healthz` latency while the login flood runs, from a prober sending one request every 20 ms.
 - a vector query over HTTP on 100,000 x 384 and WebSocket fan-out to 500 clients: `bench.vectors` and
   `bench.ws_fanout`, commands of their own with their own baselines (brute force and bare HTTP; a bare
-  aiohttp broadcast), whose rows (`--json`) join the same table.
+  aiohttp broadcast), whose rows (`--json`) join the same table;
+- the instructions a request costs, counted by callgrind beside bare aiohttp's (`bench.instructions`):
+  the one figure here that the machine's other load does not move.
 Results also go to bench/RESULTS.md (--write).
 """
 
@@ -28,7 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,7 +53,7 @@ ROUNDS = 3  # pairs of (baseline, Bastion) run in turns for each ratio
 LOGIN_EMAIL = "login-flood@example.com"
 HEALTH_PROBE_INTERVAL_S = 0.02
 # Each with the options the full run uses: the Chroma comparison is the vector benchmark's own business.
-OTHER_BENCHMARKS = (("bench.vectors", ("--skip-chroma",)), ("bench.ws_fanout", ()))
+OTHER_BENCHMARKS = (("bench.vectors", ("--skip-chroma",)), ("bench.ws_fanout", ()), ("bench.instructions", ()))
 
 
 @dataclass
@@ -118,15 +120,16 @@ def wait_for(url: str, timeout_s: float = 30) -> None:
 
 
 @contextmanager
-def baseline(body: bytes, workdir: Path):
-    """The bare aiohttp server in a process of its own, serving `body`."""
+def baseline(body: bytes, workdir: Path, command_prefix: Sequence[str] = ()):
+    """The bare aiohttp server in a process of its own, serving `body`; yields its URL and process."""
     body_file = workdir / "baseline-body.json"
     body_file.write_bytes(body)
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "bench.baseline", str(port), str(body_file)], cwd=ROOT)
+    process = subprocess.Popen([*command_prefix, sys.executable, "-m", "bench.baseline", str(port), str(body_file)],
+                               cwd=ROOT)
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}"
+        wait_for(f"http://127.0.0.1:{port}/healthz", timeout_s=120 if command_prefix else 30)
+        yield f"http://127.0.0.1:{port}", process
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -152,12 +155,12 @@ def pg_schema():
 
 
 @contextmanager
-def daemon(mode: str, workdir: Path):
+def daemon(mode: str, workdir: Path, command_prefix: Sequence[str] = ()):
     settings = dict(LOAD_SETTINGS)
     with pg_schema() if mode == "postgres+redis" else _nothing() as database_url:
         if database_url:
             settings.update(BASTION_DATABASE_URL=database_url, BASTION_REDIS_URL=REDIS_URL)
-        with with_admin(workdir / mode.replace("+", "-"), **settings) as running:
+        with with_admin(workdir / mode.replace("+", "-"), command_prefix=command_prefix, **settings) as running:
             yield running
 
 
@@ -247,7 +250,7 @@ def percentile(values: list[float], q: float) -> float:
 def users_me(running: Daemon, mode: str, token: str, run_s: float, rounds: int, workdir: Path) -> list[Row]:
     rows = []
     body = get_json(running.url + "/api/v1/users/me", token)  # the baseline serves these very bytes
-    with baseline(body, workdir) as base_url:
+    with baseline(body, workdir) as (base_url, _):
         for connections in (64, 256):
             bare, result, ratios = in_turns(
                 lambda: wrk(base_url + "/api/v1/users/me", connections, run_s),

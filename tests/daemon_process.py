@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,18 +80,19 @@ class Daemon:
                 self.process.wait()
 
 
-def start(data_dir: Path, port: int | None = None, **settings: str) -> Daemon:
-    """`port`: the same port again, to restart a daemon where its clients expect it."""
+def start(data_dir: Path, port: int | None = None, *, command_prefix: Sequence[str] = (), **settings: str) -> Daemon:
+    """`port`: the same port again, to restart a daemon where its clients expect it. `command_prefix`: a
+    program to run the daemon under (bench/instructions.py counts its instructions with valgrind)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = data_dir / "bastiond.log"
     env = {**os.environ, "BASTION_DATA_DIR": str(data_dir), "BASTION_PORT": str(port),
            "BASTION_LOG_LEVEL": "warning", "BASTION_SHUTDOWN_DRAIN_S": "0", **settings}  # no LB to drain
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "daemon", "serve"], env=env, cwd=ROOT,
+        process = subprocess.Popen([*command_prefix, sys.executable, "-m", "daemon", "serve"], env=env, cwd=ROOT,
                                    stdout=out, stderr=subprocess.STDOUT)
     daemon = Daemon(f"http://127.0.0.1:{port}", data_dir, process, log, settings)
-    deadline = time.monotonic() + START_WAIT_S
+    deadline = time.monotonic() + START_WAIT_S * (4 if command_prefix else 1)
     while True:
         if process.poll() is not None:
             raise AssertionError(f"bastiond exited with {process.returncode}: {log.read_text()[-2000:]}")
@@ -106,9 +107,9 @@ def start(data_dir: Path, port: int | None = None, **settings: str) -> Daemon:
 
 
 @contextmanager
-def with_admin(data_dir: Path, **settings: str) -> Iterator[Daemon]:
+def with_admin(data_dir: Path, *, command_prefix: Sequence[str] = (), **settings: str) -> Iterator[Daemon]:
     """A started daemon whose first admin exists (ADMIN_EMAIL), stopped on the way out."""
-    running = start(data_dir, **settings)
+    running = start(data_dir, command_prefix=command_prefix, **settings)
     try:
         running.create_admin()
         yield running

@@ -74,3 +74,23 @@ def test_a_small_vector_run_answers_every_query_and_reports_recall() -> None:
         assert row["errors"] == 0 and row["rps"] > 0, row
         recall = float(row["note"].split("recall@10 ")[1].split(";")[0])
         assert recall >= 0.95, row  # at 2,000 points the index is exact or close to it
+
+
+def test_instructions_are_counted_for_bastion_and_bare_aiohttp() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.instructions", "--requests", "20", "--modes", "embedded",
+                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {row["scenario"]: row for row in json.loads(done.stdout[done.stdout.index("["):])}
+    assert set(rows) == {"bare aiohttp, same JSON: instructions per request",
+                         "GET /api/v1/users/me: instructions per request", "GET /healthz: instructions per request"}
+
+    def thousands(row: dict) -> float:
+        return float(row["note"].split("k instructions")[0].replace(",", ""))
+
+    bare, me = (thousands(rows[name]) for name in ("bare aiohttp, same JSON: instructions per request",
+                                                   "GET /api/v1/users/me: instructions per request"))
+    # Tens of thousands at least for the smallest server (a count of nothing would read 0), and the whole
+    # pipeline costs more than no pipeline.
+    assert 20 < bare < me, rows
+    ratio = int(rows["GET /api/v1/users/me: instructions per request"]["ratio"].removesuffix("% of bare"))
+    assert abs(ratio - 100 * bare / me) <= 1, rows  # the counts in the note are rounded to thousands
