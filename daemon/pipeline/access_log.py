@@ -41,7 +41,7 @@ def access_log():
         finally:
             latency = time.perf_counter() - started
             route = route_template(request)
-            request.app[METRICS].observe_request(request.method, route, status, latency)
+            request.app[METRICS].requests.observe(request.method, route, status, latency)
             if log.isEnabledFor(logging.INFO):
                 principal = request.get(PRINCIPAL)
                 log.info(

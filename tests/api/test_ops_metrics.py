@@ -35,6 +35,29 @@ async def test_metrics_carry_pool_use_backend_health_and_requests_by_route(aioht
     assert samples[("bastion_http_request_duration_seconds_count", (("method", "GET"), ("route", "/healthz")))] == 1
 
 
+def test_request_latencies_fall_in_prometheus_buckets_and_counts_add_up() -> None:
+    """The request metrics are kept by hand (daemon/metrics.py), so their exposition is checked here."""
+    from prometheus_client import generate_latest
+
+    from daemon.metrics import Metrics
+
+    metrics = Metrics()
+    for latency in (0.0004, 0.001, 0.0011, 0.3, 20.0):  # 0.001 is on a bound: `le` counts it there
+        metrics.requests.observe("GET", "/healthz", 200, latency)
+    metrics.requests.observe("GET", "/healthz", 503, 0.002)
+    samples = _samples(generate_latest(metrics.registry).decode())
+
+    def bucket(le: str) -> float:
+        return samples[("bastion_http_request_duration_seconds_bucket", (("le", le), ("method", "GET"), ("route", "/healthz")))]
+
+    assert [bucket(le) for le in ("0.001", "0.0025", "0.25", "0.5", "10.0", "+Inf")] == [2, 4, 4, 5, 5, 6]
+    labels = (("method", "GET"), ("route", "/healthz"))
+    assert samples[("bastion_http_request_duration_seconds_count", labels)] == 6
+    assert abs(samples[("bastion_http_request_duration_seconds_sum", labels)] - 20.3045) < 1e-9
+    assert samples[("bastion_http_requests_total", (*labels, ("status", "200")))] == 5
+    assert samples[("bastion_http_requests_total", (*labels, ("status", "503")))] == 1
+
+
 async def test_a_backend_that_stops_answering_shows_as_down(aiohttp_client, settings: Settings):
     from daemon.app import create_app
 
