@@ -17,7 +17,8 @@ class RequestMetrics:
 
     prometheus_client's Counter and Histogram take a lock for every observation, and a histogram two;
     every request is observed on the event loop's thread and /metrics reads there too, so the locks bought
-    nothing, and with the labels' lookup they cost a twentieth of a small request (bench.instructions)."""
+    nothing, and with the labels' lookup they cost 3% of the instructions of a `GET /users/me`
+    (bench.instructions)."""
 
     def __init__(self) -> None:
         self._counts: dict[tuple[str, str, int], int] = {}
@@ -65,5 +66,3 @@ class Metrics:
         self.backend_up = Gauge(
             "bastion_backend_up", "whether a backing service answered its last check", ["service"], registry=self.registry
         )
-
-
