@@ -259,7 +259,7 @@ def clients_process(pipe, host: str, port: int, path: str, token: str | None, co
                                            for _ in range(begin, min(count, begin + CONNECT_BATCH))))
         pipe.send("ready")
         loop = asyncio.get_running_loop()
-        while (command := await loop.run_in_executor(None, pipe.recv)) == "report":
+        while await loop.run_in_executor(None, pipe.recv) == "report":  # anything else means stop
             pipe.send({"latencies": stats.latencies.tobytes(), "first": stats.first, "last": stats.last,
                        "dropped": stats.dropped})
             stats.reset()
