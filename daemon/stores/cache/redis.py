@@ -18,14 +18,20 @@ import redis.asyncio as aioredis
 from daemon.stores.cache import RateDecision, gcra
 from daemon.stores.redis_errors import unavailable_on_error
 
-# KEYS[1]: the limiter key. ARGV: limit, period_s, cost, now (or "" for Redis TIME).
-# Returns {stored arrival time or "", now}, as strings: Lua numbers returned bare become integers.
-_GCRA = """
-local now = tonumber(ARGV[4])
+# Sets `now` to the clock passed in ARGV[i], or to Redis's own TIME when that argument is "".
+def _clock_from(i: int) -> str:
+    return f"""
+local now = tonumber(ARGV[{i}])
 if now == nil then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
+"""
+
+
+# KEYS[1]: the limiter key. ARGV: limit, period_s, cost, now (or "" for Redis TIME).
+# Returns {stored arrival time or "", now}, as strings: Lua numbers returned bare become integers.
+_GCRA = _clock_from(4) + """
 local raw = redis.call('GET', KEYS[1])
 local stored = tonumber(raw)
 local limit, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -41,13 +47,8 @@ return {raw or '', string.format('%.17g', now)}
 
 # KEYS: the limiter keys to peek at. ARGV[1]: now, or "" for Redis TIME.
 # Returns {now, then the stored arrival time or "" of each key}.
-_PEEK = """
-local now = ARGV[1]
-if now == '' then
-  local t = redis.call('TIME')
-  now = string.format('%.17g', tonumber(t[1]) + tonumber(t[2]) / 1000000)
-end
-local out = {now}
+_PEEK = _clock_from(1) + """
+local out = {string.format('%.17g', now)}
 for i, key in ipairs(KEYS) do
   out[i + 1] = redis.call('GET', key) or ''
 end
@@ -65,26 +66,32 @@ class RedisCache:
         self._hit = client.register_script(_GCRA)
         self._peek = client.register_script(_PEEK)
 
+    def _limiter_key(self, key: str) -> str:
+        return f"{self._prefix}rl:{key}"
+
+    def _now(self) -> str:
+        """The clock argument of the scripts: "" for Redis's own TIME."""
+        return "" if self._clock is None else repr(self._clock())
+
     async def hit(self, key: str, limit: int, period_s: float, cost: int = 1) -> RateDecision:
-        now = "" if self._clock is None else repr(self._clock())
         with unavailable_on_error():
             raw, now_text = await self._hit(
-                keys=[f"{self._prefix}rl:{key}"], args=[limit, repr(float(period_s)), cost, now]
+                keys=[self._limiter_key(key)], args=[limit, repr(float(period_s)), cost, self._now()]
             )
         stored = float(raw) if raw else None
         return gcra(stored, float(now_text), limit, period_s, cost)[1]
 
     async def peek(self, checks: Sequence[tuple[str, int, float]]) -> list[RateDecision]:
-        now = "" if self._clock is None else repr(self._clock())
         with unavailable_on_error():
-            now_text, *stored = await self._peek(keys=[f"{self._prefix}rl:{key}" for key, _, _ in checks], args=[now])
+            now_text, *stored = await self._peek(keys=[self._limiter_key(key) for key, _, _ in checks],
+                                                 args=[self._now()])
         moment = float(now_text)
         return [gcra(float(raw) if raw else None, moment, limit, period_s, 1)[1]
                 for (_, limit, period_s), raw in zip(checks, stored, strict=True)]
 
     async def reset(self, key: str) -> None:
         with unavailable_on_error():
-            await self._client.delete(f"{self._prefix}rl:{key}")
+            await self._client.delete(self._limiter_key(key))
 
     async def revoke(self, name: str, ttl_s: float) -> None:
         with unavailable_on_error():
