@@ -69,7 +69,9 @@ class Database(Connection, Protocol):
     dialect: str  # "sqlite" | "postgresql"
     replicated: bool  # reads may go to a replica that lags
 
-    def transaction(self) -> AbstractAsyncContextManager[Connection]: ...
+    def transaction(self, bulk: bool = False) -> AbstractAsyncContextManager[Connection]:
+        """`bulk`: it writes many rows (vectors). SQLite then runs it in its thread, so that the event loop
+        keeps serving meanwhile; short ones run on the loop (daemon/stores/sql/sqlite.py)."""
     def batch(self) -> AbstractAsyncContextManager[Batch]:
         """The statements given to the batch run when the block ends, in one transaction: all or none."""
     async def ping(self) -> None: ...

@@ -234,7 +234,7 @@ class PostgresDatabase:
             await tx.execute_many(sql, rows)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Conn]:
+    async def transaction(self, bulk: bool = False) -> AsyncIterator[_Conn]:
         try:
             async with self._cursor() as c:
                 await c.execute("BEGIN")

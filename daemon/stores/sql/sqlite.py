@@ -16,7 +16,9 @@ What does wait for the disk stays off the loop, on one aiosqlite connection (its
   commits;
 - a write while another process holds SQLite's write lock (a `bastiond` command run beside the
   daemon): the loop's writer does not wait for it (`busy_timeout=0`); that transaction goes to the
-  thread, which waits up to five seconds.
+  thread, which waits up to five seconds;
+- bulk writes (`transaction(bulk=True)`: vectors), which take milliseconds to seconds: writing 1,000
+  vectors of 384 dimensions takes 7-10 ms, deleting 5,000 about 26 ms.
 One transaction at a time, in arrival order, under an asyncio lock: SQLite allows one writer anyway.
 """
 
@@ -160,9 +162,9 @@ class SqliteDatabase:
             await tx.execute_many(sql, rows)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_OnLoop | _InThread]:
+    async def transaction(self, bulk: bool = False) -> AsyncIterator[_OnLoop | _InThread]:
         async with self._write_lock:
-            tx = await self._begin()
+            tx = await self._begin(bulk)
             try:
                 yield tx
             except BaseException:
@@ -171,13 +173,15 @@ class SqliteDatabase:
             await tx.execute("COMMIT")
             self._committed()
 
-    async def _begin(self) -> _OnLoop | _InThread:
-        try:
-            await self._writer.execute("BEGIN IMMEDIATE")
-            return self._writer
-        except Unavailable:  # another process writes: wait for it in the thread, not on the loop
-            await self._in_thread.execute("BEGIN IMMEDIATE")
-            return self._in_thread
+    async def _begin(self, bulk: bool) -> _OnLoop | _InThread:
+        if not bulk:
+            try:
+                await self._writer.execute("BEGIN IMMEDIATE")
+                return self._writer
+            except Unavailable:  # another process writes: wait for it in the thread, not on the loop
+                pass
+        await self._in_thread.execute("BEGIN IMMEDIATE")
+        return self._in_thread
 
     def _committed(self) -> None:
         self._commits += 1

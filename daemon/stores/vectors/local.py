@@ -472,7 +472,8 @@ class LocalVectorStore:
         self._spaces[space.id] = _SpaceState(space)
 
     async def drop(self, space: Space) -> None:
-        await self._db.execute("DELETE FROM vectors WHERE collection_id = ?", space.id)
+        async with self._db.transaction(bulk=True) as tx:
+            await tx.execute("DELETE FROM vectors WHERE collection_id = ?", space.id)
         self._spaces.pop(space.id, None)
         self._loading.pop(space.id, None)
         await asyncio.to_thread(shutil.rmtree, self._space_dir(space), True)
@@ -492,7 +493,7 @@ class LocalVectorStore:
                 )
                 for i, r in enumerate(records)
             ]
-            async with self._db.transaction() as tx:
+            async with self._db.transaction(bulk=True) as tx:
                 for start in range(0, len(rows), WRITE_CHUNK):
                     chunk = rows[start : start + WRITE_CHUNK]
                     placeholders = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
@@ -627,7 +628,7 @@ class LocalVectorStore:
                 doomed = list(shelf.ids)
             if dry_run or not doomed:
                 return Deleted(len(doomed), doomed)
-            async with self._db.transaction() as tx:
+            async with self._db.transaction(bulk=True) as tx:
                 if delete_all:
                     await tx.execute("DELETE FROM vectors WHERE collection_id = ? AND namespace = ?", space.id, namespace)
                 else:
