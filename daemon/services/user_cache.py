@@ -23,6 +23,7 @@ import time
 
 from daemon.services.following import Follower
 from daemon.stores.events import Event, EventBus
+from daemon.stores.sql import Row
 from daemon.stores.sql.accounts import Accounts
 from shared.models.users import User
 
@@ -84,11 +85,12 @@ class UserCache:
             self._entries[user_id] = (read_at, user)
         return user
 
-    async def changed(self, event: str, user_id: str) -> User | None:
+    async def changed(self, event: str, user_id: str, row: Row | None = None) -> User | None:
         """After a write to a user's row has committed: the row as it is now, announced as `event`
-        (user.created, user.updated). None if the user is gone meanwhile."""
+        (user.created, user.updated). None if the user is gone meanwhile. `row`: the row as the write
+        left it, when the write returned it; else it is read."""
         self._drop(user_id)
-        user = await self.get(user_id)
+        user = User.model_validate(row) if row is not None else await self.get(user_id)
         if user is not None:
             await self._announce(event, user.model_dump(mode="json"))
         return user

@@ -85,6 +85,26 @@ async def test_a_failed_batch_leaves_nothing_and_the_database_usable(db):
     assert await db.fetch_all("SELECT id FROM users") == [{"id": "u3"}]
 
 
+async def test_a_batch_returns_the_row_of_its_last_statement(db):
+    async with db.batch() as batch:
+        await batch.execute(INSERT_USER, "u1", "a@example.com")
+        batch.returning("UPDATE users SET display_name = ? WHERE id = ? RETURNING id, display_name, disabled",
+                        "fresh", "u1")
+        with pytest.raises(TypeError):  # `returning` is the last statement
+            await batch.execute(INSERT_USER, "u2", "b@example.com")
+    assert batch.row["id"] == "u1" and batch.row["display_name"] == "fresh" and not batch.row["disabled"]
+    assert await db.fetch_all("SELECT id, display_name FROM users") == [{"id": "u1", "display_name": "fresh"}]
+    async with db.batch() as batch:
+        batch.returning("UPDATE users SET display_name = ? WHERE id = ? RETURNING id", "x", "nobody")
+    assert batch.row is None
+    with pytest.raises(UniqueViolation):  # all or nothing, as any batch
+        async with db.batch() as batch:
+            await batch.execute(INSERT_USER, "u3", "c@example.com")
+            batch.returning(INSERT_USER + " RETURNING id", "u4", "a@example.com")
+    assert batch.row is None
+    assert await db.fetch_all("SELECT id FROM users") == [{"id": "u1"}]
+
+
 async def test_a_batch_does_not_read(db):
     async with db.batch() as batch:
         with pytest.raises(TypeError):

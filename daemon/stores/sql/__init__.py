@@ -49,9 +49,19 @@ class Batch:
 
     def __init__(self) -> None:
         self.statements: list[tuple[str, tuple[Any, ...]]] = []
+        self.returns = False  # whether the last statement's row is wanted (`returning`)
+        self.row: Row | None = None  # that row, once the batch has run
+
+    def returning(self, sql: str, *params: Any) -> None:
+        """The batch's last statement, with a RETURNING clause: its first row is `row` once the batch has
+        run (None if it touched none), which saves the read that would otherwise follow the batch."""
+        self.statements.append((sql, params))
+        self.returns = True
 
     async def execute(self, sql: str, *params: Any) -> int:
         """Always -1: what a statement touched is not known until the batch runs."""
+        if self.returns:
+            raise TypeError("the statement given to `returning` must be the batch's last")
         self.statements.append((sql, params))
         return -1
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from daemon.stores.sql import Connection, Database, Row
+from daemon.stores.sql import Batch, Connection, Database, Row
 
 USER_COLUMNS = "id, email, display_name, role, disabled, created_at, updated_at, last_login_at"
 
@@ -43,6 +43,10 @@ class Accounts:
         return await self._c(conn).execute(
             f"UPDATE users SET {assignments} WHERE id = ?", *changes.values(), user_id
         )
+
+    def record_login(self, user_id: str, at: str, batch: Batch) -> None:
+        """The batch's last statement: its `row` is then the user as the login left it."""
+        batch.returning(f"UPDATE users SET last_login_at = ? WHERE id = ? RETURNING {USER_COLUMNS}", at, user_id)
 
     async def delete_user(self, user_id: str, conn: Connection | None = None) -> int:
         return await self._c(conn).execute("DELETE FROM users WHERE id = ?", user_id)

@@ -78,19 +78,24 @@ class _Conn:
         for row in rows:  # aiopg has no executemany; this runs inside the caller's transaction
             await self.execute(sql, *row)
 
-    async def execute_batch(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-        """All of them in one transaction and one round trip. The values are bound by psycopg2 (mogrify),
-        and the joined text is sent without parameters, so nothing in it is read as a placeholder."""
-        script = b";".join([b"BEGIN", *(self._cur.mogrify(_to_pyformat(sql), params) for sql, params in statements),
-                            b"COMMIT"])
+    async def execute_batch(self, statements: list[tuple[str, tuple[Any, ...]]]) -> Row | None:
+        """All of them in one transaction and one round trip; returns the last one's first row, if any.
+
+        The values are bound by psycopg2 (mogrify), and the joined text is sent without parameters, so
+        nothing in it is read as a placeholder. It goes as one simple query, which PostgreSQL runs as one
+        implicit transaction (all or nothing, rolled back by the server if a statement fails), and whose
+        answer is the last statement's: with BEGIN and COMMIT around it, that would be COMMIT's."""
+        if not statements:
+            return None
+        script = b";".join(self._cur.mogrify(_to_pyformat(sql), params) for sql, params in statements)
         try:
             await self._cur.execute(script.decode())
+            if self._cur.description is None:
+                return None
+            row = await self._cur.fetchone()
         except (psycopg2.Error, OSError, asyncio.TimeoutError) as exc:
-            try:
-                await self._cur.execute("ROLLBACK")  # a failed statement leaves the transaction open
-            except (psycopg2.Error, OSError, asyncio.TimeoutError):
-                pass  # the connection is gone; the server rolls back on its own
             raise _translate(exc) from exc
+        return None if row is None else dict(zip([d.name for d in self._cur.description], row))
 
 
 class _RecentWrites:
@@ -257,7 +262,9 @@ class PostgresDatabase:
         yield batch
         try:
             async with self._cursor() as c:
-                await c.execute_batch(batch.statements)
+                row = await c.execute_batch(batch.statements)
+            if batch.returns:
+                batch.row = row
         finally:
             self._writes.wrote()
 

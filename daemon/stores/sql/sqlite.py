@@ -203,8 +203,11 @@ class SqliteDatabase:
         batch = Batch()
         yield batch
         async with self.transaction() as tx:
-            for sql, params in batch.statements:
+            for sql, params in batch.statements[:-1] if batch.returns else batch.statements:
                 await tx.execute(sql, *params)
+            if batch.returns:
+                sql, params = batch.statements[-1]
+                batch.row = await tx.fetch_one(sql, *params)
 
     async def ping(self) -> None:
         await self.fetch_one("SELECT 1 AS ok")
