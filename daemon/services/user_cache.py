@@ -11,7 +11,9 @@ after a gap, reads go to SQL. More guards:
 - a read that was in flight while any row was dropped is not kept (it may hold the old row);
 - concurrent misses for one user share one read, unless a drop came between them;
 - an entry lives at most TTL_S, for a write made where this process cannot hear it (another process on
-  the embedded database, an operator's SQL);
+  the embedded database, an operator's SQL); one still in use is read again in the background from
+  REFRESH_AFTER_S on, so that the requests for a busy user never all wait for SQL at once when it
+  expires (a slow moment of the database would otherwise stall every one of them);
 - with a read replica configured the cache is off: a read from a replica that lags could put the old row
   back after the announcement, and reads then leave the primary alone anyway.
 """
@@ -28,6 +30,7 @@ from daemon.stores.sql.accounts import Accounts
 from shared.models.users import User
 
 TTL_S = 10.0
+REFRESH_AFTER_S = 5.0
 MAX_ENTRIES = 10_000
 
 
@@ -55,17 +58,25 @@ class UserCache:
         if not self._follower.following:
             return await self._read(user_id)
         entry = self._entries.get(user_id)
-        if entry is not None and time.monotonic() - entry[0] < TTL_S:
-            return entry[1]
+        if entry is not None:
+            age = time.monotonic() - entry[0]
+            if age < TTL_S:
+                if age >= REFRESH_AFTER_S and user_id not in self._filling:
+                    self._start_fill(user_id)  # nobody waits for it: the entry serves until it lands
+                return entry[1]
         # One read per user at a time: when an entry expired under load, every request for that user
         # went to SQL at once (256 of them held p99 at 1-2 s). A read that began before the last drop is
         # not joined: it may return the row as it was before a write this caller has to see.
         filling = self._filling.get(user_id)
         if filling is None or filling[0] != self._drops:
-            read = asyncio.ensure_future(self._fill(user_id))
-            read.add_done_callback(_retrieve)  # an error nobody waits for any more is not logged as lost
-            filling = self._filling[user_id] = (self._drops, read)
+            filling = self._start_fill(user_id)
         return await asyncio.shield(filling[1])  # a caller that gives up does not cancel it for the others
+
+    def _start_fill(self, user_id: str) -> tuple[int, asyncio.Future[User | None]]:
+        read = asyncio.ensure_future(self._fill(user_id))
+        read.add_done_callback(_retrieve)  # an error nobody waits for any more is not logged as lost
+        filling = self._filling[user_id] = (self._drops, read)
+        return filling
 
     async def _read(self, user_id: str) -> User | None:
         row = await self._accounts.user(user_id)

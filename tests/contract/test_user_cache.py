@@ -147,6 +147,23 @@ async def test_an_entry_lives_at_most_the_ttl(following, accounts, monkeypatch):
     assert (await a.get("u1")).display_name == "unannounced"
 
 
+async def test_an_entry_in_use_is_read_again_in_the_background_before_it_expires(following, accounts, monkeypatch):
+    (a, _), _ = following
+    await a.get("u1")
+    await rename(accounts, "unannounced")
+    monkeypatch.setattr(user_cache_module, "REFRESH_AFTER_S", 0.0)
+    reads = accounts.reads
+    accounts.hold = hold = asyncio.Event()  # the database is slow to answer
+    for _ in range(5):  # meanwhile the entry still serves, and one read is under way for all of them
+        assert (await a.get("u1")).display_name == "old"
+    await until(lambda: accounts.reads == reads + 1, "one read in the background")
+    hold.set()
+    await until(lambda: "u1" not in a._filling, "the read to land")
+    monkeypatch.setattr(user_cache_module, "REFRESH_AFTER_S", 60.0)
+    assert (await a.get("u1")).display_name == "unannounced"
+    assert accounts.reads == reads + 1
+
+
 async def test_with_a_read_replica_nothing_is_cached(accounts):
     cache = UserCache(accounts, MemoryEventBus(), enabled=False)
     task = asyncio.create_task(cache.follow())
