@@ -44,8 +44,9 @@ class Connection(Protocol):
 
 
 class Batch:
-    """Writes whose results nobody reads, collected to be run in one transaction by `Database.batch()`:
-    with PostgreSQL that is one round trip for all of them instead of one each plus BEGIN and COMMIT."""
+    """Writes collected to be run in one transaction by `Database.batch()`: with PostgreSQL that is one
+    round trip for all of them instead of one each plus BEGIN and COMMIT. What they touched is not read,
+    except the one row a last statement given to `returning` brings back."""
 
     def __init__(self) -> None:
         self.statements: list[tuple[str, tuple[Any, ...]]] = []

@@ -213,7 +213,7 @@ class SqliteDatabase:
         await self.fetch_one("SELECT 1 AS ok")
 
     def pool_stats(self) -> dict[str, int]:
-        return {"size": 2, "in_use": int(self._write_lock.locked())}
+        return {"size": len(self._on_loop) + 1, "in_use": int(self._write_lock.locked())}  # + the thread's
 
     async def close(self) -> None:
         if self._checkpoint is not None:
