@@ -92,6 +92,8 @@ async def test_a_batch_returns_the_row_of_its_last_statement(db):
                         "fresh", "u1")
         with pytest.raises(TypeError):  # `returning` is the last statement
             await batch.execute(INSERT_USER, "u2", "b@example.com")
+        with pytest.raises(TypeError):
+            await batch.execute_many(INSERT_USER, [("u2", "b@example.com")])
     assert batch.row["id"] == "u1" and batch.row["display_name"] == "fresh" and not batch.row["disabled"]
     assert await db.fetch_all("SELECT id, display_name FROM users") == [{"id": "u1", "display_name": "fresh"}]
     async with db.batch() as batch:

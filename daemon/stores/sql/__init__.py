@@ -56,18 +56,21 @@ class Batch:
     def returning(self, sql: str, *params: Any) -> None:
         """The batch's last statement, with a RETURNING clause: its first row is `row` once the batch has
         run (None if it touched none), which saves the read that would otherwise follow the batch."""
-        self.statements.append((sql, params))
+        self._add([(sql, params)])
         self.returns = True
 
     async def execute(self, sql: str, *params: Any) -> int:
         """Always -1: what a statement touched is not known until the batch runs."""
-        if self.returns:
-            raise TypeError("the statement given to `returning` must be the batch's last")
-        self.statements.append((sql, params))
+        self._add([(sql, params)])
         return -1
 
     async def execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        self.statements.extend((sql, tuple(row)) for row in rows)
+        self._add([(sql, tuple(row)) for row in rows])
+
+    def _add(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        if self.returns:
+            raise TypeError("the statement given to `returning` must be the batch's last")
+        self.statements += statements
 
     async def fetch_one(self, sql: str, *params: Any) -> Row | None:
         raise TypeError("a batch only writes; read before it or after it")

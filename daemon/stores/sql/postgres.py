@@ -262,9 +262,7 @@ class PostgresDatabase:
         yield batch
         try:
             async with self._cursor() as c:
-                row = await c.execute_batch(batch.statements)
-            if batch.returns:
-                batch.row = row
+                batch.row = await c.execute_batch(batch.statements)  # None unless the last one returns
         finally:
             self._writes.wrote()
 

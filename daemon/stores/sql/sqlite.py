@@ -111,6 +111,7 @@ class _InThread:
 
 
 _PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON")
+_WAIT_FOR_LOCK = "PRAGMA busy_timeout=5000"  # for another process's write, up to five seconds
 
 
 def _connect(path: Path, *pragmas: str) -> sqlite3.Connection:
@@ -129,7 +130,7 @@ class SqliteDatabase:
         self._thread = thread
         self._in_thread = _InThread(thread)
         writer = _connect(path, *_PRAGMAS, "PRAGMA busy_timeout=0", "PRAGMA wal_autocheckpoint=0")
-        reader = _connect(path, *_PRAGMAS[2:], "PRAGMA busy_timeout=5000")
+        reader = _connect(path, *_PRAGMAS[2:], _WAIT_FOR_LOCK)
         self._on_loop = (writer, reader)
         self._writer, self._reader = _OnLoop(writer), _OnLoop(reader)
         self._write_lock = asyncio.Lock()
@@ -143,7 +144,7 @@ class SqliteDatabase:
         # First: it switches the file to WAL, waiting up to five seconds for another process to let go.
         thread = await aiosqlite.connect(path, isolation_level=None)
         thread.row_factory = sqlite3.Row
-        for pragma in (*_PRAGMAS, "PRAGMA busy_timeout=5000"):
+        for pragma in (*_PRAGMAS, _WAIT_FOR_LOCK):
             await thread.execute(pragma)
         return cls(path, thread)
 
