@@ -26,11 +26,13 @@ from daemon.services.audit import Audit
 from daemon.services.pages import decode_cursor, next_cursor
 from daemon.services.passwords import Passwords, check_policy
 from daemon.services.principal import Principal, scopes_for_role
+from daemon.services.realtime import PRIVATE
 from daemon.services.sessions import Sessions
 from daemon.services.tokens import Tokens
 from daemon.services.user_cache import UserCache
 from daemon.services.users import normalise_email, token_hash
 from daemon.stores.cache import Cache
+from daemon.stores.events import EventBus
 from daemon.stores.sql.accounts import Accounts
 from shared.errors import ApiError, Code
 from shared.models import Page, PageQuery
@@ -73,6 +75,7 @@ class Auth:
         user_cache: UserCache,
         cache: Cache,
         audit: Audit,
+        events: EventBus,
         refresh_ttl_s: int,
         reuse_grace_s: int,
         limits: LoginLimits = LoginLimits(),
@@ -84,6 +87,7 @@ class Auth:
         self._user_cache = user_cache
         self._cache = cache
         self._audit = audit
+        self._events = events
         self._refresh_ttl = timedelta(seconds=refresh_ttl_s)
         self._grace_s = reuse_grace_s
         self._limits = limits
@@ -157,26 +161,27 @@ class Auth:
         # One round trip to PostgreSQL for the four writes, in one transaction, and the user's row as they
         # leave it: a login's SQL otherwise cost the event loop about as much as everything else in it
         # (each round trip costs the loop about 130 us of CPU here).
+        session = {
+            "id": session_id,
+            "user_id": row["id"],
+            "created_at": iso(moment),
+            "last_used_at": iso(moment),
+            "expires_at": iso(moment + self._refresh_ttl),
+            "user_agent": user_agent[:300],
+            "ip": ip,
+        }
         async with self._accounts.db.batch() as writes:
-            await self._accounts.insert_session(
-                {
-                    "id": session_id,
-                    "user_id": row["id"],
-                    "created_at": iso(moment),
-                    "last_used_at": iso(moment),
-                    "expires_at": iso(moment + self._refresh_ttl),
-                    "user_agent": user_agent[:300],
-                    "ip": ip,
-                },
-                writes,
-            )
+            await self._accounts.insert_session(session, writes)
             await self._accounts.insert_refresh(token_hash(refresh), session_id, iso(moment), iso(moment + self._refresh_ttl), writes)
-            await self._audit.record("login.succeeded", actor_id=row["id"], target_id=row["id"], ip=ip,
-                                     session_id=session_id, conn=writes)
+            entry = await self._audit.record("login.succeeded", actor_id=row["id"], target_id=row["id"], ip=ip,
+                                             session_id=session_id, conn=writes)
             self._accounts.record_login(row["id"], iso(moment), writes)  # last: the user's row comes back
+        await self._audit.announce(entry)
         if writes.row is None:  # deleted the moment it logged in: its session went with it
             raise ApiError(Code.INVALID_CREDENTIALS, "the email or the password is wrong")
         user = await self._user_cache.changed("user.updated", row["id"], writes.row)  # last_login_at
+        del session["expires_at"]  # a session as GET /auth/sessions shows it, with its owner
+        await self._events.publish(PRIVATE, "session.created", session)
         return self._pair(user, session_id, refresh)
 
     def _pair(self, user: User, session_id: str, refresh: str) -> TokenPair:
@@ -284,10 +289,13 @@ class Auth:
             "expires_at": iso(body.expires_at) if body.expires_at else None,
         }
         await self._accounts.insert_api_key(row)
-        await self._audit.record("api_key.created", actor_id=principal.user_id, target_id=principal.user_id, ip=ip, key_id=row["id"], scopes=sorted(wanted))
-        return CreatedApiKey(
+        created = CreatedApiKey(
             id=row["id"], name=body.name, scopes=sorted(wanted), created_at=moment, expires_at=body.expires_at, key=key
         )
+        await self._events.publish(PRIVATE, "key.created", {
+            **created.model_dump(mode="json", exclude={"key"}), "user_id": principal.user_id})
+        await self._audit.record("api_key.created", actor_id=principal.user_id, target_id=principal.user_id, ip=ip, key_id=row["id"], scopes=sorted(wanted))
+        return created
 
     async def list_api_keys(self, principal: Principal, page: PageQuery) -> Page[ApiKey]:
         rows = await self._accounts.api_keys(principal.user_id, decode_cursor(page.cursor), page.limit + 1)
@@ -305,5 +313,6 @@ class Auth:
         owner = await self._accounts.api_key_owner(key_id)
         if owner is None or (owner != principal.user_id and not principal.is_admin):
             raise ApiError(Code.NOT_FOUND, "no such API key")
-        await self._accounts.revoke_api_key(key_id, iso(now()))
+        if await self._accounts.revoke_api_key(key_id, iso(now())):
+            await self._events.publish(PRIVATE, "key.revoked", {"id": key_id, "user_id": owner})
         await self._audit.record("api_key.revoked", actor_id=principal.user_id, target_id=owner, ip=ip, key_id=key_id)

@@ -1,9 +1,12 @@
 """Who may hear which events: the rules of the WebSocket gateway, with no HTTP in them.
 
-Services publish on two kinds of topic: `users` (user.* and session.revoked) and
-`collections/<name>`. `me` is not published to: it gathers the events about the subscriber, its own
-user.* events and its sessions' session.revoked from `users`, and the creation and deletion of the
-collections it owns (no one can subscribe to a collection before it exists).
+Services publish on `users` (user.* and session.revoked), `audit` (audit.recorded),
+`collections/<name>`, and `private` (key.created, key.revoked, session.created: only their owner hears
+them, so no one subscribes to `private` itself). `me` is not published to: it gathers the events about
+the subscriber, its own user.* events and its sessions' session.revoked from `users`, its keys' and
+sessions' events from `private`, and the creation and deletion of the collections it owns (no one can
+subscribe to a collection before it exists). Every event names its owner (`user_id`, or `id` for a user,
+`owner_id` for a collection), so that whom it concerns is read from the event alone.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from daemon.services.principal import Principal
 from daemon.stores.events import Event
 
 USERS = "users"
+AUDIT = "audit"
+PRIVATE = "private"
 ME = "me"
 COLLECTIONS = "collections/"
 
@@ -27,7 +32,7 @@ async def may_read(principal: Principal, topic: str, collections: CollectionRead
         return False
     if topic == ME:
         return True
-    if topic == USERS:
+    if topic in (USERS, AUDIT):
         return principal.is_admin
     if topic.startswith(COLLECTIONS):
         return await collections.can_read(principal, topic.removeprefix(COLLECTIONS))
@@ -41,6 +46,8 @@ def concerns(principal: Principal, event: Event) -> bool:
     """Whether an event is about the principal (its `me` topic)."""
     if event.topic == USERS:
         return principal.user_id in (event.data.get("id"), event.data.get("user_id"))
+    if event.topic == PRIVATE:
+        return principal.user_id == event.data.get("user_id")
     return event.event in OWNERS_HEAR and event.data.get("owner_id") == principal.user_id
 
 
@@ -61,6 +68,8 @@ def sources(topics: set[str]) -> set[str] | None:
 
 def ends_access(principal: Principal, event: Event) -> bool:
     """Whether the event means the principal's credential is no good any more (close with 4401)."""
+    if event.event == "key.revoked":
+        return principal.api_key_id is not None and event.data.get("id") == principal.api_key_id
     if event.topic != USERS:
         return False
     data = event.data

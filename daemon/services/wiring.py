@@ -40,12 +40,12 @@ async def build_account_services(
     tokens = Tokens(
         secrets, await load_keys(secrets), settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_s
     )
-    audit = Audit(accounts)
+    audit = Audit(accounts, events)
     sessions = Sessions(accounts, cache, events, settings.access_token_ttl_s)
     user_cache = UserCache(accounts, events, enabled=not db.replicated)
     users = Users(accounts, passwords, sessions, audit, user_cache)
     auth = Auth(
-        accounts, passwords, tokens, sessions, user_cache, cache, audit,
+        accounts, passwords, tokens, sessions, user_cache, cache, audit, events,
         settings.refresh_token_ttl_s, settings.refresh_reuse_grace_s,
     )
     return AccountServices(auth=auth, users=users, audit=audit, sessions=sessions, user_cache=user_cache,

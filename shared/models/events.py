@@ -6,13 +6,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-# `users` (admins), `me` (events about the caller), `collections/<name>` (its owner and admins).
-Topic = Annotated[str, Field(pattern=r"^(users|me|collections/[a-z0-9][a-z0-9-]{0,62})$")]
+# `users` and `audit` (admins), `me` (events about the caller), `collections/<name>` (its owner and admins).
+Topic = Annotated[str, Field(pattern=r"^(users|audit|me|collections/[a-z0-9][a-z0-9-]{0,62})$")]
 EventName = Literal[
     "user.created",
     "user.updated",
     "user.deleted",
+    "session.created",
     "session.revoked",
+    "key.created",
+    "key.revoked",
+    "audit.recorded",
     "collection.created",
     "collection.deleted",
     "vectors.upserted",

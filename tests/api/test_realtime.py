@@ -12,7 +12,7 @@ from daemon.context import EVENTS, GATEWAY, METRICS
 from daemon.settings import Settings
 from shared.models.events import SERVER_MESSAGE
 from tests.conftest import until
-from tests.helpers import signed_up
+from tests.helpers import login, signed_up
 
 WS = "/api/v1/ws"
 WAIT_S = 10
@@ -403,3 +403,93 @@ async def test_a_slow_reader_is_dropped_and_the_others_keep_up(aiohttp_client, s
     assert received == list(range(count))
     assert not fast.closed
     await fast.close()
+
+
+async def test_keys_and_sessions_are_heard_by_their_owner_alone(rt, admin, alice):
+    """key.created, key.revoked and session.created reach their owner's `me`, and no one else on any topic:
+    not another user, not an admin on `users`, `me` or `audit` as such events."""
+    bob = await signed_up(rt, "bob@example.com")
+    mine, bobs, admins = await connect(rt, alice), await connect(rt, bob), await connect(rt, admin)
+    await subscribe(mine, "me")
+    await subscribe(bobs, "me")
+    await subscribe(admins, "me", "users")
+
+    created = await rt.post("/api/v1/auth/api-keys", json={"name": "ci", "scopes": ["read"]}, headers=alice.headers)
+    assert created.status == 201
+    key = await created.json()
+    event = await receive(mine)
+    assert (event["topic"], event["event"]) == ("me", "key.created")
+    assert event["data"] == {"id": key["id"], "user_id": alice.id, "name": "ci", "scopes": ["read"],
+                             "created_at": key["created_at"], "expires_at": None, "last_used_at": None}
+    assert key["key"] not in str(event)  # the secret is shown once, in the answer, never in an event
+
+    # An admin revoking alice's key: alice hears it, the admin does not.
+    assert (await rt.delete(f"/api/v1/auth/api-keys/{key['id']}", headers=admin.headers)).status == 204
+    event = await receive(mine)
+    assert (event["topic"], event["event"], event["data"]) == ("me", "key.revoked", {"id": key["id"], "user_id": alice.id})
+
+    again = await login(rt, alice.email, **{"User-Agent": "second device"})
+    event = await receive(mine)
+    assert (event["topic"], event["event"]) == ("me", "user.updated")  # last_login_at
+    event = await receive(mine)
+    assert (event["topic"], event["event"]) == ("me", "session.created")
+    sessions = await (await rt.get("/api/v1/auth/sessions", headers=again.headers)).json()
+    [listed] = [s for s in sessions["items"] if s["current"]]
+    assert event["data"] == {**{k: v for k, v in listed.items() if k != "current"}, "user_id": alice.id}
+
+    # Nothing of that reached bob or the admin: each one's next event is its own rename (the admin's
+    # `users` also carries alice's login as a user.updated, which admins may see).
+    await rt.patch("/api/v1/users/me", json={"display_name": "Bob"}, headers=bob.headers)
+    assert [(m["event"], m["data"]["id"]) for m in [await receive(bobs)]] == [("user.updated", bob.id)]
+    await rt.patch("/api/v1/users/me", json={"display_name": "Admin"}, headers=admin.headers)
+    heard = [await receive(admins) for _ in range(3)]
+    assert [(m["topic"], m["event"], m["data"]["id"]) for m in heard] == [
+        ("users", "user.updated", alice.id), ("users", "user.updated", bob.id), ("users", "user.updated", admin.id)
+    ]
+    for ws in (mine, bobs, admins):
+        await ws.close()
+
+
+async def test_audit_entries_are_live_for_admins_only(rt, admin, alice):
+    ws = await connect(rt, alice)
+    refused = await subscribe(ws, "audit")
+    assert (refused["type"], refused["code"], refused["topic"]) == ("error", "forbidden", "audit")
+    assert await receive(ws) == {"type": "subscribed", "topics": []}
+    assert await subscribe(ws, "me") == {"type": "subscribed", "topics": ["me"]}
+    admins = await connect(rt, admin)
+    assert await subscribe(admins, "audit") == {"type": "subscribed", "topics": ["audit"]}
+
+    response = await rt.post("/api/v1/auth/login", json={"email": alice.email, "password": "wrong password"})
+    assert response.status == 401
+    await login(rt, alice.email)
+    heard = [await receive(admins) for _ in range(2)]
+    assert [(m["topic"], m["event"], m["data"]["event"]) for m in heard] == [
+        ("audit", "audit.recorded", "login.failed"), ("audit", "audit.recorded", "login.succeeded")
+    ]
+    # Each event is the entry as GET /audit lists it.
+    listed = await (await rt.get("/api/v1/audit", params={"user_id": alice.id}, headers=admin.headers)).json()
+    by_id = {entry["id"]: entry for entry in listed["items"]}
+    assert [by_id[m["data"]["id"]] for m in heard] == [m["data"] for m in heard]
+    # A key created with an admin's key that only reads may not open the audit either.
+    created = await rt.post("/api/v1/auth/api-keys", json={"name": "ro", "scopes": ["read"]}, headers=admin.headers)
+    readonly = await connect(rt, headers={"Authorization": f"Bearer {(await created.json())['key']}"})
+    assert (await subscribe(readonly, "audit"))["code"] == "forbidden"
+    assert await receive(readonly) == {"type": "subscribed", "topics": []}
+    # alice's socket heard none of it: her next event is her own session, then her own rename.
+    await rt.patch("/api/v1/users/me", json={"display_name": "Alice"}, headers=alice.headers)
+    assert [(await receive(ws))["event"] for _ in range(3)] == ["user.updated", "session.created", "user.updated"]
+    for socket in (ws, admins, readonly):
+        await socket.close()
+
+
+async def test_revoking_an_api_key_closes_its_sockets_with_4401(rt, alice):
+    created = await rt.post("/api/v1/auth/api-keys", json={"name": "feed", "scopes": ["read"]}, headers=alice.headers)
+    key = await created.json()
+    ws = await connect(rt, headers={"Authorization": f"Bearer {key['key']}"})
+    await subscribe(ws, "me")
+    other = await connect(rt, alice)
+    await subscribe(other, "me")
+    assert (await rt.delete(f"/api/v1/auth/api-keys/{key['id']}", headers=alice.headers)).status == 204
+    assert await closed_with(ws) == 4401
+    assert (await receive(other))["event"] == "key.revoked"  # the session's socket stays
+    await other.close()
