@@ -31,14 +31,13 @@ from daemon.stores.cache.redis import RedisCache
 from daemon.stores.events import Event
 from daemon.stores.events.memory import MemoryEventBus
 from daemon.stores.events.redis import RedisEventBus
-from daemon.stores.secrets import database_urls, open_secrets
+from daemon.stores.secrets import database_urls, open_secrets, shared_secrets
 from daemon.stores.sql import open_database
 from daemon.stores.sql.migrate import migrate, pending
 from daemon.stores.vectors import open_vector_store
 from daemon.stores.vectors.catalog import Catalog
 
 log = logging.getLogger("bastion")
-KEY_RELOAD_S = 60
 
 
 async def _secrets(app: web.Application) -> AsyncIterator[None]:
@@ -67,6 +66,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             log.warning("the database schema is behind; run `bastiond migrate`")
         app[DB] = db
         app[READINESS]["database"] = db.ping
+        # With PostgreSQL and no Vault the signing keys live in the database, which every replica shares.
+        app[SECRETS] = shared_secrets(settings, app[SECRETS], db)
         yield
     finally:
         await db.close()
@@ -115,10 +116,10 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
         await bus.close()
 
 
-async def _reload_signing_keys(auth) -> None:
+async def _reload_signing_keys(auth, every_s: float) -> None:
     """Picks up a key added by `bastiond rotate-signing-key`, so that it starts signing here too."""
     while True:
-        await asyncio.sleep(KEY_RELOAD_S)
+        await asyncio.sleep(every_s)
         try:
             await auth.reload_keys()
         except Exception:
@@ -133,7 +134,7 @@ async def _account_services(app: web.Application) -> AsyncIterator[None]:
     await services.sessions.warm()
     if await services.users.count() == 0:
         log.warning(FIRST_RUN_HINT)
-    tasks = [asyncio.create_task(_reload_signing_keys(services.auth)),
+    tasks = [asyncio.create_task(_reload_signing_keys(services.auth, settings.signing_key_reload_s)),
              asyncio.create_task(services.sessions.follow(), name="revocation-mirror"),
              asyncio.create_task(services.user_cache.follow(), name="user-cache")]
     try:

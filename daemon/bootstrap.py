@@ -15,7 +15,7 @@ from daemon.services.wiring import build_account_services
 from daemon.settings import Settings
 from daemon.stores.cache.memory import MemoryCache
 from daemon.stores.events.memory import MemoryEventBus
-from daemon.stores.secrets import SecretStore, database_urls, open_secrets
+from daemon.stores.secrets import SecretStore, database_urls, open_secrets, shared_secrets
 from daemon.stores.sql import Database, open_database
 from daemon.stores.sql.migrate import migrate
 from shared.errors import ApiError, Code, FieldError
@@ -38,7 +38,7 @@ async def command_stores(settings: Settings, migrated: bool = True) -> AsyncIter
         try:
             if migrated:
                 await migrate(db)
-            yield db, secrets
+            yield db, shared_secrets(settings, secrets, db) if migrated else secrets
         finally:
             await db.close()
     finally:

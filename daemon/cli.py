@@ -120,14 +120,11 @@ async def _migrate(settings: Settings) -> list:
 
 
 async def _rotate(settings: Settings):
+    from daemon.bootstrap import command_stores
     from daemon.services.tokens import LEEWAY_S, rotate_keys
-    from daemon.stores.secrets import open_secrets
 
-    store = await open_secrets(settings)
-    try:
+    async with command_stores(settings) as (_, store):
         return await rotate_keys(store, retire_after_s=settings.access_token_ttl_s + LEEWAY_S)
-    finally:
-        await store.close()
 
 
 def _read_admin_password() -> str:
@@ -168,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "rotate-signing-key":
             key = asyncio.run(_rotate(settings))
-            print(f"new signing key {key.kid}; running daemons start signing with it within a minute")
+            print(f"new signing key {key.kid}; running daemons sign with it within BASTION_SIGNING_KEY_RELOAD_S "
+                  f"({settings.signing_key_reload_s} s)")
             return 0
         if args.command == "create-admin":
             from daemon.bootstrap import create_admin

@@ -111,6 +111,15 @@ def _origins(raw: str) -> tuple[str, ...]:
 _origins.expects = "comma-separated origins"  # type: ignore[attr-defined]
 
 
+def _secret_key(raw: str) -> str:
+    if len(raw) < 32:
+        raise SettingsError("expected at least 32 characters (e.g. the output of `openssl rand -base64 32`)")
+    return raw
+
+
+_secret_key.expects = "at least 32 random characters"  # type: ignore[attr-defined]
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "bastion"
@@ -167,6 +176,14 @@ class Settings:
         _int_range(0, 100_000_000),
         "local vector store: namespaces up to this size are searched exactly, larger ones get an HNSW index",
         20_000,
+    )
+    secret_key: str | None = setting(
+        "BASTION_SECRET_KEY", _secret_key,
+        "with PostgreSQL and no Vault: encrypts the signing keys kept in the database", secret=True,
+    )
+    signing_key_reload_s: int = setting(
+        "BASTION_SIGNING_KEY_RELOAD_S", _int_range(1, 3600),
+        "how often a daemon reads the signing keys again, to sign with a key rotated elsewhere", 60,
     )
     vault_addr: str | None = setting("VAULT_ADDR", _url("http", "https"), "HashiCorp Vault address")
     vault_token: str | None = setting("VAULT_TOKEN", _text, "Vault token", secret=True)

@@ -11,9 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daemon.context import AUTH, SETTINGS
+from daemon.context import AUTH, SECRETS
 from daemon.services.tokens import SECRET_NAME, load_keys, rotate_keys
-from daemon.stores.secrets import open_secrets
 from tests.helpers import problem
 
 ME = "/api/v1/users/me"
@@ -24,7 +23,7 @@ def _b64(data: bytes) -> str:
 
 
 async def _key(api):
-    keys = await load_keys(await open_secrets(api.app[SETTINGS]))
+    keys = await load_keys(api.app[SECRETS])
     return keys[-1]
 
 
@@ -122,7 +121,7 @@ async def test_garbage_and_other_schemes_are_refused(api):
 
 
 async def test_a_rotated_key_signs_while_the_old_one_still_verifies(api, alice):
-    store = await open_secrets(api.app[SETTINGS])
+    store = api.app[SECRETS]
     old_kid = jwt.get_unverified_header(alice.access_token)["kid"]
     new_key = await rotate_keys(store, retire_after_s=900)
     # Other replicas pick the new key up when they meet its kid; this one is told directly.

@@ -29,12 +29,16 @@ from daemon.stores.secrets import (
     database_urls,
     get_or_create,
     open_secrets,
+    shared_secrets,
     with_credentials,
 )
+from daemon.stores.sql import open_database
+from daemon.stores.sql.migrate import migrate
 from tests.conftest import free_port, installed
 from tests.standins.kubernetes_api import ServiceAccount, ca_certificate, service_account_token, tokenreview_app
 
 ROOT_TOKEN = "bastion-test-root"
+SECRET_KEY = "k" * 16 + "an at-rest key for tests"
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +89,32 @@ def _root_client(addr: str) -> hvac.Client:
     return hvac.Client(url=addr, token=ROOT_TOKEN)
 
 
-@pytest.fixture(params=["file", "vault"])
+@pytest.fixture
+async def pg_db(pg_url: str):
+    """A migrated PostgreSQL database (a schema of this test's own)."""
+    db = await open_database(pg_url, None)
+    await migrate(db)
+    yield db
+    await db.close()
+
+
+def _pg_settings(pg_url: str, data_dir: Path, **env: str) -> Settings:
+    return Settings.from_env({"BASTION_DATABASE_URL": pg_url, **env}, data_dir=data_dir)
+
+
+@pytest.fixture(params=["file", "vault", "database", "database-sealed"])
 async def store(request: pytest.FixtureRequest, data_dir: Path):
+    if request.param.startswith("database"):
+        key = {"BASTION_SECRET_KEY": SECRET_KEY} if request.param.endswith("sealed") else {}
+        pg_url = request.getfixturevalue("pg_url")
+        db = await open_database(pg_url, None)
+        await migrate(db)
+        file_store = await open_secrets(Settings.from_env({}, data_dir=data_dir))
+        opened = shared_secrets(_pg_settings(pg_url, data_dir, **key), file_store, db)
+        assert opened.name == "database"
+        yield opened
+        await db.close()
+        return
     if request.param == "file":
         settings = Settings.from_env({}, data_dir=data_dir)
     else:
@@ -118,6 +146,14 @@ async def test_replicas_creating_at_once_agree_on_one_value(store):
     results = await asyncio.gather(*(get_or_create(store, "signing_keys", lambda i=i: {"v": i}) for i in range(6)))
     assert len({r["v"] for r in results}) == 1
     assert await store.get("signing_keys") == results[0]
+
+
+async def test_names_lists_what_the_store_holds(store):
+    assert "zz_other" not in await store.names()
+    await store.put("signing_keys", {"v": 1})
+    await store.create("zz_other", {"v": 2})
+    names = await store.names()
+    assert {"signing_keys", "zz_other"} <= set(names) and names == sorted(names)
 
 
 @pytest.mark.parametrize("name", ["", "../etc/passwd", "Keys", "a/b", "x" * 65])
@@ -155,6 +191,57 @@ async def test_a_corrupt_secret_file_is_a_clear_error(data_dir: Path):
 async def test_the_file_store_holds_no_database_credentials(data_dir: Path):
     store = await open_secrets(Settings.from_env({}, data_dir=data_dir))
     assert await store.database_credentials() is None
+
+
+# The database backend: where replicas on PostgreSQL without Vault share their signing keys
+
+
+def test_postgres_without_vault_keeps_the_shared_secrets_in_the_database(data_dir: Path, pg_url: str):
+    file_store = object.__new__(type("Opened", (), {"name": "file"}))
+    assert shared_secrets(_pg_settings(pg_url, data_dir), file_store, None).name == "database"
+    assert shared_secrets(Settings.from_env({}, data_dir=data_dir), file_store, None) is file_store  # SQLite
+    vault_store = object.__new__(type("Opened", (), {"name": "vault"}))
+    assert shared_secrets(_pg_settings(pg_url, data_dir), vault_store, None) is vault_store  # Vault first
+
+
+async def _raw_value(db, name: str) -> str:
+    return (await db.fetch_one("SELECT value FROM secrets WHERE name = ?", name))["value"]
+
+
+async def test_with_a_secret_key_the_database_holds_only_ciphertext(pg_url: str, pg_db, data_dir: Path):
+    file_store = await open_secrets(Settings.from_env({}, data_dir=data_dir))
+    sealed = shared_secrets(_pg_settings(pg_url, data_dir, BASTION_SECRET_KEY=SECRET_KEY), file_store, pg_db)
+    await sealed.put("signing_keys", {"private_pem": "-----BEGIN PRIVATE KEY-----"})
+    raw = await _raw_value(pg_db, "signing_keys")
+    assert raw.startswith("aes256gcm:") and "PRIVATE" not in raw and "private_pem" not in raw
+    assert await sealed.get("signing_keys") == {"private_pem": "-----BEGIN PRIVATE KEY-----"}
+
+    # Moved to another name, the sealed value does not open: the name is bound into it.
+    await pg_db.execute("INSERT INTO secrets (name, value, updated_at) VALUES ('moved', ?, 'x')", raw)
+    with pytest.raises(SecretsError, match="'moved' in the database does not open"):
+        await sealed.get("moved")
+
+    no_key = shared_secrets(_pg_settings(pg_url, data_dir), file_store, pg_db)
+    with pytest.raises(SecretsError, match="is encrypted: set BASTION_SECRET_KEY"):
+        await no_key.get("signing_keys")
+    other_key = shared_secrets(_pg_settings(pg_url, data_dir, BASTION_SECRET_KEY="x" * 40), file_store, pg_db)
+    with pytest.raises(SecretsError, match="does not open with this BASTION_SECRET_KEY"):
+        await other_key.get("signing_keys")
+
+
+async def test_a_value_written_before_the_key_was_set_is_read_then_sealed_when_written(pg_url, pg_db, data_dir):
+    file_store = await open_secrets(Settings.from_env({}, data_dir=data_dir))
+    await shared_secrets(_pg_settings(pg_url, data_dir), file_store, pg_db).put("signing_keys", {"v": 1})
+    assert (await _raw_value(pg_db, "signing_keys")).startswith("{")
+    sealed = shared_secrets(_pg_settings(pg_url, data_dir, BASTION_SECRET_KEY=SECRET_KEY), file_store, pg_db)
+    assert await sealed.get("signing_keys") == {"v": 1}
+    await sealed.put("signing_keys", {"v": 2})
+    assert (await _raw_value(pg_db, "signing_keys")).startswith("aes256gcm:")
+
+
+def test_a_short_secret_key_is_a_settings_error():
+    with pytest.raises(SettingsError, match="BASTION_SECRET_KEY: expected at least 32 characters"):
+        Settings.from_env({"BASTION_SECRET_KEY": "short"})
 
 
 # The Vault backend

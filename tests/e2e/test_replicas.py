@@ -1,29 +1,37 @@
 """Two real `bastiond` processes sharing PostgreSQL (a schema of this test's own) and Redis (a key
-prefix of its own) behave as one system: events, login limits and logouts cross between them."""
+prefix of its own) behave as one system: events, login limits and logouts cross between them.
+
+Each has a data directory of its own, as two pods do, and there is no Vault: the signing keys they share
+live in the database (daemon/stores/secrets/database.py), so a token from one is good on the other."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import jwt
 import pytest
 
 from tests.conftest import next_event
-from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon, start
+from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, Daemon, start
 
 WAIT_S = 15
+SECRET_KEY = "replicas-share-this-at-rest-key-0123456789"
 
 
 @pytest.fixture
 def replicas(tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str) -> Iterator[tuple[Daemon, Daemon]]:
-    # One data dir: it holds the signing keys, which replicas share (Vault does this in production).
-    shared = {"BASTION_DATABASE_URL": pg_url, "BASTION_REDIS_URL": redis_url, "BASTION_REDIS_PREFIX": redis_prefix}
-    a = start(tmp_path / "data", **shared)
+    shared = {"BASTION_DATABASE_URL": pg_url, "BASTION_REDIS_URL": redis_url, "BASTION_REDIS_PREFIX": redis_prefix,
+              "BASTION_SECRET_KEY": SECRET_KEY, "BASTION_SIGNING_KEY_RELOAD_S": "1"}
+    a = start(tmp_path / "a", **shared)
     try:
         a.create_admin()
-        b = start(tmp_path / "data", **shared)
+        b = start(tmp_path / "b", **shared)
     except BaseException:
         a.stop()
         raise
@@ -49,6 +57,45 @@ async def _next_text(ws) -> dict:
     msg = await asyncio.wait_for(ws.receive(), WAIT_S)
     assert msg.type == aiohttp.WSMsgType.TEXT, (msg.type, msg.data)
     return msg.json()
+
+
+def _kid(token: str) -> str:
+    return jwt.get_unverified_header(token)["kid"]
+
+
+async def test_a_token_from_either_replica_is_good_on_the_other_over_http_and_websocket(replicas, tmp_path):
+    a, b = replicas
+    assert not (tmp_path / "a" / "secrets" / "signing_keys.json").exists()  # in the database, not the data dir
+    async with aiohttp.ClientSession() as http:
+        for issuer, other in ((a, b), (b, a)):
+            token = await _token(http, issuer)
+            response = await http.get(f"{other.url}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+            assert response.status == 200, await response.text()
+            async with http.ws_connect(f"{other.url}/api/v1/ws") as ws:
+                await ws.send_json({"type": "auth", "token": token})
+                await ws.send_json({"type": "subscribe", "topics": ["me"]})
+                assert (await _next_text(ws))["type"] == "subscribed"  # not closed with 4401
+
+
+async def test_a_key_rotated_on_one_replica_signs_and_verifies_on_both(replicas):
+    a, b = replicas
+    async with aiohttp.ClientSession() as http:
+        old_token = await _token(http, a)
+        done = subprocess.run([sys.executable, "-m", "daemon", "rotate-signing-key"], env=a.env(), cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        new_kid = done.stdout.split()[3].rstrip(";")
+        assert new_kid != _kid(old_token)
+        # Each replica reads the keys again every BASTION_SIGNING_KEY_RELOAD_S (1 s here).
+        for daemon in (a, b):
+            deadline = time.monotonic() + WAIT_S
+            while _kid(token := await _token(http, daemon)) != new_kid:
+                assert time.monotonic() < deadline, f"{daemon.url} still signs with the old key"
+                await asyncio.sleep(0.5)
+            for verifier in (a, b):  # the new key's tokens and the old key's still verify everywhere
+                for t in (token, old_token):
+                    response = await http.get(f"{verifier.url}/api/v1/users/me", headers={"Authorization": f"Bearer {t}"})
+                    assert response.status == 200, await response.text()
 
 
 async def test_a_user_created_on_a_reaches_a_websocket_on_b(replicas):

@@ -1,6 +1,6 @@
-"""Secrets (the token signing keys, database credentials): named JSON objects in a file store in the data
-directory (the embedded default) or in HashiCorp Vault's KV v2 store (selected by VAULT_ADDR; OpenBao
-speaks the same API).
+"""Secrets (the token signing keys, database credentials): named JSON objects in HashiCorp Vault's KV v2
+store when VAULT_ADDR is set (OpenBao speaks the same API); else, with PostgreSQL, in the database that
+every replica shares; else (the embedded default) in files in the data directory.
 
 Several replicas may start at once against one store, so "generate the signing keys once" must not
 race: `create` writes only when the name is absent (an exclusive link for files, check-and-set for
@@ -9,6 +9,7 @@ Vault), and `get_or_create` returns whichever value won.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from daemon.settings import Settings
 from daemon.stores.errors import StoreError
+from daemon.stores.sql import Database
 
 Blob = dict[str, Any]  # a JSON object: Vault's KV v2 keeps exactly that under each path
 NAME = re.compile(r"[a-z0-9_]{1,64}")
@@ -32,6 +34,17 @@ def check_name(name: str) -> str:
     return name
 
 
+def decode_blob(text: str, where: str) -> Blob:
+    """The JSON object in `text`; `where` names its place in the error when it holds something else."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise SecretsError(f"{where} does not hold a JSON object")
+    return value
+
+
 @dataclass(frozen=True)
 class DatabaseCredentials:
     username: str
@@ -39,7 +52,7 @@ class DatabaseCredentials:
 
 
 class SecretStore(Protocol):
-    name: str  # "file" | "vault"
+    name: str  # "file" | "vault" | "database"
 
     async def get(self, name: str) -> Blob | None:
         """The blob stored under `name`, or None."""
@@ -49,6 +62,9 @@ class SecretStore(Protocol):
 
     async def create(self, name: str, value: Blob) -> bool:
         """Store `value` only if `name` is absent; False when something was already there."""
+
+    async def names(self) -> list[str]:
+        """The names of the secrets the store holds, sorted."""
 
     async def database_credentials(self) -> DatabaseCredentials | None:
         """Credentials for BASTION_DATABASE_URL kept in the store, if it keeps them (Vault can)."""
@@ -94,7 +110,9 @@ async def database_urls(settings: Settings, store: SecretStore) -> tuple[str | N
 
 
 async def open_secrets(settings: Settings) -> SecretStore:
-    """The configured store, checked: a configured Vault that does not answer raises `Unavailable`."""
+    """The store to open before the database (Vault may hold its credentials), checked: a configured Vault
+    that does not answer raises `Unavailable`. Once the database is open, `shared_secrets` says where the
+    signing keys live."""
     if settings.vault_addr:
         from daemon.stores.secrets.vault import VaultSecrets
 
@@ -102,3 +120,14 @@ async def open_secrets(settings: Settings) -> SecretStore:
     from daemon.stores.secrets.file import FileSecrets
 
     return await FileSecrets.open(settings.data_dir / "secrets")
+
+
+def shared_secrets(settings: Settings, opened: SecretStore, db: Database) -> SecretStore:
+    """Where the secrets every replica must agree on (the signing keys) live: Vault when configured; with
+    PostgreSQL and no Vault, the database itself (replicas have data directories of their own); else the
+    data directory's files, which one embedded daemon alone reads."""
+    if opened.name == "vault" or not settings.uses_postgres:
+        return opened
+    from daemon.stores.secrets.database import DatabaseSecrets
+
+    return DatabaseSecrets(db, settings.secret_key)

@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
-from daemon.stores.secrets import Blob, DatabaseCredentials, SecretsError, check_name
+from daemon.stores.secrets import Blob, DatabaseCredentials, SecretsError, check_name, decode_blob
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -53,13 +53,7 @@ class FileSecrets:
             return None
         except OSError as exc:
             raise SecretsError(f"cannot read {path}: {exc.strerror or exc}") from None
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = None
-        if not isinstance(value, dict):
-            raise SecretsError(f"{path} does not hold a JSON object")
-        return value
+        return decode_blob(text, str(path))
 
     async def put(self, name: str, value: Blob) -> None:
         await asyncio.to_thread(self._write, self._path(name), value, False)
@@ -88,6 +82,9 @@ class FileSecrets:
             raise SecretsError(f"cannot write {path}: {exc.strerror or exc}") from None
         finally:
             temporary.unlink(missing_ok=True)
+
+    async def names(self) -> list[str]:
+        return await asyncio.to_thread(lambda: sorted(p.stem for p in self._dir.glob("*.json")))
 
     async def database_credentials(self) -> DatabaseCredentials | None:
         return None  # the embedded setup takes them from BASTION_DATABASE_URL itself

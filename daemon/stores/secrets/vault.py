@@ -146,6 +146,18 @@ class VaultSecrets:
 
         return await self._run(write)
 
+    async def names(self) -> list[str]:
+        path = self._settings.vault_kv_path.strip("/")
+
+        def listed() -> list[str]:
+            try:
+                response = self._client.secrets.kv.v2.list_secrets(path, mount_point=self._settings.vault_kv_mount)
+            except hvac.exceptions.InvalidPath:
+                return []  # nothing written under the path yet
+            return sorted(k for k in response["data"]["keys"] if not k.endswith("/"))
+
+        return await self._run(listed)
+
     async def database_credentials(self) -> DatabaseCredentials | None:
         blob = await self.get("database")
         if blob is None:
