@@ -16,12 +16,14 @@ from daemon.api import auth as auth_api
 from daemon.api import collections as collections_api
 from daemon.api import ops
 from daemon.api import realtime
+from daemon.api import text as text_api
 from daemon.api import users as users_api
 from daemon.api import webview
 from daemon.bootstrap import FIRST_RUN_HINT
-from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, VECTORS, Runtime
+from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, Runtime
 from daemon.metrics import Metrics
 from daemon.pipeline import pipeline
+from daemon.services.text import TextService
 from daemon.services.vectors import VectorService
 from daemon.services.wiring import build_account_services
 from daemon.settings import Settings
@@ -30,6 +32,7 @@ from daemon.stores import redis_connect
 from daemon.stores.cache.redis import RedisCache
 from daemon.stores.events import Event
 from daemon.stores.events.memory import MemoryEventBus
+from daemon.stores.embedders import Embedders
 from daemon.stores.events.redis import RedisEventBus
 from daemon.stores.secrets import database_urls, open_secrets, shared_secrets
 from daemon.stores.sql import open_database
@@ -145,6 +148,16 @@ async def _account_services(app: web.Application) -> AsyncIterator[None]:
         services.close()
 
 
+async def _text(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    embedders = Embedders(settings.embed_model_dir, settings.embed_threads)  # models load at first use
+    app[TEXT] = TextService(embedders)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(embedders.close)  # waits for a batch being embedded
+
+
 async def _vectors(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = open_vector_store(
@@ -191,13 +204,14 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_cache)
     app.cleanup_ctx.append(_events)
     app.cleanup_ctx.append(_account_services)
+    app.cleanup_ctx.append(_text)
     app.cleanup_ctx.append(_vectors)
     app.cleanup_ctx.append(realtime.run_gateway)
     app.cleanup_ctx.append(webview.open_web_sessions)
     app.on_shutdown.append(_on_shutdown)
     app.on_shutdown.append(realtime.on_shutdown)  # 1001 to every WebSocket
 
-    for module in (ops, auth_api, users_api, collections_api, realtime):
+    for module in (ops, auth_api, users_api, collections_api, text_api, realtime):
         module.add_routes(app)
         app[ENDPOINTS].extend(module.routes.endpoints)
     webview.add_routes(app)  # the HTML pages are not API routes: kept out of ENDPOINTS and /openapi.json

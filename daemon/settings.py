@@ -185,6 +185,12 @@ class Settings:
         "BASTION_SIGNING_KEY_RELOAD_S", _int_range(1, 3600),
         "how often a daemon reads the signing keys again, to sign with a key rotated elsewhere", 60,
     )
+    embed_model_dir: Path | None = setting(
+        "BASTION_EMBED_MODEL_DIR", _path, "text embedding models, one directory per model (docs/embedders.md)"
+    )
+    embed_threads: int = setting(
+        "BASTION_EMBED_THREADS", _int_range(1, 256), "ONNX Runtime threads for embedding text (the rest serve requests)", 1
+    )
     vault_addr: str | None = setting("VAULT_ADDR", _url("http", "https"), "HashiCorp Vault address")
     vault_token: str | None = setting("VAULT_TOKEN", _text, "Vault token", secret=True)
     vault_kv_path: str = setting("BASTION_VAULT_PATH", _text, "KV v2 path of Bastion's secrets", "bastion")

@@ -23,6 +23,7 @@ CONTRACT = {
     ("DELETE", "/api/v1/collections/{name}"), ("POST", "/api/v1/collections/{name}/upsert"),
     ("POST", "/api/v1/collections/{name}/query"), ("POST", "/api/v1/collections/{name}/fetch"),
     ("GET", "/api/v1/collections/{name}/vectors"), ("POST", "/api/v1/collections/{name}/delete"),
+    ("GET", "/api/v1/embedders"),
     ("GET", "/api/v1/ws"),
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"),
 }

@@ -1,0 +1,15 @@
+"""The models of API.md's "Text in collections" that stand apart from vectors: the embedders."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class Embedder(BaseModel):
+    name: str
+    dimension: int
+    available: bool  # its files are on this machine, so a collection may name it
+
+
+class EmbedderList(BaseModel):
+    items: list[Embedder]
