@@ -10,10 +10,8 @@ after the grace window is theft or a bug: the whole session is revoked.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import hashes
@@ -23,6 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from daemon.clock import iso, now, parse
 from daemon.ids import new_id
 from daemon.services.audit import Audit
+from daemon.services.guesses import LOGIN, PASSWORD_CHANGE, RESET_TOKEN, Guesses
 from daemon.services.pages import decode_cursor, next_cursor
 from daemon.services.passwords import Passwords, check_policy
 from daemon.services.principal import Principal, scopes_for_role
@@ -31,7 +30,6 @@ from daemon.services.sessions import Sessions
 from daemon.services.tokens import Tokens
 from daemon.services.user_cache import UserCache
 from daemon.services.users import normalise_email, token_hash
-from daemon.stores.cache import Cache
 from daemon.stores.events import EventBus
 from daemon.stores.sql.accounts import Accounts
 from shared.errors import ApiError, Code
@@ -42,14 +40,6 @@ from shared.models.users import User
 API_KEY_PREFIX = "bst_"
 REFRESH_PREFIX = "brt_"
 API_KEY_TOUCH_EVERY = timedelta(minutes=1)
-
-
-@dataclass(frozen=True)
-class LoginLimits:
-    per_account: int = 10
-    account_period_s: float = 15 * 60
-    per_ip: int = 100
-    ip_period_s: float = 60 * 60
 
 
 def _seal_key(token: str) -> bytes:
@@ -73,24 +63,22 @@ class Auth:
         tokens: Tokens,
         sessions: Sessions,
         user_cache: UserCache,
-        cache: Cache,
         audit: Audit,
         events: EventBus,
+        guesses: Guesses,
         refresh_ttl_s: int,
         reuse_grace_s: int,
-        limits: LoginLimits = LoginLimits(),
     ) -> None:
         self._accounts = accounts
         self._passwords = passwords
         self._tokens = tokens
         self._sessions = sessions
         self._user_cache = user_cache
-        self._cache = cache
         self._audit = audit
         self._events = events
+        self._guesses = guesses
         self._refresh_ttl = timedelta(seconds=refresh_ttl_s)
         self._grace_s = reuse_grace_s
-        self._limits = limits
 
     # authentication of every request
 
@@ -127,32 +115,16 @@ class Auth:
 
     # login and tokens
 
-    async def _check_limits(self, account_key: str, ip_key: str) -> bool:
-        """Refuse a caller over either limit; True when the account has failures on record."""
-        account, address = await self._cache.peek([
-            (account_key, self._limits.per_account, self._limits.account_period_s),
-            (ip_key, self._limits.per_ip, self._limits.ip_period_s),
-        ])
-        for decision in (account, address):
-            if not decision.allowed:
-                raise ApiError(Code.RATE_LIMITED, "too many failed logins; try again later", headers={"Retry-After": decision.retry_after_header})
-        return account.remaining < self._limits.per_account - 1
-
     async def login(self, email: str, password: str, ip: str, user_agent: str) -> TokenPair:
         email = normalise_email(email)
-        account_key = "login-fail:account:" + hashlib.sha256(email.encode()).hexdigest()
-        ip_key = f"login-fail:ip:{ip}"
-        account_failures = await self._check_limits(account_key, ip_key)
+        guess = await self._guesses.reserve(LOGIN, account=email, address=ip)
         row = await self._accounts.user_with_hash_by_email(email)
         # Unknown accounts spend the same verify as known ones, so timing does not tell them apart.
         good = await self._passwords.verify(row["password_hash"] if row else None, password)
         if not good or row is None or row["disabled"]:
-            await self._cache.hit(account_key, self._limits.per_account, self._limits.account_period_s)
-            await self._cache.hit(ip_key, self._limits.per_ip, self._limits.ip_period_s)
             await self._audit.record("login.failed", target_id=row["id"] if row else None, ip=ip)
             raise ApiError(Code.INVALID_CREDENTIALS, "the email or the password is wrong")
-        if account_failures:  # a round trip to the cache saved on most logins
-            await self._cache.reset(account_key)
+        await guess.right()
         if self._passwords.needs_rehash(row["password_hash"]):
             await self._accounts.update_user(row["id"], {"password_hash": await self._passwords.hash(password)})
         moment = now()
@@ -246,9 +218,13 @@ class Auth:
     # passwords
 
     async def change_password(self, principal: Principal, body: ChangePassword, ip: str) -> None:
+        if principal.api_key_id is not None:
+            raise ApiError(Code.FORBIDDEN, "an API key cannot change its owner's password; log in to change it")
+        guess = await self._guesses.reserve(PASSWORD_CHANGE, account=principal.user_id)
         stored = await self._accounts.password_hash(principal.user_id)
         if not await self._passwords.verify(stored, body.current_password):
             raise ApiError(Code.INVALID_CREDENTIALS, "the current password is wrong")
+        await guess.right()
         check_policy(body.new_password, "new_password")
         new_hash = await self._passwords.hash(body.new_password)
         async with self._accounts.db.transaction() as tx:
@@ -259,6 +235,7 @@ class Auth:
 
     async def reset_password(self, reset_token: str, new_password: str, ip: str) -> None:
         check_policy(new_password, "new_password")
+        guess = await self._guesses.reserve(RESET_TOKEN, address=ip)
         new_hash = await self._passwords.hash(new_password)
         async with self._accounts.db.transaction() as tx:
             user_id = await self._accounts.spend_reset(token_hash(reset_token), iso(now()), tx)
@@ -266,6 +243,7 @@ class Auth:
                 raise ApiError(Code.UNAUTHORIZED, "the reset token is not valid")
             await self._accounts.update_user(user_id, {"password_hash": new_hash, "updated_at": iso(now())}, tx)
             await self._sessions.revoke_all(user_id, "password reset", conn=tx)
+        await guess.right()
         await self._user_cache.changed("user.updated", user_id)  # updated_at
         await self._audit.record("password.reset", target_id=user_id, ip=ip)
 

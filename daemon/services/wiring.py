@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from daemon.services.audit import Audit
 from daemon.services.auth import Auth
+from daemon.services.guesses import Guesses
 from daemon.services.passwords import Passwords
 from daemon.services.sessions import Sessions
 from daemon.services.tokens import Tokens, load_keys
@@ -45,7 +46,7 @@ async def build_account_services(
     user_cache = UserCache(accounts, events, enabled=not db.replicated)
     users = Users(accounts, passwords, sessions, audit, user_cache)
     auth = Auth(
-        accounts, passwords, tokens, sessions, user_cache, cache, audit, events,
+        accounts, passwords, tokens, sessions, user_cache, audit, events, Guesses(cache),
         settings.refresh_token_ttl_s, settings.refresh_reuse_grace_s,
     )
     return AccountServices(auth=auth, users=users, audit=audit, sessions=sessions, user_cache=user_cache,

@@ -97,6 +97,37 @@ async def test_a_peek_at_several_keys_answers_each_in_order_and_changes_nothing(
     assert await cache.peek([]) == []
 
 
+async def test_hit_all_counts_every_key_or_none(make_cache, clock):
+    cache = make_cache(clock)
+    await cache.hit("full", 1, 60)
+    refused = await cache.hit_all([("fresh", 3, 60), ("full", 1, 60)])
+    assert [d.allowed for d in refused] == [True, False]
+    assert (await peek(cache, "fresh", 3, 60)).remaining == 2  # not counted: another key refused
+    granted = await cache.hit_all([("fresh", 3, 60), ("other", 2, 60)])
+    assert [(d.allowed, d.remaining) for d in granted] == [(True, 2), (True, 1)]
+    assert (await peek(cache, "fresh", 3, 60)).remaining == 1
+
+
+async def test_a_negative_cost_gives_back_but_never_past_a_full_bucket(make_cache, clock):
+    cache = make_cache(clock)
+    for _ in range(3):
+        await cache.hit("k", 3, 60)
+    assert not (await peek(cache, "k", 3, 60)).allowed
+    [back] = await cache.hit_all([("k", 3, 60)], cost=-1)
+    assert back.allowed and back.remaining == 1
+    await cache.hit_all([("k", 3, 60)], cost=-1)
+    await cache.hit_all([("k", 3, 60), ("untouched", 3, 60)], cost=-1)
+    await cache.hit_all([("k", 3, 60)], cost=-1)  # already full: nothing more to give back
+    assert [(await cache.hit("k", 3, 60)).allowed for _ in range(4)] == [True, True, True, False]
+    assert (await peek(cache, "untouched", 3, 60)).remaining == 2
+
+
+async def test_concurrent_hit_alls_never_exceed_any_limit(make_cache):
+    cache = make_cache()
+    decisions = await asyncio.gather(*(cache.hit_all([("pair", 10, 3600), ("wide", 25, 3600)]) for _ in range(60)))
+    assert sum(all(d.allowed for d in pair) for pair in decisions) == 10
+
+
 async def test_keys_are_independent(make_cache, clock):
     cache = make_cache(clock)
     await cache.hit("a", 1, 60)

@@ -2,7 +2,8 @@
 
 The limiter is GCRA (the generic cell rate algorithm): one stored number per key, the theoretical
 arrival time, which both backends update atomically. `limit` requests per `period_s`, with bursts up
-to `limit`.
+to `limit`. A negative cost gives hits back (never past a full bucket): the guess limits
+(daemon/services/guesses.py) reserve a guess before checking it and return it when it was right.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def gcra(stored_tat: float | None, now: float, limit: int, period_s: float, cost
     (the Redis backend runs the same arithmetic in Lua)."""
     interval = period_s / limit
     tat = max(stored_tat or now, now)
-    new_tat = tat + cost * interval
+    new_tat = max(tat + cost * interval, now)  # a refund fills the bucket at most
     if new_tat - now <= period_s + 1e-9:
         remaining = math.floor((period_s - (new_tat - now)) / interval + 1e-9)
         return new_tat, RateDecision(True, limit, remaining, new_tat - now, 0.0)
@@ -42,7 +43,11 @@ class Cache(Protocol):
     name: str
 
     async def hit(self, key: str, limit: int, period_s: float, cost: int = 1) -> RateDecision:
-        """Count `cost` against the key; denied hits are not counted."""
+        """Count `cost` against the key; denied hits are not counted. The one-key case of `hit_all`."""
+
+    async def hit_all(self, checks: Sequence[tuple[str, int, float]], cost: int = 1) -> list[RateDecision]:
+        """Count `cost` against every (key, limit, period_s) if every one allows it, else against none, as
+        one atomic step (one round trip); a decision for each key, in order. A negative cost gives back."""
 
     async def peek(self, checks: Sequence[tuple[str, int, float]]) -> list[RateDecision]:
         """For each (key, limit, period_s): whether one more hit would be allowed, changing nothing. Many

@@ -35,6 +35,15 @@ class MemoryCache:
             self._sweep(now)
         return decision
 
+    async def hit_all(self, checks: Sequence[tuple[str, int, float]], cost: int = 1) -> list[RateDecision]:
+        now = self._clock()
+        steps = [gcra(self._tats.get(key), now, limit, period_s, cost) for key, limit, period_s in checks]
+        if all(decision.allowed for _, decision in steps):
+            for (key, _, _), (tat, _) in zip(checks, steps, strict=True):
+                self._tats[key] = tat
+            self._sweep(now)
+        return [decision for _, decision in steps]
+
     async def peek(self, checks: Sequence[tuple[str, int, float]]) -> list[RateDecision]:
         now = self._clock()
         return [gcra(self._tats.get(key), now, limit, period_s, 1)[1] for key, limit, period_s in checks]

@@ -1,9 +1,10 @@
 """Redis cache: rate limits and revocations shared by every replica.
 
-A GCRA step must read and write the stored arrival time atomically, so it runs as one Lua script. The
-script only decides whether to store the new time; the decision the caller sees is computed by the
-same pure `gcra()` the memory backend uses, from the very inputs the script saw (the stored value and
-the clock), so the two backends cannot disagree. A peek writes nothing: one script reads the clock and
+A GCRA step must read and write the stored arrival times atomically, so it runs as one Lua script (for
+one key, or for several counted all or nothing). The script only decides whether to store the new
+times; the decision the caller sees is computed by the same pure `gcra()` the memory backend uses,
+from the very inputs the script saw (the stored values and the clock), so the two backends cannot
+disagree. A peek writes nothing: one script reads the clock and
 every key asked about, so checking several limits is still one round trip. The clock is Redis's own
 TIME, one clock for all replicas; tests may pass a clock of their own.
 """
@@ -29,20 +30,34 @@ end
 """
 
 
-# KEYS[1]: the limiter key. ARGV: limit, period_s, cost, now (or "" for Redis TIME).
-# Returns {stored arrival time or "", now}, as strings: Lua numbers returned bare become integers.
-_GCRA = _clock_from(4) + """
-local raw = redis.call('GET', KEYS[1])
-local stored = tonumber(raw)
-local limit, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local interval = period / limit
-local tat = math.max(stored or now, now)
-local new_tat = tat + cost * interval
-if new_tat - now <= period + 1e-9 then
-  local ttl_ms = math.ceil((new_tat - now) * 1000) + 1
-  redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', ttl_ms)
+# KEYS: the limiter keys. ARGV: cost, now (or "" for Redis TIME), then limit and period_s of each key.
+# Stores every key's new arrival time only when all of them allow the cost (all or nothing).
+# Returns {now, then each key's stored arrival time or ""}, as strings: Lua numbers returned bare
+# become integers.
+_GCRA = _clock_from(2) + """
+local cost = tonumber(ARGV[1])
+local out = {string.format('%.17g', now)}
+local new_tats = {}
+local allowed = true
+for i, key in ipairs(KEYS) do
+  local raw = redis.call('GET', key)
+  out[i + 1] = raw or ''
+  local limit, period = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  local interval = period / limit
+  local tat = math.max(tonumber(raw) or now, now)
+  local new_tat = math.max(tat + cost * interval, now)
+  if new_tat - now > period + 1e-9 then
+    allowed = false
+  end
+  new_tats[i] = new_tat
 end
-return {raw or '', string.format('%.17g', now)}
+if allowed then
+  for i, key in ipairs(KEYS) do
+    local ttl_ms = math.ceil((new_tats[i] - now) * 1000) + 1
+    redis.call('SET', key, string.format('%.17g', new_tats[i]), 'PX', ttl_ms)
+  end
+end
+return out
 """
 
 # KEYS: the limiter keys to peek at. ARGV[1]: now, or "" for Redis TIME.
@@ -74,20 +89,28 @@ class RedisCache:
         return "" if self._clock is None else repr(self._clock())
 
     async def hit(self, key: str, limit: int, period_s: float, cost: int = 1) -> RateDecision:
+        return (await self.hit_all([(key, limit, period_s)], cost))[0]
+
+    async def hit_all(self, checks: Sequence[tuple[str, int, float]], cost: int = 1) -> list[RateDecision]:
+        args: list = [cost, self._now()]
+        for _, limit, period_s in checks:
+            args += [limit, repr(float(period_s))]
         with unavailable_on_error():
-            raw, now_text = await self._hit(
-                keys=[self._limiter_key(key)], args=[limit, repr(float(period_s)), cost, self._now()]
-            )
-        stored = float(raw) if raw else None
-        return gcra(stored, float(now_text), limit, period_s, cost)[1]
+            now_text, *stored = await self._hit(keys=[self._limiter_key(key) for key, _, _ in checks], args=args)
+        return self._decisions(checks, now_text, stored, cost)
+
+    @staticmethod
+    def _decisions(checks: Sequence[tuple[str, int, float]], now_text: str, stored: list[str], cost: int) -> list[RateDecision]:
+        """The decisions, by the same `gcra()` as the memory backend, from what the script saw."""
+        moment = float(now_text)
+        return [gcra(float(raw) if raw else None, moment, limit, period_s, cost)[1]
+                for (_, limit, period_s), raw in zip(checks, stored, strict=True)]
 
     async def peek(self, checks: Sequence[tuple[str, int, float]]) -> list[RateDecision]:
         with unavailable_on_error():
             now_text, *stored = await self._peek(keys=[self._limiter_key(key) for key, _, _ in checks],
                                                  args=[self._now()])
-        moment = float(now_text)
-        return [gcra(float(raw) if raw else None, moment, limit, period_s, 1)[1]
-                for (_, limit, period_s), raw in zip(checks, stored, strict=True)]
+        return self._decisions(checks, now_text, stored, 1)
 
     async def reset(self, key: str) -> None:
         with unavailable_on_error():
