@@ -80,7 +80,7 @@ def _path(raw: str) -> Path:
     return Path(_text(raw)).expanduser()
 
 
-_path.expects = "a directory path"  # type: ignore[attr-defined]
+_path.expects = "a path"  # type: ignore[attr-defined]
 
 
 def _list(raw: str) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The stable error codes of API.md and the exception that carries them.
+"""The stable error codes of docs/api.md and the exception that carries them.
 
 Services raise `ApiError`; the daemon's error middleware renders it as problem+json, and the client
 library raises the same class when it reads a problem back, so callers on both sides match on `code`.

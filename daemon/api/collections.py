@@ -1,4 +1,4 @@
-"""/api/v1/collections: collections and their vectors (API.md, Vectors). The rules are the service's."""
+"""/api/v1/collections: collections and their vectors (docs/api.md, Vectors). The rules are the service's."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GET /api/v1/ws: the WebSocket gateway (API.md, Realtime).
+"""GET /api/v1/ws: the WebSocket gateway (docs/api.md, Realtime).
 
 One dispatcher task per process hears the event bus and hands each event to the connections that
 may see it. An event is serialised and framed once per topic it goes out under, and the same frame
@@ -379,7 +379,7 @@ def _first_problem(exc: ValidationError) -> str:
     return f"{where}: {error['msg']}" if where else error["msg"]
 
 
-@routes.get("/ws", summary="Live events over a WebSocket (see API.md, Realtime)", tag="realtime", response=None,
+@routes.get("/ws", summary="Live events over a WebSocket (see docs/api.md, Realtime)", tag="realtime", response=None,
     status=101, access="public", errors=(403, 422))
 async def websocket(request: web.Request) -> web.StreamResponse:
     if not _origin_allowed(request):

@@ -1,4 +1,4 @@
-"""/api/v1/embedders: the text embedding models this daemon can run (API.md, Text in collections)."""
+"""/api/v1/embedders: the text embedding models this daemon can run (docs/api.md, Text search)."""
 
 from __future__ import annotations
 

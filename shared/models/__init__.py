@@ -1,4 +1,4 @@
-"""The models of API.md: what the daemon validates and answers, and what the client parses."""
+"""The models of docs/api.md: what the daemon validates and answers, and what the client parses."""
 
 from __future__ import annotations
 

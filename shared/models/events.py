@@ -1,4 +1,4 @@
-"""The WebSocket messages of API.md (Realtime): what a client sends, and what the server sends back."""
+"""The WebSocket messages of docs/api.md (Realtime): what a client sends, and what the server sends back."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The models of API.md's "Text in collections" that stand apart from vectors: the embedders."""
+"""The models of docs/api.md's Text search that stand apart from vectors: the embedders."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The models of API.md's Vectors section: collections, upsert, query, fetch, list and delete."""
+"""The models of docs/api.md's Vectors section: collections, upsert, query, fetch, list and delete."""
 
 from __future__ import annotations
 

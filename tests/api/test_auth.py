@@ -1,4 +1,4 @@
-"""The /auth routes of API.md, on SQLite and PostgreSQL."""
+"""The /auth routes of docs/api.md, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/api/v1/collections over HTTP with real logins, on SQLite and PostgreSQL: every route of API.md's
+"""/api/v1/collections over HTTP with real logins, on SQLite and PostgreSQL: every route of docs/api.md's
 Vectors table, who sees what, API-key scopes, bad input, and the events each change raises."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The conventions of API.md that every route shares, on a real app with probe routes of its own."""
+"""The conventions of docs/api.md that every route shares, on a real app with probe routes of its own."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The WebSocket gateway of API.md (Realtime), on a real app: in-process state and Redis."""
+"""The WebSocket gateway of docs/api.md (Realtime), on a real app: in-process state and Redis."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Text in collections over HTTP (API.md, "Text in collections"): the embedders this daemon can run."""
+"""Text in collections over HTTP (docs/api.md, Text search): the embedders this daemon can run."""
 
 from __future__ import annotations
 

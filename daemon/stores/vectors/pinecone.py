@@ -10,7 +10,7 @@ What Pinecone does not give, and how it is made up here:
   fetch_by_metadata for a filter, the namespace's stats for delete_all). A dry run stops there.
 - Atomicity: Pinecone has no transactions; an upsert larger than one request is sent in batches,
   and a failed batch is reported as unavailable (what landed stays, as Pinecone's own client does).
-- Euclidean: Pinecone scores the squared distance; callers get the distance, as API.md says.
+- Euclidean: Pinecone scores the squared distance; callers get the distance, as docs/api.md says.
 """
 
 from __future__ import annotations
