@@ -169,6 +169,7 @@ async def _vectors(app: web.Application) -> AsyncIterator[None]:
     service = VectorService(Catalog(app[DB]), store, app[EVENTS])
     try:
         await service.warm()
+        app[METRICS].registry.register(collections_api.IndexMetrics(service))
         app[VECTORS] = service
         app[READINESS]["vectors"] = store.ping
         yield

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from aiohttp import web
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from daemon.api.routing import Routes
 from daemon.context import BODY, PRINCIPAL, QUERY, VECTORS
+from daemon.services.vectors import VectorService
 from shared.models import Page, PageQuery
 from shared.models.vectors import (
     Collection,
@@ -82,3 +87,30 @@ async def delete_vectors(request: web.Request) -> DeleteResult:
 
 def add_routes(app: web.Application) -> None:
     routes.add_to(app.router)
+
+
+class IndexMetrics(Collector):
+    """GET /collections/{name}'s `indexes`, per collection and namespace, read at scrape time."""
+
+    STATES = ("exact", "building", "ready")
+
+    def __init__(self, service: VectorService) -> None:
+        self._service = service
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["collection", "namespace"]
+        state = GaugeMetricFamily("bastion_vector_index_state", "1 for how the namespace is searched now",
+                                  labels=[*labels, "state"])
+        size = GaugeMetricFamily("bastion_vector_index_size", "vectors in the namespace's graph", labels=labels)
+        recall = GaugeMetricFamily("bastion_vector_index_recall",
+                                   "recall@10 last measured on queries not in the graph", labels=labels)
+        ef = GaugeMetricFamily("bastion_vector_index_ef", "the graph's search width", labels=labels)
+        for collection, namespace, index in self._service.index_figures():
+            for name in self.STATES:
+                state.add_metric([collection, namespace, name], 1.0 if index.state == name else 0.0)
+            size.add_metric([collection, namespace], index.size)
+            if index.recall is not None:
+                recall.add_metric([collection, namespace], index.recall)
+            if index.ef is not None:
+                ef.add_metric([collection, namespace], index.ef)
+        yield from (state, size, recall, ef)

@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +29,7 @@ from shared.errors import ApiError, Code, FieldError
 from shared.models import Page
 from shared.models.vectors import (
     Collection,
+    IndexState,
     CollectionCreate,
     DeleteRequest,
     DeleteResult,
@@ -38,6 +42,7 @@ from shared.models.vectors import (
     QueryResult,
     UpsertRequest,
     UpsertResult,
+    VectorIn,
     VectorListQuery,
 )
 
@@ -57,20 +62,88 @@ def _invalid(errors: list[FieldError], detail: str = "the request is not valid")
     return ApiError(Code.VALIDATION_FAILED, detail, errors=errors[:MAX_REPORTED_ERRORS])
 
 
+def _vector_faults(vectors: np.ndarray, metric: str) -> list[tuple[int, str]]:
+    """(row, what is wrong) for rows that are not finite float32 values, or zero in a cosine collection."""
+    import numpy as np
+
+    finite = np.isfinite(vectors).all(axis=1)
+    zero = ~vectors.any(axis=1) if metric == "cosine" else np.zeros(len(vectors), dtype=bool)
+    return [
+        (i, "values must be finite float32 numbers (no NaN, infinity or beyond ±3.4e38)" if not finite[i]
+         else "a cosine collection cannot hold or search for the zero vector")
+        for i in np.flatnonzero(~finite | zero)[:MAX_REPORTED_ERRORS].tolist()
+    ]
+
+
 def _as_vector(values: list[float], dimension: int, metric: str, field: str, errors: list[FieldError]) -> np.ndarray:
-    """The values as stored (float32), adding to `errors` what is wrong with them."""
+    """One vector as stored (float32), adding to `errors` what is wrong with it."""
+    return _as_matrix([values], dimension, metric, [field], errors)[0]
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (float, int)
+
+
+def _as_matrix(rows: list[Any], dimension: int, metric: str, fields: list[str], errors: list[FieldError]) -> np.ndarray:
+    """Lists of numbers as one float32 matrix, checked all at once (the common case costs a few C loops,
+    not a Python call per value); `fields` names each row for the errors."""
     import numpy as np  # here, not at the top: a daemon serving no vectors does not load numpy
 
-    if len(values) != dimension:
-        errors.append(FieldError(field, f"expected {dimension} values, got {len(values)}"))
-        return np.zeros(0, dtype=np.float32)
+    bad = False
+    for row, field in zip(rows, fields):
+        if not isinstance(row, list):
+            errors.append(FieldError(field, "expected a list of numbers"))
+            bad = True
+        elif len(row) != dimension:
+            errors.append(FieldError(field, f"expected {dimension} values, got {len(row)}"))
+            bad = True
+    if not bad and not set(map(type, itertools.chain.from_iterable(rows))) <= {float, int}:
+        for row, field in zip(rows, fields):  # the slow way, only to name them
+            wrong = next((j for j, value in enumerate(row) if not _is_number(value)), None)
+            if wrong is not None:
+                errors.append(FieldError(f"{field}.{wrong}", "expected a number"))
+        bad = True
+    if bad:
+        return np.zeros((len(rows), dimension), dtype=np.float32)
     with np.errstate(over="ignore"):  # 1e300 is valid JSON but no float32: it becomes inf, refused below
-        vector = np.asarray(values, dtype=np.float32)
-    if not np.isfinite(vector).all():
-        errors.append(FieldError(field, "values must be finite float32 numbers (no NaN, infinity or beyond ±3.4e38)"))
-    elif metric == "cosine" and not vector.any():
-        errors.append(FieldError(field, "a cosine collection cannot hold or search for the zero vector"))
-    return vector
+        try:
+            matrix = np.array(rows, dtype=np.float32)
+        except OverflowError:  # an integer beyond any float
+            matrix = np.full((len(rows), dimension), np.inf, dtype=np.float32)
+    errors += [FieldError(fields[i], message) for i, message in _vector_faults(matrix, metric)]
+    return matrix
+
+
+def _decoded(v: VectorIn, dimension: int, field: str, errors: list[FieldError]) -> bytes | None:
+    try:
+        raw = base64.b64decode(v.values_b64 or "", validate=True)
+    except (binascii.Error, ValueError):
+        errors.append(FieldError(field, "not base64"))
+        return None
+    if len(raw) != 4 * dimension:
+        errors.append(FieldError(field, f"expected {dimension} little-endian float32 values ({4 * dimension} bytes), got {len(raw)} bytes"))
+        return None
+    return raw
+
+
+def _upsert_matrix(vectors: list[VectorIn], dimension: int, metric: str, errors: list[FieldError]) -> np.ndarray:
+    """Every vector's values, from JSON numbers or from values_b64, as one checked float32 matrix."""
+    import numpy as np
+
+    listed = [i for i, v in enumerate(vectors) if v.values is not None]
+    matrix = np.zeros((len(vectors), dimension), dtype=np.float32)
+    if listed:
+        matrix[listed] = _as_matrix(
+            [vectors[i].values for i in listed], dimension, metric, [f"vectors.{i}.values" for i in listed], errors
+        )
+    packed = [i for i, v in enumerate(vectors) if v.values is None]
+    if packed:
+        raws = [_decoded(vectors[i], dimension, f"vectors.{i}.values_b64", errors) for i in packed]
+        if all(raw is not None for raw in raws):
+            matrix[packed] = np.frombuffer(b"".join(raws), dtype="<f4").reshape(len(packed), dimension)  # type: ignore[arg-type]
+            faults = _vector_faults(matrix[packed], metric)
+            errors += [FieldError(f"vectors.{packed[i]}.values_b64", message) for i, message in faults]
+    return matrix
 
 
 def _metadata_errors(metadata: dict[str, Any], field: str) -> list[FieldError]:
@@ -111,12 +184,22 @@ class VectorService:
         self.catalog = catalog
         self.store = store
         self.events = events
+        self._names: dict[str, str] = {}  # collection id -> name, for the figures of /metrics
 
     async def warm(self) -> None:
-        spaces = [row.space for row in await self.catalog.all()]
-        warm = getattr(self.store, "warm", None) if spaces else None
+        rows = await self.catalog.all()
+        self._names.update((row.id, row.name) for row in rows)
+        warm = getattr(self.store, "warm", None) if rows else None
         if warm is not None:
-            await warm(spaces)
+            await warm([row.space for row in rows])
+
+    def index_figures(self) -> list[tuple[str, str, IndexState]]:
+        """(collection, namespace, index) of every namespace in memory, read without I/O for /metrics."""
+        return [
+            (self._names[space_id], ns, IndexState(**vars(status)))
+            for space_id, ns, status in self.store.loaded_indexes()
+            if space_id in self._names
+        ]
 
     # --- rules ----------------------------------------------------------------------------------------
 
@@ -130,6 +213,7 @@ class VectorService:
         row = await self.catalog.get(name)
         if row is None or not (principal.is_admin or row.owner_id == principal.user_id):
             raise ApiError(Code.NOT_FOUND, f"no collection named '{name}'")
+        self._names[row.id] = row.name
         return row
 
     async def can_read(self, principal: Principal, name: str) -> bool:
@@ -142,12 +226,15 @@ class VectorService:
 
     async def _describe(self, row: CollectionRow) -> Collection:
         namespaces = await self.store.namespaces(row.space)
+        indexes = await self.store.indexes(row.space)
         return Collection(
             name=row.name,
             dimension=row.dimension,
             metric=row.metric,  # type: ignore[arg-type]
+            precision=row.precision,  # type: ignore[arg-type]
             count=sum(namespaces.values()),
             namespaces=namespaces,
+            indexes={ns: IndexState(**vars(status)) for ns, status in indexes.items()},
             owner_id=row.owner_id,
             created_at=row.created_at,  # type: ignore[arg-type]
         )
@@ -157,7 +244,7 @@ class VectorService:
     async def create(self, principal: Principal, body: CollectionCreate) -> Collection:
         self._need(principal, "write")
         try:
-            row = await self.catalog.create(body.name, body.dimension, body.metric, principal.user_id)
+            row = await self.catalog.create(body.name, body.dimension, body.metric, principal.user_id, body.precision)
         except UniqueViolation:
             raise ApiError(Code.CONFLICT, f"a collection named '{body.name}' exists") from None
         try:
@@ -189,6 +276,7 @@ class VectorService:
         row = await self._visible(principal, name, "write")
         # The name goes first, so nobody reaches the vectors while they are being removed.
         if await self.catalog.delete(row):
+            self._names.pop(row.id, None)
             await self.store.drop(row.space)
             await self.events.publish(topic(name), "collection.deleted", {"name": name, "owner_id": row.owner_id})
 
@@ -198,10 +286,10 @@ class VectorService:
         row = await self._visible(principal, name, "write")
         errors: list[FieldError] = []
         seen: set[str] = set()
+        matrix = _upsert_matrix(body.vectors, row.dimension, row.metric, errors)
         records = []
         for i, v in enumerate(body.vectors):
-            values = _as_vector(v.values, row.dimension, row.metric, f"vectors.{i}.values", errors)
-            records.append(Record(v.id, values, v.metadata or None))
+            records.append(Record(v.id, matrix[i], v.metadata or None))
             if v.metadata:
                 errors += _metadata_errors(v.metadata, f"vectors.{i}.metadata")
             if v.id in seen:

@@ -4,7 +4,10 @@ Vectors table, who sees what, API-key scopes, bad input, and the events each cha
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
+
+import struct
 
 import orjson
 import pytest
@@ -191,6 +194,13 @@ BAD_INPUT = [
     ("query", {"vector": [1, 0, 0], "id": "a"}, 422, "body"),
     ("query", {"vector": [1, 0, 0], "filter": {"n": {"$gt": "x"}}}, 422, "filter.n.$gt"),
     ("query", {"vector": [1, 0, 0], "filter": {"$or": [{"n": 1}, {"n": {"$regex": "x"}}]}}, 422, "filter.$or[1].n.$regex"),
+    ("upsert", {"vectors": [{"id": "a", "values": [1, True, 0]}]}, 422, "vectors.0.values.1"),  # not 1
+    ("upsert", {"vectors": [{"id": "a", "values": "1,0,0"}]}, 422, "vectors.0.values"),
+    ("upsert", {"vectors": [{"id": "a"}]}, 422, "vectors.0"),
+    ("upsert", {"vectors": [{"id": "a", "values": [1, 0, 0], "values_b64": "AACAPwAAAAAAAAAA"}]}, 422, "vectors.0"),
+    ("upsert", {"vectors": [{"id": "a", "values_b64": "AACAPwAAAAA="}]}, 422, "vectors.0.values_b64"),  # 2 floats
+    ("upsert", {"vectors": [{"id": "a", "values_b64": "not base64!"}]}, 422, "vectors.0.values_b64"),
+    ("upsert", {"vectors": [{"id": "a", "values_b64": "AADAfwAAAAAAAAAA"}]}, 422, "vectors.0.values_b64"),  # NaN
     ("fetch", {"ids": []}, 422, "ids"),
     ("delete", {}, 422, "body"),
     ("delete", {"ids": ["a"], "delete_all": True}, 422, "body"),
@@ -214,7 +224,8 @@ async def test_collection_rules_conflict_unknown_and_names(api, alice, bob):
     response = await api.post(BASE, json={"name": "docs", "dimension": 3}, headers=bob.headers)
     assert (response.status, (await problem(response))["code"]) == (409, "conflict")
     for body in ({"name": "Docs", "dimension": 3}, {"name": "-x", "dimension": 3}, {"name": "ok", "dimension": 0},
-                 {"name": "ok", "dimension": 4097}, {"name": "ok", "dimension": 3, "metric": "manhattan"}):
+                 {"name": "ok", "dimension": 4097}, {"name": "ok", "dimension": 3, "metric": "manhattan"},
+                 {"name": "ok", "dimension": 3, "precision": "i4"}):
         assert (await api.post(BASE, json=body, headers=alice.headers)).status == 422, body
     response = await api.post(f"{BASE}/nope/query", json={"vector": [1]}, headers=alice.headers)
     assert (response.status, (await problem(response))["code"]) == (404, "not_found")

@@ -22,6 +22,19 @@ class Space:
     id: str
     dimension: int
     metric: str  # "cosine" | "dot" | "euclidean"
+    precision: str = "f16"  # "f32" | "f16" | "i8": of the graph's copies (local); scores stay exact
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """How a namespace is searched: "exact" (every row scored), "building" (exact until the graph's recall
+    is measured) or "ready" (the graph, re-ranked exactly); `size` vectors in the graph, `recall` the last
+    measured recall@10 on queries not in the graph (live checks once there are enough), `ef` the width."""
+
+    state: str
+    size: int
+    recall: float | None
+    ef: int | None
 
 
 @dataclass
@@ -91,6 +104,12 @@ class VectorStore(Protocol):
     async def namespaces(self, space: Space) -> dict[str, int]:
         """Vector count per non-empty namespace."""
 
+    async def indexes(self, space: Space) -> dict[str, IndexStatus]:
+        """Per non-empty namespace, how it is searched; empty where the backend does not say."""
+
+    def loaded_indexes(self) -> list[tuple[str, str, IndexStatus]]:
+        """(space id, namespace, status) of what is in memory now, without I/O (for /metrics)."""
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -125,6 +144,9 @@ class _LocalOnFirstUse:
 
             self._store = LocalVectorStore(*self._args)
         return getattr(self._store, attribute)
+
+    def loaded_indexes(self) -> list[tuple[str, str, Any]]:
+        return self._store.loaded_indexes() if self._store is not None else []
 
     async def ping(self) -> None:
         if self._store is not None:

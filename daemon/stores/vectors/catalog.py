@@ -18,31 +18,34 @@ class CollectionRow:
     metric: str
     owner_id: str | None
     created_at: str
+    precision: str = "f16"
 
     @property
     def space(self) -> Space:
-        return Space(self.id, self.dimension, self.metric)
+        return Space(self.id, self.dimension, self.metric, self.precision)
 
 
 def _row(row: Row) -> CollectionRow:
     return CollectionRow(
-        row["id"], row["name"], int(row["dimension"]), row["metric"], row["owner_id"], row["created_at"]
+        row["id"], row["name"], int(row["dimension"]), row["metric"], row["owner_id"], row["created_at"], row["precision"]
     )
 
 
-_COLUMNS = "id, name, dimension, metric, owner_id, created_at"
+_COLUMNS = "id, name, dimension, metric, owner_id, created_at, precision"
 
 
 class Catalog:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, name: str, dimension: int, metric: str, owner_id: str | None) -> CollectionRow:
+    async def create(
+        self, name: str, dimension: int, metric: str, owner_id: str | None, precision: str = "f16"
+    ) -> CollectionRow:
         """Raises UniqueViolation when the name is taken."""
-        row = CollectionRow(new_id("col"), name, dimension, metric, owner_id, iso_now())
+        row = CollectionRow(new_id("col"), name, dimension, metric, owner_id, iso_now(), precision)
         await self._db.execute(
-            f"INSERT INTO collections ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-            row.id, row.name, row.dimension, row.metric, row.owner_id, row.created_at,
+            f"INSERT INTO collections ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            row.id, row.name, row.dimension, row.metric, row.owner_id, row.created_at, row.precision,
         )
         return row
 

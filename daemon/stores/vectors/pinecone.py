@@ -22,7 +22,7 @@ import numpy as np
 from pinecone import AsyncIndex, PineconeError
 
 from daemon.stores.errors import Unavailable
-from daemon.stores.vectors import Deleted, Hit, Record, Refused, Space
+from daemon.stores.vectors import IndexStatus, Deleted, Hit, Record, Refused, Space
 
 BATCH = 100  # vectors per upsert request: 100 x 4096 floats stays under Pinecone's 2 MB request cap
 FETCH_BATCH = 100  # ids per fetch: they travel in the URL
@@ -62,6 +62,12 @@ class PineconeVectorStore:
             for name, summary in stats.namespaces.items()
             if name.startswith(prefix) and summary.vector_count
         }
+
+    async def indexes(self, space: Space) -> dict[str, IndexStatus]:
+        return {}  # Pinecone's index is its own business; it reports no width or recall
+
+    def loaded_indexes(self) -> list[tuple[str, str, IndexStatus]]:
+        return []
 
     async def drop(self, space: Space) -> None:
         for namespace in await self.namespaces(space):

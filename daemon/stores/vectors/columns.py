@@ -1,0 +1,155 @@
+"""Metadata in columns, so that a filter is a few numpy operations over arrays, not a Python call per vector.
+
+One `Columns` per namespace, its rows aligned with the namespace's slots. Per metadata field:
+  present   bool per row: the field is set;
+  code      int32 per row: the code of a scalar value (string, boolean or number; -1 when none), codes
+            given out by a dictionary of typed values, so "1", 1 and True never share one (the filter
+            language's rule: True is not 1) while 1 and 1.0 do;
+  number    float64 per row: the value when it is a number (not a boolean), NaN otherwise, for ranges;
+  members   per string that occurs inside a list value, a bool column of the rows whose list holds it.
+A filter already checked by filters.check compiles to masks over these: `$eq` one comparison of the code
+column (or a member column), ranges one comparison of the number column, `$and`/`$or` `&`/`|`.
+
+Numbers compare as float64, which is what JSON numbers are to nearly every client; integers beyond
+2^53 in metadata lose their last bits in range comparisons (equality uses the exact value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+
+def _typed(value: Any) -> tuple[str, Any]:
+    """The dictionary key of a scalar: booleans, strings and numbers never equal one another."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, str):
+        return ("s", value)
+    return ("n", value)
+
+
+class _Field:
+    def __init__(self, capacity: int) -> None:
+        self.present = np.zeros(capacity, dtype=bool)
+        self.code = np.full(capacity, -1, dtype=np.int32)
+        self.number = np.full(capacity, np.nan)
+        self.members: dict[int, np.ndarray] = {}
+
+    def grow(self, capacity: int) -> None:
+        old = len(self.present)
+        self.present = np.concatenate([self.present, np.zeros(capacity - old, dtype=bool)])
+        self.code = np.concatenate([self.code, np.full(capacity - old, -1, dtype=np.int32)])
+        self.number = np.concatenate([self.number, np.full(capacity - old, np.nan)])
+        for key, column in self.members.items():
+            self.members[key] = np.concatenate([column, np.zeros(capacity - old, dtype=bool)])
+
+
+class Columns:
+    def __init__(self, capacity: int = 16) -> None:
+        self.capacity = capacity
+        self.fields: dict[str, _Field] = {}
+        self.codes: dict[tuple[str, Any], int] = {}
+
+    def _code(self, value: Any) -> int:
+        key = _typed(value)
+        code = self.codes.get(key)
+        if code is None:
+            code = self.codes[key] = len(self.codes)
+        return code
+
+    def grow(self, capacity: int) -> None:
+        if capacity > self.capacity:
+            for field in self.fields.values():
+                field.grow(capacity)
+            self.capacity = capacity
+
+    def set(self, row: int, metadata: Mapping[str, Any] | None) -> None:
+        """Write a row that is empty (new, or cleared first)."""
+        for name, value in (metadata or {}).items():
+            field = self.fields.get(name)
+            if field is None:
+                field = self.fields[name] = _Field(self.capacity)
+            field.present[row] = True
+            if isinstance(value, list):
+                for item in value:
+                    code = self._code(item)
+                    column = field.members.get(code)
+                    if column is None:
+                        column = field.members[code] = np.zeros(self.capacity, dtype=bool)
+                    column[row] = True
+            else:
+                field.code[row] = self._code(value)
+                if not isinstance(value, (bool, str)):
+                    field.number[row] = value
+
+    def clear(self, row: int, metadata: Mapping[str, Any] | None) -> None:
+        """Empty a row that holds `metadata`."""
+        for name, value in (metadata or {}).items():
+            field = self.fields[name]
+            field.present[row] = False
+            field.code[row] = -1
+            field.number[row] = np.nan
+            if isinstance(value, list):
+                for item in value:
+                    field.members[self.codes[_typed(item)]][row] = False
+
+    # --- filters ---------------------------------------------------------------------------------------
+
+    def mask(self, filter: Mapping[str, Any], n: int) -> np.ndarray:
+        """The rows (of the first n) a checked filter passes."""
+        result = np.ones(n, dtype=bool)
+        for key, value in filter.items():
+            if key == "$and":
+                for part in value:
+                    result &= self.mask(part, n)
+            elif key == "$or":
+                either = np.zeros(n, dtype=bool)
+                for part in value:
+                    either |= self.mask(part, n)
+                result &= either
+            elif isinstance(value, dict):
+                for op, arg in value.items():
+                    result &= self._condition(key, op, arg, n)
+            else:
+                result &= self._condition(key, "$eq", value, n)
+        return result
+
+    def _equal(self, name: str, value: Any, n: int) -> np.ndarray:
+        field = self.fields.get(name)
+        code = self.codes.get(_typed(value))
+        if field is None or code is None:
+            return np.zeros(n, dtype=bool)
+        found = field.code[:n] == code
+        members = field.members.get(code)
+        if members is not None:
+            found |= members[:n]
+        return found
+
+    def _condition(self, name: str, op: str, arg: Any, n: int) -> np.ndarray:
+        if op == "$eq":
+            return self._equal(name, arg, n)
+        if op == "$ne":
+            return ~self._equal(name, arg, n)
+        if op in ("$in", "$nin"):
+            found = np.zeros(n, dtype=bool)
+            for option in arg:
+                found |= self._equal(name, option, n)
+            return found if op == "$in" else ~found
+        field = self.fields.get(name)
+        if op == "$exists":
+            present = field.present[:n] if field is not None else np.zeros(n, dtype=bool)
+            return present if arg else ~present
+        if field is None:
+            return np.zeros(n, dtype=bool)
+        numbers = field.number[:n]
+        # NaN (no number there) compares False, as the language wants: ranges match numbers only.
+        if op == "$gt":
+            return numbers > arg
+        if op == "$gte":
+            return numbers >= arg
+        if op == "$lt":
+            return numbers < arg
+        return numbers <= arg
