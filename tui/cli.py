@@ -449,6 +449,8 @@ async def _log_in_after_setup(url: str, email: str, password: str) -> None:
 def _up(args: argparse.Namespace) -> int:
     from daemon.settings import Settings, SettingsError
 
+    credentials.check()  # first: with nowhere to keep the login, starting a daemon and asking questions is moot
+
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -461,10 +463,7 @@ def _up(args: argparse.Namespace) -> int:
         _start_daemon(settings, url)
     if asyncio.run(_user_count(settings)) == 0:
         email, password = _first_admin(settings, url)
-        try:
-            asyncio.run(_log_in_after_setup(url, email, password))
-        except credentials.NoKeyring as exc:
-            print(f"bastion: {exc}", file=sys.stderr)
+        asyncio.run(_log_in_after_setup(url, email, password))
     if args.no_tui:
         return EXIT_OK
     return _tui(url)
@@ -482,6 +481,7 @@ def _tui(server: str | None) -> int:
             server = normalise_server(server)
         except BadServerURL as exc:
             raise UsageError(str(exc)) from None
+    credentials.check()  # no keyring: one line and exit 1, before the screen is taken over
     BastionApp(server, user_config=user_config).run()
     return EXIT_OK
 
@@ -501,6 +501,8 @@ def _console(server: str | None) -> int:
         return _tui(server)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except credentials.NoKeyring as exc:
+        return _fail(str(exc), EXIT_SERVER)
 
 
 def _command(args: argparse.Namespace) -> int:

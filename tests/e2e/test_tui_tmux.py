@@ -15,6 +15,7 @@ import pytest
 from tests import daemon_process
 from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, Daemon
 from tests.tui.terminal import Terminal, terminal  # noqa: F401 (the fixture)
+from tests.tui.test_up import first_run  # noqa: F401 (the fixture)
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
@@ -45,5 +46,37 @@ def test_a_user_created_through_the_api_appears_on_screen(terminal: Terminal, da
         screen = terminal.wait_for(email)
         assert "users" in screen
         assert ADMIN_PASSWORD not in screen
+    finally:
+        terminal.tmux("kill-server")
+
+
+def readme_run_command() -> str:
+    """The README's run command, as a newcomer copies it."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Run it", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return block.strip()
+
+
+def test_the_readme_run_command_reaches_a_logged_in_console_over_ssh_without_d_bus(
+    terminal: Terminal, first_run: dict[str, str], tmp_path: Path  # noqa: F811
+) -> None:
+    """A headless server reached over SSH: no D-Bus session, so no Secret Service. The README's command alone
+    creates the first admin and opens the console logged in (its tokens in the kernel keyring); the next
+    `bastion` finds them there and opens the dashboard without asking."""
+    env = {k: v for k, v in first_run.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_STATE_HOME=str(tmp_path / "state"),
+               TERM="xterm-256color")
+    command = f"cd {ROOT} && {readme_run_command()}; echo first run over; .venv/bin/bastion; sleep 30"
+    subprocess.run(["tmux", "-L", terminal.socket, "-f", "/dev/null", "new-session", "-d", "-s", "console",
+                    "-x", "100", "-y", "30", command], env=env, check=True, timeout=10)
+    try:
+        terminal.answer_first_admin("first@example.com", ADMIN_PASSWORD, within=300)  # pip install runs first
+        screen = terminal.wait_for("first@example.com (admin)")
+        assert "dashboard" in screen and "keyring" not in screen.lower()
+        terminal.type("C-q")
+        terminal.wait_for("first run over")
+        # The second console: straight to the dashboard, with no password asked.
+        screen = terminal.wait_for("first@example.com (admin)")
+        assert "dashboard" in screen and "Password" not in screen
     finally:
         terminal.tmux("kill-server")

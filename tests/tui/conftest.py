@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,15 +33,44 @@ def proxy(daemon: Daemon) -> Iterator[Proxy]:
 
 @pytest.fixture
 def keyring_ready() -> None:
-    """The real Secret Service (.ci/run runs pytest under dbus-run-session with gnome-keyring unlocked)."""
+    """A real keyring: the Secret Service under .ci/run (dbus-run-session with gnome-keyring unlocked), the
+    kernel keyring elsewhere on Linux."""
     from tui import credentials
 
     try:
         credentials.check()
     except credentials.NoKeyring as exc:
-        if REQUIRE:
-            pytest.fail(f"a Secret Service is required (BASTION_TEST_REQUIRE_SERVICES=1): {exc}")
-        pytest.skip("no Secret Service here: run under dbus-run-session with gnome-keyring-daemon --unlock")
+        _missing(f"a keyring is required: {exc}")
+
+
+@pytest.fixture
+def secret_service() -> None:
+    """The real Secret Service that .ci/run starts (gnome-keyring, unlocked, on a private D-Bus)."""
+    from tui import credentials
+
+    try:
+        name = credentials.store_name()
+    except credentials.NoKeyring as exc:
+        name = str(exc)
+    if name != "SecretService Keyring":
+        _missing(f"an unlocked Secret Service is required, found: {name} "
+                 "(run under dbus-run-session with gnome-keyring-daemon --unlock, as .ci/run does)")
+
+
+@pytest.fixture
+def kernel_keyring() -> None:
+    """The Linux kernel's persistent keyring (a container's seccomp filter may forbid it)."""
+    from tui import credentials
+
+    problem = credentials._kernel_keyring_problem() if sys.platform.startswith("linux") else "not Linux"
+    if problem:
+        _missing(f"the kernel keyring is required: {problem}")
+
+
+def _missing(what: str) -> None:
+    if REQUIRE:
+        pytest.fail(f"{what} (BASTION_TEST_REQUIRE_SERVICES=1)")
+    pytest.skip(what)
 
 
 @pytest.fixture(autouse=True)

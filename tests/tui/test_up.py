@@ -61,15 +61,7 @@ def test_up_guides_the_first_admin_and_opens_the_console_logged_in(
                     "-x", "100", "-y", "30", f"cd {ROOT} && {sys.executable} -m tui up"], env=env, check=True,
                    timeout=10)
     try:
-        terminal.wait_for("Email:")
-        terminal.type("-l", "first@example.com")
-        terminal.type("Enter")
-        terminal.wait_for("Password (10 characters or more):")
-        terminal.type("-l", ADMIN_PASSWORD)
-        terminal.type("Enter")
-        terminal.wait_for("Repeat it:")
-        terminal.type("-l", ADMIN_PASSWORD)
-        terminal.type("Enter")
+        terminal.answer_first_admin("first@example.com", ADMIN_PASSWORD)
         # The console opens on the dashboard, already logged in as the new admin.
         screen = terminal.wait_for("dashboard")
         assert "first@example.com (admin)" in screen
