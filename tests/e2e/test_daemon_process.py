@@ -68,11 +68,12 @@ def test_sigterm_finishes_the_requests_in_flight_and_exits_zero(tmp_path):
 
     daemon = start(tmp_path)
     host, port = daemon.url.removeprefix("http://").split(":")
-    body = json.dumps({"email": "nobody@example.com", "password": "some password here"})
 
-    def login() -> int:
+    def login(n: int) -> int:
         # Each login spends an argon2 verify (tens of ms on two threads): twenty are still running
-        # when the signal arrives.
+        # when the signal arrives. One account each: a single account is refused (429) after 10 guesses
+        # from one address, and this test is about finishing what is in flight, not about guessing.
+        body = json.dumps({"email": f"nobody{n}@example.com", "password": "some password here"})
         connection = http.client.HTTPConnection(host, int(port), timeout=30)
         try:
             connection.request("POST", "/api/v1/auth/login", body, {"Content-Type": "application/json"})
@@ -83,7 +84,7 @@ def test_sigterm_finishes_the_requests_in_flight_and_exits_zero(tmp_path):
             connection.close()
 
     with ThreadPoolExecutor(20) as pool:
-        futures = [pool.submit(login) for _ in range(20)]
+        futures = [pool.submit(login, n) for n in range(20)]
         time.sleep(0.15)
         daemon.process.send_signal(signal.SIGTERM)
         statuses = [f.result() for f in futures]
