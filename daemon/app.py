@@ -20,7 +20,7 @@ from daemon.api import text as text_api
 from daemon.api import users as users_api
 from daemon.api import webview
 from daemon.bootstrap import FIRST_RUN_HINT
-from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, Runtime
+from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, WEB_SESSIONS, Runtime
 from daemon.metrics import Metrics
 from daemon.pipeline import pipeline
 from daemon.services.text import TextService
@@ -134,6 +134,7 @@ async def _account_services(app: web.Application) -> AsyncIterator[None]:
     services = await build_account_services(settings, app[DB], app[CACHE], app[EVENTS], app[SECRETS])
     app[AUTH], app[USERS], app[AUDIT] = services.auth, services.users, services.audit
     app[AUTHENTICATOR] = services.auth
+    app[WEB_SESSIONS] = services.web_sessions
     await services.sessions.warm()
     if await services.users.count() == 0:
         log.warning(FIRST_RUN_HINT)
@@ -208,7 +209,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_text)
     app.cleanup_ctx.append(_vectors)
     app.cleanup_ctx.append(realtime.run_gateway)
-    app.cleanup_ctx.append(webview.open_web_sessions)
     app.on_shutdown.append(_on_shutdown)
     app.on_shutdown.append(realtime.on_shutdown)  # 1001 to every WebSocket
 

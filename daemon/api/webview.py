@@ -20,8 +20,9 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -33,15 +34,18 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from daemon.api.routing import Routes
-from daemon.context import AUTH, CLIENT_IP, DB, PRINCIPAL, SETTINGS, USERS, VECTORS, WEB_SESSIONS
+from daemon.clock import parse
+from daemon.context import AUTH, CLIENT_IP, EVENTS, PRINCIPAL, USERS, VECTORS, WEB_SESSIONS
 from daemon.pipeline.errors import field_errors
+from daemon.services import realtime
 from daemon.services.principal import Principal
 from daemon.services.vectors import topic as collection_topic
-from daemon.services.web_sessions import WebSessions, csrf_matches, csrf_token, new_secret, well_formed
-from daemon.stores.sql.web_sessions import WebSessionRows
+from daemon.services.web_sessions import csrf_matches, csrf_token, new_secret, well_formed
 from shared.errors import ApiError, Code, FieldError
+from shared.models import Page, PageQuery
+from shared.models.auth import CreateApiKey
 from shared.models.users import UpdateUser, User, UserQuery
-from shared.models.vectors import QueryRequest
+from shared.models.vectors import CollectionCreate, QueryRequest
 
 # __Host-: the browser takes this cookie only from this host, Secure, with Path=/ and no Domain, so a
 # sibling subdomain cannot plant a session of its choosing in a visitor's browser.
@@ -223,17 +227,74 @@ async def logout(request: web.Request, visit: Visit) -> web.StreamResponse:
     return response
 
 
+# --- what every page shares: times, live tables, confirmations -----------------------------------------
+
+
+def when(moment: datetime | str | None) -> str:
+    """The one way the web view shows a time (live.js formats the feed's the same way)."""
+    if moment is None:
+        return "never"
+    if isinstance(moment, str):
+        moment = parse(moment)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _own_topics(principal: Principal) -> list[str]:
+    return ["me"] + (["users", "audit"] if principal.is_admin else [])
+
+
+def _confirm(request: web.Request, visit: Visit, question: str, button: str, back: str) -> web.Response | None:
+    """A destructive action asks first: None once the person confirmed, else the page that asks. The
+    question page posts the same fields again, with `confirmed`, so that a form without script works too."""
+    if visit.form.get("confirmed") == "yes":
+        return None
+    fields = {name: value for name, value in visit.form.items() if name not in ("csrf", "confirmed")}
+    return render(request, visit, "confirm.html", {"title": "Confirm", "question": question, "button": button,
+                                                   "action": request.path, "fields": fields, "back": back})
+
+
+def _users_url(form: Mapping[str, str]) -> str:
+    """The users page as it was when a form on it was sent: same search, same page."""
+    kept = {name: form[name] for name in ("q", "cursor") if form.get(name)}
+    return "/ui/users" + (f"?{urlencode(kept)}" if kept else "")
+
+
 # --- the dashboard --------------------------------------------------------------------------------------
+
+RECENT_EVENTS = 20
+
+
+def _event_line(event: realtime.Event) -> dict[str, str]:
+    """An event as a person reads it: when, what, and to what."""
+    data = event.data
+    if event.event == "audit.recorded":
+        subject = " ".join(str(part) for part in (data.get("event"), data.get("target_id") or "") if part)
+    else:
+        subject = str(data.get("email") or data.get("name") or data.get("session_id") or data.get("id") or "")
+    return {"id": event.id, "at": when(event.at), "iso": event.at, "event": event.event, "subject": subject,
+            "topic": event.topic}
 
 
 @page("GET", "/")
 async def dashboard(request: web.Request, visit: Visit) -> web.StreamResponse:
-    """The dashboard and its live event feed"""
+    """The dashboard: counts, and the recent events, kept live"""
     principal = visit.principal
-    topics = ["me"] + (["users"] if principal.is_admin else [])
     collections = await request.app[VECTORS].list(principal, PAGE_SIZE, None)
-    topics += [collection_topic(c.name) for c in collections.items]
-    return render(request, visit, "dashboard.html", {"title": "Dashboard", "topics": " ".join(topics)})
+    topics = _own_topics(principal) + [collection_topic(c.name) for c in collections.items]
+    keys = await request.app[AUTH].list_api_keys(principal, PageQuery(limit=PAGE_SIZE))
+    sessions = await request.app[AUTH].list_sessions(principal, PageQuery(limit=PAGE_SIZE))
+
+    def counted(found: Page) -> str:
+        return f"{len(found.items)}{'+' if found.next_cursor else ''}"
+
+    counts = [("Collections", counted(collections), "/ui/collections"), ("API keys", counted(keys), "/ui/keys"),
+              ("Sessions", counted(sessions), "/ui/sessions")]
+    if principal.is_admin:
+        counts.insert(0, ("Users", str(await request.app[USERS].count()), "/ui/users"))
+    events = await realtime.recent(request.app[EVENTS], principal, set(topics), RECENT_EVENTS)
+    return render(request, visit, "dashboard.html", {
+        "title": "Dashboard", "live": topics, "counts": counts, "events": [_event_line(e) for e in events],
+    })
 
 
 # --- users (admins) -------------------------------------------------------------------------------------
@@ -243,10 +304,27 @@ async def dashboard(request: web.Request, visit: Visit) -> web.StreamResponse:
 async def users(request: web.Request, visit: Visit) -> web.StreamResponse:
     """Users"""
     q = request.query.get("q", "").strip()
-    query = UserQuery.model_validate({"q": q or None, "cursor": request.query.get("cursor") or None, "limit": PAGE_SIZE})
+    cursor = request.query.get("cursor") or None
+    query = UserQuery.model_validate({"q": q or None, "cursor": cursor, "limit": PAGE_SIZE})
     found = await request.app[USERS].list(query)
     next_url = f"/ui/users?{urlencode({'q': q, 'cursor': found.next_cursor})}" if found.next_cursor else None
-    return render(request, visit, "users.html", {"title": "Users", "users": found.items, "q": q, "next_url": next_url})
+    return render(request, visit, "users.html", {"title": "Users", "users": found.items, "q": q,
+                                                 "cursor": cursor or "", "next_url": next_url, "live": ["users"]})
+
+
+async def _change_user(request: web.Request, visit: Visit, change: UpdateUser, question: str | None,
+                       button: str = "") -> web.StreamResponse:
+    """Apply a change from the users page (asking first when it takes something away), then show the
+    page as it was."""
+    user_id = request.match_info["id"]
+    target = await request.app[USERS].get(visit.principal, user_id)
+    back = _users_url(visit.form)
+    if question is not None:
+        asking = _confirm(request, visit, question.format(email=target.email), button, back)
+        if asking is not None:
+            return asking
+    await request.app[USERS].update(visit.principal, user_id, change, request[CLIENT_IP])
+    return _see_other(back)
 
 
 @page("POST", "/users/{id}/status", who="admin")
@@ -256,23 +334,152 @@ async def set_user_status(request: web.Request, visit: Visit) -> web.StreamRespo
     if disabled is None:
         raise ApiError(Code.VALIDATION_FAILED, "the action must be disable or enable",
                        errors=[FieldError("action", "expected 'disable' or 'enable'")])
-    await request.app[USERS].update(
-        visit.principal, request.match_info["id"], UpdateUser(disabled=disabled), request[CLIENT_IP]
-    )
-    return _see_other("/ui/users")
+    if not disabled:  # enabling takes nothing away: no question
+        return await _change_user(request, visit, UpdateUser(disabled=False), None)
+    return await _change_user(request, visit, UpdateUser(disabled=True),
+                              "Disable {email}? Their sessions end at once and they cannot log in.", "Disable")
+
+
+@page("POST", "/users/{id}/role", who="admin")
+async def set_user_role(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Change a user's role"""
+    role = visit.form.get("role", "")
+    if role not in ("admin", "user"):
+        raise ApiError(Code.VALIDATION_FAILED, "the role must be admin or user",
+                       errors=[FieldError("role", "expected 'admin' or 'user'")])
+    return await _change_user(request, visit, UpdateUser(role=role),
+                              f"Make {{email}} {'an admin' if role == 'admin' else 'a user'}? Their sessions end, so the new role applies at once.",
+                              "Change the role")
+
+
+# --- API keys and sessions (your own) -------------------------------------------------------------------
+
+
+async def _keys_page(request: web.Request, visit: Visit, status: int = 200, **context: Any) -> web.Response:
+    found = await request.app[AUTH].list_api_keys(visit.principal, PageQuery(limit=PAGE_SIZE))
+    form = {"name": "", "scope_read": "on", "expires": "", **context.pop("form", {})}
+    return render(request, visit, "keys.html", {"title": "API keys", "keys": found.items, "more": bool(found.next_cursor),
+                                                "form": form, "live": ["me"], **context}, status=status)
+
+
+@page("GET", "/keys")
+async def keys(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Your API keys"""
+    return await _keys_page(request, visit)
+
+
+def key_from_form(form: Mapping[str, str]) -> CreateApiKey:
+    """The key form's fields as the API's body; every unreadable field is named."""
+    data: dict[str, Any] = {"name": form.get("name", "").strip(),
+                            "scopes": [s for s in ("read", "write", "admin") if form.get(f"scope_{s}")]}
+    expires = form.get("expires", "").strip()
+    if expires:
+        try:
+            data["expires_at"] = datetime.combine(date.fromisoformat(expires), time(), UTC)
+        except ValueError:
+            raise ApiError(Code.VALIDATION_FAILED, "the key is not valid",
+                           errors=[FieldError("expires", "expected a date such as 2027-01-31")]) from None
+    try:
+        return CreateApiKey.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(Code.VALIDATION_FAILED, "the key is not valid", errors=field_errors(exc)) from None
+
+
+@page("POST", "/keys")
+async def create_key(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Create an API key (its secret is shown this once)"""
+    try:
+        created = await request.app[AUTH].create_api_key(visit.principal, key_from_form(visit.form), request[CLIENT_IP])
+    except ApiError as exc:
+        if exc.code not in (Code.VALIDATION_FAILED, Code.FORBIDDEN):
+            raise
+        return await _keys_page(request, visit, exc.status, problem=exc, form=visit.form)
+    # Answered here, never through a redirect: the secret is in this one no-store page and nowhere else.
+    return await _keys_page(request, visit, 201, created=created)
+
+
+@page("POST", "/keys/{id}/revoke")
+async def revoke_key(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Revoke an API key"""
+    asking = _confirm(request, visit, f"Revoke the key {visit.form.get('name', '')} ({request.match_info['id']})? "
+                      "Whatever uses it stops working at once.", "Revoke", "/ui/keys")
+    if asking is not None:
+        return asking
+    await request.app[AUTH].revoke_api_key(visit.principal, request.match_info["id"], request[CLIENT_IP])
+    return _see_other("/ui/keys")
+
+
+@page("GET", "/sessions")
+async def sessions(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Your sessions"""
+    found = await request.app[AUTH].list_sessions(visit.principal, PageQuery(limit=PAGE_SIZE))
+    return render(request, visit, "sessions.html", {"title": "Sessions", "sessions": found.items,
+                                                    "more": bool(found.next_cursor), "live": ["me"]})
+
+
+@page("POST", "/sessions/{id}/revoke")
+async def revoke_session(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Revoke a session"""
+    session_id = request.match_info["id"]
+    current = session_id == visit.principal.session_id
+    question = ("End this session? You will be logged out here." if current else
+                f"End the session {session_id} ({visit.form.get('where', '')})? It is logged out at once.")
+    asking = _confirm(request, visit, question, "End the session", "/ui/sessions")
+    if asking is not None:
+        return asking
+    await request.app[AUTH].revoke_session(visit.principal, session_id, request[CLIENT_IP])
+    return _see_other("/ui/login" if current else "/ui/sessions")
 
 
 # --- collections ----------------------------------------------------------------------------------------
+
+_NEW_COLLECTION = {"name": "", "dimension": "", "metric": "cosine"}
+
+
+async def _collections_page(request: web.Request, visit: Visit, status: int = 200, **context: Any) -> web.Response:
+    cursor = request.query.get("cursor") or None
+    found = await request.app[VECTORS].list(visit.principal, PAGE_SIZE, cursor)
+    next_url = f"/ui/collections?{urlencode({'cursor': found.next_cursor})}" if found.next_cursor else None
+    form = {**_NEW_COLLECTION, **context.pop("form", {})}
+    return render(request, visit, "collections.html", {"title": "Collections", "collections": found.items,
+                                                       "next_url": next_url, "form": form, "live": ["me"], **context},
+                  status=status)
 
 
 @page("GET", "/collections")
 async def collections(request: web.Request, visit: Visit) -> web.StreamResponse:
     """Collections"""
-    cursor = request.query.get("cursor") or None
-    found = await request.app[VECTORS].list(visit.principal, PAGE_SIZE, cursor)
-    next_url = f"/ui/collections?{urlencode({'cursor': found.next_cursor})}" if found.next_cursor else None
-    return render(request, visit, "collections.html",
-                  {"title": "Collections", "collections": found.items, "next_url": next_url})
+    return await _collections_page(request, visit)
+
+
+@page("POST", "/collections")
+async def create_collection(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Create a collection"""
+    fields = {name: visit.form.get(name, "").strip() for name in _NEW_COLLECTION}
+    try:
+        body = CollectionCreate.model_validate(fields)
+        created = await request.app[VECTORS].create(visit.principal, body)
+    except ValidationError as exc:
+        problem = ApiError(Code.VALIDATION_FAILED, "the collection is not valid", errors=field_errors(exc))
+        return await _collections_page(request, visit, problem.status, problem=problem, form=fields)
+    except ApiError as exc:
+        if exc.code not in (Code.VALIDATION_FAILED, Code.CONFLICT):
+            raise
+        return await _collections_page(request, visit, exc.status, problem=exc, form=fields)
+    return _see_other(f"/ui/collections/{created.name}")
+
+
+@page("POST", "/collections/{name}/delete")
+async def delete_collection(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Delete a collection"""
+    name = request.match_info["name"]
+    found = await request.app[VECTORS].get(visit.principal, name)  # 404 before asking about what is not there
+    asking = _confirm(request, visit, f"Delete the collection {found.name} and its {found.count} vectors? "
+                      "This cannot be undone.", "Delete", f"/ui/collections/{found.name}")
+    if asking is not None:
+        return asking
+    await request.app[VECTORS].delete(visit.principal, name)
+    return _see_other("/ui/collections")
 
 
 _DEFAULT_SEARCH = {"vector": "", "id": "", "top_k": "10", "namespace": "", "filter": "", "include_metadata": "on"}
@@ -334,16 +541,15 @@ async def search(request: web.Request, visit: Visit) -> web.StreamResponse:
 # --- wiring ---------------------------------------------------------------------------------------------
 
 
-async def open_web_sessions(app: web.Application) -> AsyncIterator[None]:
-    """After the account services: a web session is a session of the auth service."""
-    rows = WebSessionRows(app[DB])
-    app[WEB_SESSIONS] = WebSessions(rows, app[AUTH], app[SETTINGS].refresh_token_ttl_s)
-    yield
+async def favicon(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "favicon.ico")
 
 
 def add_routes(app: web.Application) -> None:
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("daemon.web", "templates"), autoescape=True, default_helpers=False
     )
+    env.filters["when"] = when
     pages.add_to(app.router)
     app.router.add_static("/ui/static", STATIC_DIR, append_version=False)
+    app.router.add_get("/favicon.ico", favicon)  # browsers ask for it at the root, whatever the page says

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from daemon.services.principal import Principal
-from daemon.stores.events import Event
+from daemon.stores.events import Event, EventBus
 
 USERS = "users"
 AUDIT = "audit"
@@ -83,3 +83,10 @@ def ends_access(principal: Principal, event: Event) -> bool:
 def ends_topic(event: Event) -> bool:
     """Whether the event ends its topic, so that subscribers must be checked again to hear more."""
     return event.event == "collection.deleted"
+
+
+async def recent(events: EventBus, principal: Principal, topics: set[str], limit: int, scan: int = 1000) -> list[Event]:
+    """The newest events (at most `limit`, newest first) that a subscriber to these topics would have
+    heard, among the history's last `scan`: what a page shows before its live updates begin."""
+    heard = [e for e in await events.recent(scan) if delivered_as(principal, topics, e) is not None]
+    return heard[::-1][:limit]

@@ -12,12 +12,14 @@ from daemon.services.sessions import Sessions
 from daemon.services.tokens import Tokens, load_keys
 from daemon.services.user_cache import UserCache
 from daemon.services.users import Users
+from daemon.services.web_sessions import WebSessions
 from daemon.settings import Settings
 from daemon.stores.cache import Cache
 from daemon.stores.events import EventBus
 from daemon.stores.secrets import SecretStore
 from daemon.stores.sql import Database
 from daemon.stores.sql.accounts import Accounts
+from daemon.stores.sql.web_sessions import WebSessionRows
 
 
 @dataclass
@@ -28,6 +30,7 @@ class AccountServices:
     sessions: Sessions
     user_cache: UserCache
     passwords: Passwords
+    web_sessions: WebSessions
 
     def close(self) -> None:
         self.passwords.close()
@@ -49,5 +52,7 @@ async def build_account_services(
         accounts, passwords, tokens, sessions, user_cache, audit, events, Guesses(cache),
         settings.refresh_token_ttl_s, settings.refresh_reuse_grace_s,
     )
+    # A web-view login is a login of `auth`: its browser session wraps an auth session.
+    web_sessions = WebSessions(WebSessionRows(db), auth, settings.refresh_token_ttl_s)
     return AccountServices(auth=auth, users=users, audit=audit, sessions=sessions, user_cache=user_cache,
-                           passwords=passwords)
+                           passwords=passwords, web_sessions=web_sessions)

@@ -170,6 +170,14 @@ async def test_since_replays_exactly_the_missed_events_of_the_topics(make_bus):
     assert await bus.since(events[-1].id, {"users"}) == []
 
 
+async def test_recent_is_the_newest_events_oldest_first(make_bus):
+    bus = await make_bus()
+    assert await bus.recent(5) == []
+    events = [await bus.publish("users" if i % 2 else "collections/a", "user.updated", {"n": i}) for i in range(8)]
+    assert await bus.recent(3) == events[-3:]
+    assert await bus.recent(100) == events
+
+
 async def test_since_older_than_the_history_is_none(make_bus):
     bus = await make_bus(history=10)
     # Redis trims `MAXLEN ~` in whole stream nodes (100 entries by default): the history holds at

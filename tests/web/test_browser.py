@@ -123,7 +123,7 @@ def test_a_browser_logs_in_sees_events_live_is_protected_from_forged_forms_and_l
     assert "token" not in page.url
 
     # An event raised through the REST API arrives in the feed, over the cookie-authenticated WebSocket.
-    expect(page.locator("#feed-status")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live", timeout=WAIT_MS)
     newcomer = daemon.call("POST", "/api/v1/users", {"email": "newcomer@example.com", "password": ADMIN_PASSWORD},
                            token=admin_token)
     arrival = page.locator("#feed li[data-event='user.created']", has_text="newcomer@example.com")
@@ -143,6 +143,7 @@ def test_a_browser_logs_in_sees_events_live_is_protected_from_forged_forms_and_l
     page.goto(daemon.url + "/ui/users")
     row = page.locator(f"tr[data-user-id='{newcomer['id']}']")
     row.get_by_role("button", name="Disable").click()
+    page.click("#confirm")  # the question page: disabling takes the user's sessions away
     expect(row.locator(".status-cell")).to_have_text("disabled", timeout=WAIT_MS)
     assert daemon.call("GET", f"/api/v1/users/{newcomer['id']}", token=admin_token)["disabled"] is True
 
@@ -155,4 +156,120 @@ def test_a_browser_logs_in_sees_events_live_is_protected_from_forged_forms_and_l
 
     # Every page worked under the Content-Security-Policy: nothing was blocked, nothing threw.
     assert not problems, problems
+    context.close()
+
+
+WIDTHS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+
+
+def _fits(page, shot: str) -> None:
+    """The page is as wide as the screen (nothing to scroll sideways), and its screenshot is kept."""
+    page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"{shot}: the page is {width} px wide"
+
+
+@pytest.mark.parametrize("screen", WIDTHS)
+def test_every_page_is_live_asks_before_destroying_and_fits_the_screen(daemon, browser, screen):
+    """An admin's round of the pages at desktop and phone widths: the dashboard's counts and events,
+    the users page kept live and its search kept across a confirmed disable and a role change, a key
+    shown once then revoked, a session ended, a collection created and deleted."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    token = daemon.admin_token()  # a second session of the admin's, for the sessions page
+    context = browser.new_context(viewport=WIDTHS[screen], is_mobile=screen == "phone", has_touch=screen == "phone")
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    live = page.locator("#live-status")
+
+    page.goto(daemon.url + "/ui/login")
+    page.fill("input[name=email]", ADMIN_EMAIL)
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("#login")
+    expect(page).to_have_url(daemon.url + "/ui/", timeout=WAIT_MS)
+
+    # The dashboard is not empty: counts, and the logins that already happened.
+    expect(page.locator("[data-count='Users']")).to_have_text("1")
+    expect(page.locator("[data-count='Sessions']")).to_have_text("2")
+    expect(page.locator("#feed li[data-event='audit.recorded']", has_text="login.succeeded").first).to_be_visible()
+    expect(live).to_have_attribute("data-state", "live")
+    newcomer = daemon.call("POST", "/api/v1/users", {"email": "newcomer@example.com", "password": ADMIN_PASSWORD},
+                           token=token)
+    expect(page.locator("[data-count='Users']")).to_have_text("2")  # counted live
+    expect(page.locator("#feed li[data-event='user.created']", has_text="newcomer@example.com")).to_be_visible()
+    _fits(page, f"web-{screen}-dashboard")
+    assert page.request.get(daemon.url + "/favicon.ico").status == 200
+
+    # Users: searched, kept live, and the search survives a confirmed disable.
+    page.goto(daemon.url + "/ui/users?q=newcomer")
+    expect(live).to_have_attribute("data-state", "live")
+    row = page.locator(f"tr[data-user-id='{newcomer['id']}']")
+    daemon.call("PATCH", f"/api/v1/users/{newcomer['id']}", {"display_name": "Nina Newcomer"}, token=token)
+    expect(row).to_contain_text("Nina Newcomer")  # no reload
+    expect(page.locator("#users tbody tr")).to_have_count(1)  # the admin does not match the search
+    _fits(page, f"web-{screen}-users")
+    row.get_by_role("button", name="Disable").click()
+    expect(page.locator("#question")).to_have_text(
+        "Disable newcomer@example.com? Their sessions end at once and they cannot log in.")
+    _fits(page, f"web-{screen}-confirm")
+    page.click("#confirm")
+    expect(page).to_have_url(daemon.url + "/ui/users?q=newcomer")
+    expect(page.get_by_role("searchbox", name="Find users")).to_have_value("newcomer")
+    expect(row.locator(".status-cell")).to_have_text("disabled")
+    row.locator("select[name=role]").select_option("admin")
+    row.get_by_role("button", name="Set").click()
+    page.click("#confirm")
+    expect(page).to_have_url(daemon.url + "/ui/users?q=newcomer")
+    assert daemon.call("GET", f"/api/v1/users/{newcomer['id']}", token=token)["role"] == "admin"
+
+    # API keys: created here and shown once; one made elsewhere appears live; revoking asks first.
+    page.goto(daemon.url + "/ui/keys")
+    page.fill("#new-key input[name=name]", "deploy bot")
+    page.click("#create-key")
+    secret = page.locator("#secret").inner_text()
+    assert secret.startswith("bst_")
+    assert daemon.call("GET", "/api/v1/users/me", token=secret)["email"] == ADMIN_EMAIL
+    _fits(page, f"web-{screen}-key-created")
+    page.goto(daemon.url + "/ui/keys")
+    expect(page.locator("#secret")).to_have_count(0)  # once means once
+    expect(live).to_have_attribute("data-state", "live")
+    elsewhere = daemon.call("POST", "/api/v1/auth/api-keys", {"name": "from the console", "scopes": ["read"]}, token=token)
+    expect(page.locator(f"tr[data-key-id='{elsewhere['id']}']")).to_contain_text("from the console")
+    page.locator("tr", has_text="deploy bot").get_by_role("button", name="Revoke").click()
+    expect(page.locator("#question")).to_contain_text("Revoke the key deploy bot")
+    page.click("#confirm")
+    expect(page.locator("tr", has_text="deploy bot")).to_have_count(0)
+    with pytest.raises(daemon_process.Refused):
+        daemon.call("GET", "/api/v1/users/me", token=secret)
+    _fits(page, f"web-{screen}-keys")
+
+    # Sessions: a new login elsewhere appears live; ending it asks first.
+    page.goto(daemon.url + "/ui/sessions")
+    expect(live).to_have_attribute("data-state", "live")
+    rows = page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(2)
+    daemon.admin_token()
+    expect(rows).to_have_count(3)
+    _fits(page, f"web-{screen}-sessions")
+    page.locator("#sessions tbody tr:not(:has(.tag))").first.get_by_role("button", name="End").click()
+    page.click("#confirm")
+    expect(rows).to_have_count(2)
+
+    # Collections: created from the form, deleted after the question.
+    page.goto(daemon.url + "/ui/collections")
+    page.fill("#new-collection input[name=name]", "notes")
+    page.fill("#new-collection input[name=dimension]", "3")
+    page.click("#create-collection")
+    expect(page).to_have_url(daemon.url + "/ui/collections/notes")
+    _fits(page, f"web-{screen}-collection")
+    page.click("#delete-collection")
+    expect(page.locator("#question")).to_contain_text("Delete the collection notes and its 0 vectors?")
+    page.click("#confirm")
+    expect(page).to_have_url(daemon.url + "/ui/collections")
+    expect(page.locator("#collections")).to_contain_text("No collection yet")
+    _fits(page, f"web-{screen}-collections")
+
+    assert not problems, problems  # nothing blocked by the CSP, no script error
     context.close()

@@ -114,7 +114,7 @@ async def test_disabling_a_user_ends_their_web_session(web):
     await admin.log_in(ADMIN)
     target = await _user(web, ALICE)
     await admin.get("/ui/users")
-    assert (await admin.post(f"/ui/users/{target['id']}/status", {"action": "disable"})).status == 303
+    assert (await admin.post(f"/ui/users/{target['id']}/status", {"action": "disable", "confirmed": "yes"})).status == 303
     assert (await alice.get("/ui/")).status == 303
     await admin.get("/ui/users")
     assert (await admin.post(f"/ui/users/{target['id']}/status", {"action": "enable"})).status == 303
@@ -184,11 +184,11 @@ async def test_a_forged_form_post_is_refused_and_changes_nothing(web, forgery):
         headers = {"Sec-Fetch-Site": "cross-site", "Origin": "null"}
     else:
         tab = Tab(web, html=admin.html)  # the right token, posted by a browser that sends no cookie
-    response = await tab.post(f"/ui/users/{target['id']}/status", {"action": "disable"}, csrf=csrf, headers=headers)
+    response = await tab.post(f"/ui/users/{target['id']}/status", {"action": "disable", "confirmed": "yes"}, csrf=csrf, headers=headers)
     assert response.status == 403 and "text/html" in response.headers["Content-Type"]
     assert not (await _user(web, ALICE))["disabled"]
     # The same form with its own token goes through: the refusal was about the forgery alone.
-    response = await admin.post(f"/ui/users/{target['id']}/status", {"action": "disable"}, csrf=own_token)
+    response = await admin.post(f"/ui/users/{target['id']}/status", {"action": "disable", "confirmed": "yes"}, csrf=own_token)
     assert response.status == 303 and (await _user(web, ALICE))["disabled"]
 
 
@@ -216,7 +216,7 @@ async def test_a_bad_action_is_a_clear_422_not_a_500(web):
     response = await tab.post(f"/ui/users/{target['id']}/status", {"action": "explode"})
     assert response.status == 422 and "disable or enable" in tab.html
     await tab.get("/ui/users")
-    response = await tab.post("/ui/users/usr_nobody/status", {"action": "disable"})
+    response = await tab.post("/ui/users/usr_nobody/status", {"action": "disable", "confirmed": "yes"})
     assert response.status == 404
 
 
@@ -231,7 +231,7 @@ async def test_every_page_has_the_csp_allows_no_inline_script_and_is_not_cached(
     await tab.get("/ui/login")
     pages = [("/ui/login", tab.html, (await tab.get("/ui/login")).headers)]
     await tab.log_in(ADMIN)
-    for path in ("/ui/", "/ui/users", "/ui/collections", "/ui/collections/missing"):
+    for path in ("/ui/", "/ui/users", "/ui/collections", "/ui/collections/missing", "/ui/keys", "/ui/sessions"):
         response = await tab.get(path)
         pages.append((path, tab.html, response.headers))
     for path, html, headers in pages:
@@ -247,11 +247,13 @@ async def test_every_page_has_the_csp_allows_no_inline_script_and_is_not_cached(
 
 
 async def test_static_files_are_served_by_the_daemon_with_their_types(web):
-    script = await web.get("/ui/static/feed.js")
+    script = await web.get("/ui/static/live.js")
     assert script.status == 200 and "javascript" in script.headers["Content-Type"]
     assert script.headers["X-Content-Type-Options"] == "nosniff"
     assert (await web.get("/ui/static/app.css")).headers["Content-Type"].startswith("text/css")
     assert (await web.get("/ui/static/../templates/base.html")).status in (403, 404)
+    icon = await web.get("/favicon.ico")  # browsers ask for it at the root
+    assert icon.status == 200 and (await icon.read())[:4] == b"\x00\x00\x01\x00"  # an ICO file
 
 
 async def test_a_user_sees_no_users_page_and_no_link_to_it(web):
@@ -263,7 +265,7 @@ async def test_a_user_sees_no_users_page_and_no_link_to_it(web):
     assert response.status == 403 and "administrators only" in tab.html
     await tab.get("/ui/")
     target = await _user(web, ADMIN)
-    assert (await tab.post(f"/ui/users/{target['id']}/status", {"action": "disable"})).status == 403
+    assert (await tab.post(f"/ui/users/{target['id']}/status", {"action": "disable", "confirmed": "yes"})).status == 403
     assert not (await _user(web, ADMIN))["disabled"]
 
 

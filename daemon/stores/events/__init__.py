@@ -119,6 +119,9 @@ class EventBus(Protocol):
         """The events after `event_id` on these topics (None: on every topic), in order; None if the history
         no longer reaches back."""
 
+    async def recent(self, count: int) -> list[Event]:
+        """The newest `count` events of the history (fewer if it holds fewer), oldest first."""
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -53,6 +53,9 @@ class MemoryEventBus:
         skip = max(0, after + 1 - oldest)
         return [e for e in islice(self._history, skip, None) if topics is None or e.topic in topics]
 
+    async def recent(self, count: int) -> list[Event]:
+        return list(islice(self._history, max(0, len(self._history) - count), None))
+
     async def ping(self) -> None:
         return None
 

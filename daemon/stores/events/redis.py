@@ -161,6 +161,11 @@ class RedisEventBus:
             return None
         return [e for e in (_event(i, f) for i, f in entries) if topics is None or e.topic in topics]
 
+    async def recent(self, count: int) -> list[Event]:
+        with unavailable_on_error():
+            entries = await self._client.xrevrange(self._stream, "+", "-", count=count)
+        return [_event(i, f) for i, f in reversed(entries)]
+
     async def _incarnation(self) -> str:
         await self._client.set(self._incarnation_key, _new_incarnation(), nx=True)
         return await self._client.get(self._incarnation_key)
