@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -27,8 +28,15 @@ FIRST_RUN_HINT = (
 )
 
 
+@dataclass
+class CommandStores:
+    db: Database
+    secrets: SecretStore  # where the signing keys live (shared_secrets)
+    database_url: str | None  # the primary's URL, with Vault's credentials when Vault holds them
+
+
 @asynccontextmanager
-async def command_stores(settings: Settings, migrated: bool = True) -> AsyncIterator[tuple[Database, SecretStore]]:
+async def command_stores(settings: Settings, migrated: bool = True) -> AsyncIterator[CommandStores]:
     """The secrets store and the primary database (migrated, unless asked not to), opened as the
     daemon opens them (with Vault's database credentials when Vault holds them), for one-shot commands."""
     secrets = await open_secrets(settings)
@@ -38,7 +46,7 @@ async def command_stores(settings: Settings, migrated: bool = True) -> AsyncIter
         try:
             if migrated:
                 await migrate(db)
-            yield db, shared_secrets(settings, secrets, db) if migrated else secrets
+            yield CommandStores(db, shared_secrets(settings, secrets, db), url)
         finally:
             await db.close()
     finally:
@@ -51,10 +59,10 @@ async def create_admin(settings: Settings, email: str, password: str, display_na
     except ValidationError as exc:
         problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
         raise ApiError(Code.VALIDATION_FAILED, problems, errors=[FieldError("body", problems)]) from None
-    async with command_stores(settings) as (db, secrets):
+    async with command_stores(settings) as stores:
         # In-process cache and bus: no daemon listens to this process. A running daemon sees the new
         # user on its next read of the database.
-        services = await build_account_services(settings, db, MemoryCache(), MemoryEventBus(10), secrets)
+        services = await build_account_services(settings, stores.db, MemoryCache(), MemoryEventBus(10), stores.secrets)
         try:
             return await services.users.create(body.email, body.password, "admin", body.display_name, None, "local")
         finally:

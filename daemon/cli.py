@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "rotate-signing-key", help="add a new token signing key; the old one verifies until its tokens expire"
     )
+    backup = commands.add_parser(
+        "backup", help="write one consistent, encrypted archive of the data (passphrase: BASTION_BACKUP_PASSPHRASE)"
+    )
+    backup.add_argument("--to", required=True, metavar="FILE", help="the archive to write (must not exist)")
+    restore = commands.add_parser("restore", help="bring an archive back into an empty data directory or database")
+    restore.add_argument("file", metavar="FILE")
     return parser
 
 
@@ -115,16 +121,44 @@ async def _migrate(settings: Settings) -> list:
     from daemon.bootstrap import command_stores
     from daemon.stores.sql.migrate import migrate
 
-    async with command_stores(settings, migrated=False) as (db, _):
-        return await migrate(db)
+    async with command_stores(settings, migrated=False) as stores:
+        return await migrate(stores.db)
 
 
 async def _rotate(settings: Settings):
     from daemon.bootstrap import command_stores
     from daemon.services.tokens import LEEWAY_S, rotate_keys
 
-    async with command_stores(settings) as (_, store):
-        return await rotate_keys(store, retire_after_s=settings.access_token_ttl_s + LEEWAY_S)
+    async with command_stores(settings) as stores:
+        return await rotate_keys(stores.secrets, retire_after_s=settings.access_token_ttl_s + LEEWAY_S)
+
+
+def _progress(table: str, done: int, total: int) -> None:
+    """Rows copied, on stderr: one line kept current on a terminal, a line per table otherwise."""
+    if sys.stderr.isatty():
+        print(f"\r{table}: {done:,}/{total:,} rows", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+    elif done >= total:
+        print(f"{table}: {done:,} rows", file=sys.stderr, flush=True)
+
+
+def _backup_command(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from daemon.backup import backup, restore
+
+    if not settings.backup_passphrase:
+        return _fail("set BASTION_BACKUP_PASSPHRASE: archives are always encrypted", 2)
+    if args.command == "backup":
+        path = Path(args.to)
+        if path.exists():
+            return _fail(f"{path} exists: choose a new file name", 2)
+        summary = asyncio.run(backup(settings, path, settings.backup_passphrase, _progress))
+        print(f"wrote {path}: {sum(summary.rows.values()):,} rows in {len(summary.rows)} tables, as of {summary.created_at}")
+        return 0
+    summary = asyncio.run(restore(settings, Path(args.file), settings.backup_passphrase, _progress))
+    print(f"restored {sum(summary.rows.values()):,} rows in {len(summary.rows)} tables from the backup of "
+          f"{summary.created_at}")
+    return 0
 
 
 def _read_admin_password() -> str:
@@ -153,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     from daemon.logs import configure
 
     configure(settings.log_level)
+    from daemon.backup import RestoreRefused
+    from daemon.backup.archive import ArchiveError
     from daemon.stores.errors import StoreError
     from shared.errors import ApiError
 
@@ -168,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"new signing key {key.kid}; running daemons sign with it within BASTION_SIGNING_KEY_RELOAD_S "
                   f"({settings.signing_key_reload_s} s)")
             return 0
+        if args.command in ("backup", "restore"):
+            return _backup_command(settings, args)
         if args.command == "create-admin":
             from daemon.bootstrap import create_admin
 
@@ -178,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), 2)
     except ApiError as exc:
         return _fail(exc.detail or exc.title)
-    except StoreError as exc:
+    except (StoreError, ArchiveError, RestoreRefused) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

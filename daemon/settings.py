@@ -120,6 +120,15 @@ def _secret_key(raw: str) -> str:
 _secret_key.expects = "at least 32 random characters"  # type: ignore[attr-defined]
 
 
+def _passphrase(raw: str) -> str:
+    if len(raw) < 12:
+        raise SettingsError("expected a passphrase of at least 12 characters")
+    return raw
+
+
+_passphrase.expects = "at least 12 characters"  # type: ignore[attr-defined]
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "bastion"
@@ -190,6 +199,9 @@ class Settings:
     )
     embed_threads: int = setting(
         "BASTION_EMBED_THREADS", _int_range(1, 256), "ONNX Runtime threads for embedding text (the rest serve requests)", 1
+    )
+    backup_passphrase: str | None = setting(
+        "BASTION_BACKUP_PASSPHRASE", _passphrase, "encrypts the archives of `bastiond backup`", secret=True,
     )
     vault_addr: str | None = setting("VAULT_ADDR", _url("http", "https"), "HashiCorp Vault address")
     vault_token: str | None = setting("VAULT_TOKEN", _text, "Vault token", secret=True)
