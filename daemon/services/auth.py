@@ -88,7 +88,15 @@ class Auth:
         claims = await self._tokens.verify(token)
         if await self._sessions.is_revoked(claims["sid"]):
             raise ApiError(Code.UNAUTHORIZED, "the session has ended")
-        role = claims.get("role", "user")
+        # A token says who its user was when it was issued; what they may do now is the user's row now
+        # (from the user cache, so no round trip on most requests). Revocations alone did not cover it: a
+        # deleted user's sessions go with the user, so after a restart nothing remembered them and the
+        # token of a deleted admin worked again (issue 21).
+        user = await self._user_cache.get(claims["sub"])
+        if user is None or user.disabled:
+            raise ApiError(Code.UNAUTHORIZED, "the account is deleted or disabled")
+        # Never more than both say: a promotion applies from the next login, a demotion at once.
+        role = "admin" if user.role == "admin" and claims.get("role") == "admin" else "user"
         return Principal(
             user_id=claims["sub"],
             role=role,

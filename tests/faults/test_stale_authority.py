@@ -1,0 +1,49 @@
+"""Authorization must not outlive the facts it came from, not even across a restart: an admin who is
+deleted, disabled or demoted keeps none of it, on a real daemon restarted on the same data dir.
+
+The attack of issue 21: a deleted admin's token got 401, the daemon restarted, and the same token listed
+users and created a new admin (audited as the deleted user).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.daemon_process import ADMIN_PASSWORD, Refused, start
+
+NEW_ADMIN = {"email": "mallory2@example.com", "password": "a long enough password", "role": "admin"}
+
+
+def _status(daemon, method: str, path: str, token: str, body: dict | None = None) -> int:
+    try:
+        daemon.call(method, path, body, token)
+    except Refused as refused:
+        return refused.status
+    return 200
+
+
+def test_a_deleted_disabled_or_demoted_admin_has_no_rights_after_a_restart(tmp_path: Path) -> None:
+    daemon = start(tmp_path / "data")
+    try:
+        daemon.create_admin()
+        root = daemon.admin_token()
+        tokens, ids = {}, {}
+        for fate in ("deleted", "disabled", "demoted"):
+            email = f"{fate}@example.com"
+            ids[fate] = daemon.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD, "role": "admin"},
+                                    root)["id"]
+            tokens[fate] = daemon.call("POST", "/api/v1/auth/login", {"email": email, "password": ADMIN_PASSWORD})["access_token"]
+            assert _status(daemon, "GET", "/api/v1/users", tokens[fate]) == 200
+        daemon.call("DELETE", f"/api/v1/users/{ids['deleted']}", None, root)
+        daemon.call("PATCH", f"/api/v1/users/{ids['disabled']}", {"disabled": True}, root)
+        daemon.call("PATCH", f"/api/v1/users/{ids['demoted']}", {"role": "user"}, root)
+        port = int(daemon.url.rsplit(":", 1)[1])
+        daemon.stop()
+        daemon = start(tmp_path / "data", port)
+        for fate, token in tokens.items():
+            assert _status(daemon, "GET", "/api/v1/users", token) in (401, 403), fate
+            assert _status(daemon, "POST", "/api/v1/users", token, NEW_ADMIN) in (401, 403), fate
+        assert _status(daemon, "GET", "/api/v1/users?q=mallory2", root) == 200
+        assert daemon.call("GET", "/api/v1/users?q=mallory2", None, root)["items"] == []
+    finally:
+        daemon.stop()
