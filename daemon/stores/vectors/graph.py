@@ -24,7 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from usearch.index import Index
+
+# ONNX Runtime (the embedders' engine) must be loaded before usearch, or not in this process at all:
+# usearch's extension links its own copy of libstdc++, whose unique locale symbols the loader binds for
+# the whole process, and onnxruntime loaded after it crashes in its C++ initialisation (SIGSEGV,
+# usearch 2.26 with onnxruntime 1.32; the other order is fine). This module is the one place that
+# imports usearch, so the order holds wherever the daemon, a test or a benchmark loads the index.
+try:
+    import onnxruntime  # noqa: F401
+except ImportError:  # an install without the text extras: nothing to order
+    pass
+from usearch.index import Index  # noqa: E402
 
 PRECISIONS = ("f32", "f16", "i8")
 OVERFETCH = {"f32": 2, "f16": 3, "i8": 10}

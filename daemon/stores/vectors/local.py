@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 import orjson
 from threadpoolctl import threadpool_limits
-from usearch.index import Index
 
 from daemon import cursors
 from daemon.stores.sql import Database
 from daemon.stores.vectors import Deleted, Hit, IndexStatus, Record, Space
 from daemon.stores.vectors import graph
+from daemon.stores.vectors.graph import Index
 from daemon.stores.vectors.columns import Columns
 
 log = logging.getLogger("bastion.vectors")
