@@ -17,6 +17,7 @@ from daemon.api import collections as collections_api
 from daemon.api import ops
 from daemon.api import realtime
 from daemon.api import text as text_api
+from daemon.api import transfer as transfer_api
 from daemon.api import users as users_api
 from daemon.api import webview
 from daemon.bootstrap import FIRST_RUN_HINT
@@ -212,7 +213,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_on_shutdown)
     app.on_shutdown.append(realtime.on_shutdown)  # 1001 to every WebSocket
 
-    for module in (ops, auth_api, users_api, collections_api, text_api, realtime):
+    for module in (ops, auth_api, users_api, collections_api, text_api, transfer_api, realtime):
         module.add_routes(app)
         app[ENDPOINTS].extend(module.routes.endpoints)
     webview.add_routes(app)  # the HTML pages are not API routes: kept out of ENDPOINTS and /openapi.json

@@ -50,7 +50,26 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument("--to", required=True, metavar="FILE", help="the archive to write (must not exist)")
     restore = commands.add_parser("restore", help="bring an archive back into an empty data directory or database")
     restore.add_argument("file", metavar="FILE")
+    export = commands.add_parser("export", help="write users or a collection as JSON lines (progress on stderr)")
+    what = export.add_subparsers(dest="what", metavar="WHAT", required=True)
+    users = what.add_parser("users", help="every account, password hashes included, read from the database")
+    collection = what.add_parser("collection", help="a collection's vectors, read through a running daemon")
+    collection.add_argument("name")
+    _server_argument(collection)
+    for sub in (users, collection):
+        sub.add_argument("--to", required=True, metavar="FILE")
+        sub.add_argument("--resume", action="store_true", help="continue an export of the same FILE that stopped")
+    load = commands.add_parser(
+        "import", help="send an exported FILE to a running daemon (token: BASTION_TOKEN, an admin's)"
+    )
+    load.add_argument("file", metavar="FILE")
+    _server_argument(load)
     return parser
+
+
+def _server_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", metavar="URL",
+                        help="the daemon's address (default: http://BASTION_HOST:BASTION_PORT); token from BASTION_TOKEN")
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -133,12 +152,14 @@ async def _rotate(settings: Settings):
         return await rotate_keys(stores.secrets, retire_after_s=settings.access_token_ttl_s + LEEWAY_S)
 
 
-def _progress(table: str, done: int, total: int) -> None:
-    """Rows copied, on stderr: one line kept current on a terminal, a line per table otherwise."""
+def _progress(what: str, done: int, total: int) -> None:
+    """Records copied, on stderr: one line kept current on a terminal, else a line when a table is done (or
+    each batch, when the total is not known)."""
+    of = f"/{total:,}" if total else ""
     if sys.stderr.isatty():
-        print(f"\r{table}: {done:,}/{total:,} rows", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+        print(f"\r{what}: {done:,}{of}", end="\n" if total and done >= total else "", file=sys.stderr, flush=True)
     elif done >= total:
-        print(f"{table}: {done:,} rows", file=sys.stderr, flush=True)
+        print(f"{what}: {done:,}{of}", file=sys.stderr, flush=True)
 
 
 def _backup_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -158,6 +179,28 @@ def _backup_command(settings: Settings, args: argparse.Namespace) -> int:
     summary = asyncio.run(restore(settings, Path(args.file), settings.backup_passphrase, _progress))
     print(f"restored {sum(summary.rows.values()):,} rows in {len(summary.rows)} tables from the backup of "
           f"{summary.created_at}")
+    return 0
+
+
+def _transfer_command(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from daemon import transfer
+
+    server = getattr(args, "server", None) or f"http://{settings.host}:{settings.port}"
+    token = os.environ.get("BASTION_TOKEN", "")
+    if args.command == "export" and args.what == "users":
+        count = asyncio.run(transfer.export_users(settings, Path(args.to), args.resume, _progress))
+        print(f"wrote {count:,} users to {args.to}")
+        return 0
+    if not token:
+        return _fail("set BASTION_TOKEN to an administrator's access token or admin API key", 2)
+    if args.command == "export":
+        count = asyncio.run(transfer.export_collection(server, token, args.name, Path(args.to), args.resume, _progress))
+        print(f"wrote {count:,} vectors of {args.name} to {args.to}")
+        return 0
+    done = asyncio.run(transfer.import_file(server, token, Path(args.file), _progress))
+    print("imported: " + ", ".join(f"{n:,} {what}" for what, n in done.items()))
     return 0
 
 
@@ -189,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     configure(settings.log_level)
     from daemon.backup import RestoreRefused
     from daemon.backup.archive import ArchiveError
+    from daemon.transfer import TransferError
     from daemon.stores.errors import StoreError
     from shared.errors import ApiError
 
@@ -206,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command in ("backup", "restore"):
             return _backup_command(settings, args)
+        if args.command in ("export", "import"):
+            return _transfer_command(settings, args)
         if args.command == "create-admin":
             from daemon.bootstrap import create_admin
 
@@ -216,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), 2)
     except ApiError as exc:
         return _fail(exc.detail or exc.title)
-    except (StoreError, ArchiveError, RestoreRefused) as exc:
+    except (StoreError, ArchiveError, RestoreRefused, TransferError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

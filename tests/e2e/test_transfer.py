@@ -1,0 +1,103 @@
+"""`bastiond export` from one real daemon and `bastiond import` into another that is running: accounts
+arrive with their passwords (they log in there as before), the collection answers queries as it did, a
+WebSocket on the receiving daemon hears each `user.created`, and an export that stopped resumes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import next_event
+from tests.daemon_process import ADMIN_EMAIL, ROOT, with_admin
+
+DIM = 8
+PASSWORD = "moving house password"
+SETTINGS = {"BASTION_RATE_LIMIT_PER_MINUTE": "0"}
+
+
+def _bastiond(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "daemon", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def _matches(daemon, token: str, vector: list[float], namespace: str) -> list[tuple[str, float]]:
+    answer = daemon.call("POST", "/api/v1/collections/docs/query",
+                         {"vector": vector, "top_k": 5, "namespace": namespace, "include_metadata": True}, token=token)
+    return [(m["id"], round(m["score"], 5), m["metadata"]) for m in answer["matches"]]
+
+
+async def _hear_user_created(url: str, token: str, count: int, started: asyncio.Event) -> set[str]:
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/api/v1/ws") as ws:
+        await ws.send_json({"type": "auth", "token": token})
+        await ws.send_json({"type": "subscribe", "topics": ["users"]})
+        assert (await ws.receive_json(timeout=15))["type"] == "subscribed"
+        started.set()
+        return {(await next_event(ws, "user.created"))["data"]["email"] for _ in range(count)}
+
+
+async def test_users_and_a_collection_move_to_a_running_daemon(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    emails = [f"mover{i}@example.com" for i in range(3)]
+    with with_admin(tmp_path / "a", **SETTINGS) as a, with_admin(tmp_path / "b", **SETTINGS) as b:
+        token_a = a.admin_token()
+        for email in emails:
+            a.call("POST", "/api/v1/users", {"email": email, "password": PASSWORD, "role": "user"}, token=token_a)
+        a.call("POST", "/api/v1/collections", {"name": "docs", "dimension": DIM, "metric": "euclidean"}, token=token_a)
+        for namespace, size in (("", 450), ("other", 30)):
+            vectors = [{"id": f"{namespace}v{i:04d}", "values": [rng.uniform(-1, 1) for _ in range(DIM)],
+                        "metadata": {"i": i, "tag": rng.choice(["x", "y"])}} for i in range(size)]
+            a.call("POST", "/api/v1/collections/docs/upsert", {"vectors": vectors, "namespace": namespace}, token=token_a)
+
+        users_file, docs_file = tmp_path / "users.jsonl", tmp_path / "docs.jsonl"
+        done = _bastiond("export", "users", "--to", str(users_file), env=a.env())
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "wrote 4 users to " + str(users_file) + "\n"
+        assert "users: 4/4" in done.stderr  # progress
+        env_a = {**a.env(), "BASTION_TOKEN": token_a}
+        done = _bastiond("export", "collection", "docs", "--to", str(docs_file), "--server", a.url, env=env_a)
+        assert done.returncode == 0, done.stderr
+
+        # Into B while it runs, with a WebSocket listening there.
+        token_b = b.admin_token()
+        started = asyncio.Event()
+        listener = asyncio.create_task(_hear_user_created(b.url, token_b, len(emails), started))
+        await asyncio.wait_for(started.wait(), 15)
+        env_b = {**b.env(), "BASTION_TOKEN": token_b}
+        done = await asyncio.to_thread(_bastiond, "import", str(users_file), "--server", b.url, env=env_b)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "imported: 3 created, 1 skipped\n"  # B's own admin has that email already
+        assert await asyncio.wait_for(listener, 15) == set(emails)
+        for email in emails:
+            login = b.call("POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD})
+            assert b.call("GET", "/api/v1/users/me", token=login["access_token"])["email"] == email
+
+        done = _bastiond("import", str(docs_file), "--server", b.url, env=env_b)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "imported: 480 upserted\n"
+        for namespace in ("", "other"):
+            probe = [rng.uniform(-1, 1) for _ in range(DIM)]
+            assert _matches(b, token_b, probe, namespace) == _matches(a, token_a, probe, namespace)
+
+        # Again: nothing new, nothing broken (an import that stopped is simply run again).
+        again = _bastiond("import", str(users_file), "--server", b.url, env=env_b)
+        assert again.stdout == "imported: 0 created, 4 skipped\n"
+
+        # An export that stopped part-way, its last line cut short, resumes where it was.
+        whole = docs_file.read_bytes()
+        partial = tmp_path / "partial.jsonl"
+        partial.write_bytes(whole[: whole.index(b"\n", len(whole) // 2) + 40])
+        done = _bastiond("export", "collection", "docs", "--to", str(partial), "--server", a.url, env=env_a)
+        assert done.returncode == 1 and "--resume" in done.stderr
+        done = _bastiond("export", "collection", "docs", "--to", str(partial), "--resume", "--server", a.url, env=env_a)
+        assert done.returncode == 0, done.stderr
+        assert partial.read_bytes() == whole
+
+        missing = _bastiond("import", str(users_file), "--server", b.url, env=b.env())
+        assert (missing.returncode, missing.stderr) == (
+            2, "bastiond: set BASTION_TOKEN to an administrator's access token or admin API key\n")
+        assert ADMIN_EMAIL in users_file.read_text()
