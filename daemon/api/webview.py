@@ -489,8 +489,8 @@ _DEFAULT_SEARCH = {"vector": "", "id": "", "top_k": "10", "namespace": "", "filt
 async def collection(request: web.Request, visit: Visit) -> web.StreamResponse:
     """A collection and its search form"""
     found = await request.app[VECTORS].get(visit.principal, request.match_info["name"])
-    return render(request, visit, "collection.html",
-                  {"title": found.name, "collection": found, "search": _DEFAULT_SEARCH})
+    return render(request, visit, "collection.html", {"title": found.name, "collection": found, "search": _DEFAULT_SEARCH,
+                                                      "live": [collection_topic(found.name)]})
 
 
 def query_from_form(form: Mapping[str, str]) -> QueryRequest:
@@ -525,7 +525,8 @@ async def search(request: web.Request, visit: Visit) -> web.StreamResponse:
     name = request.match_info["name"]
     vectors = request.app[VECTORS]
     found = await vectors.get(visit.principal, name)
-    context: dict[str, Any] = {"title": found.name, "collection": found, "search": {**_DEFAULT_SEARCH, **visit.form}}
+    context: dict[str, Any] = {"title": found.name, "collection": found, "search": {**_DEFAULT_SEARCH, **visit.form},
+                               "live": [collection_topic(found.name)]}
     if "include_metadata" not in visit.form:
         context["search"]["include_metadata"] = ""
     try:

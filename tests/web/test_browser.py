@@ -263,9 +263,13 @@ def test_every_page_is_live_asks_before_destroying_and_fits_the_screen(daemon, b
     page.fill("#new-collection input[name=dimension]", "3")
     page.click("#create-collection")
     expect(page).to_have_url(daemon.url + "/ui/collections/notes")
+    expect(live).to_have_attribute("data-state", "live")
+    daemon.call("POST", "/api/v1/collections/notes/upsert", {"vectors": [{"id": "a", "values": [1, 2, 3]}]},
+                token=daemon.admin_token())  # `token`'s session may be the one ended above
+    expect(page.locator("#summary")).to_contain_text("1 vectors of dimension 3")  # no reload
     _fits(page, f"web-{screen}-collection")
     page.click("#delete-collection")
-    expect(page.locator("#question")).to_contain_text("Delete the collection notes and its 0 vectors?")
+    expect(page.locator("#question")).to_contain_text("Delete the collection notes and its 1 vectors?")
     page.click("#confirm")
     expect(page).to_have_url(daemon.url + "/ui/collections")
     expect(page.locator("#collections")).to_contain_text("No collection yet")
