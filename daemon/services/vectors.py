@@ -114,16 +114,33 @@ def _as_matrix(rows: list[Any], dimension: int, metric: str, fields: list[str], 
     return matrix
 
 
-def _decoded(v: VectorIn, dimension: int, field: str, errors: list[FieldError]) -> bytes | None:
-    try:
-        raw = base64.b64decode(v.values_b64 or "", validate=True)
-    except (binascii.Error, ValueError):
-        errors.append(FieldError(field, "not base64"))
+def _unpacked(vectors: list[VectorIn], rows: list[int], dimension: int, errors: list[FieldError]) -> np.ndarray | None:
+    """The values_b64 of these vectors as one float32 matrix, or None after adding to `errors`."""
+    import numpy as np
+
+    texts = [vectors[i].values_b64 or "" for i in rows]
+    width = 4 * ((4 * dimension + 2) // 3)  # characters of one vector's base64
+    if (4 * dimension) % 3 == 0 and set(map(len, texts)) == {width}:
+        # Whole groups, so no padding inside: the request's vectors decode as one text, in one C call.
+        try:
+            return np.frombuffer(base64.b64decode("".join(texts), validate=True), dtype="<f4").reshape(len(rows), dimension)
+        except (binascii.Error, ValueError):
+            pass  # the slow way below names the culprit
+    raws = []
+    for i, text in zip(rows, texts):
+        field = f"vectors.{i}.values_b64"
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            errors.append(FieldError(field, "not base64"))
+            continue
+        if len(raw) != 4 * dimension:
+            errors.append(FieldError(field, f"expected {dimension} little-endian float32 values ({4 * dimension} bytes), got {len(raw)} bytes"))
+            continue
+        raws.append(raw)
+    if len(raws) < len(rows):
         return None
-    if len(raw) != 4 * dimension:
-        errors.append(FieldError(field, f"expected {dimension} little-endian float32 values ({4 * dimension} bytes), got {len(raw)} bytes"))
-        return None
-    return raw
+    return np.frombuffer(b"".join(raws), dtype="<f4").reshape(len(rows), dimension)
 
 
 def _upsert_matrix(vectors: list[VectorIn], dimension: int, metric: str, errors: list[FieldError]) -> np.ndarray:
@@ -138,10 +155,10 @@ def _upsert_matrix(vectors: list[VectorIn], dimension: int, metric: str, errors:
         )
     packed = [i for i, v in enumerate(vectors) if v.values is None]
     if packed:
-        raws = [_decoded(vectors[i], dimension, f"vectors.{i}.values_b64", errors) for i in packed]
-        if all(raw is not None for raw in raws):
-            matrix[packed] = np.frombuffer(b"".join(raws), dtype="<f4").reshape(len(packed), dimension)  # type: ignore[arg-type]
-            faults = _vector_faults(matrix[packed], metric)
+        unpacked = _unpacked(vectors, packed, dimension, errors)
+        if unpacked is not None:
+            matrix[packed] = unpacked
+            faults = _vector_faults(unpacked, metric)
             errors += [FieldError(f"vectors.{packed[i]}.values_b64", message) for i, message in faults]
     return matrix
 

@@ -70,7 +70,8 @@ def test_the_indexed_filter_passes_the_rows_the_reference_predicate_passes(rows,
 
     def put(record_id: str, metadata: dict | None) -> None:
         nonlocal label
-        shelf.put(record_id, vector, metadata, orjson.dumps(metadata) if metadata else None, label)
+        raw = orjson.dumps(metadata) if metadata else None
+        shelf.put_many([record_id], vector[None, :], [metadata], [raw], np.array([label]))
         label += 1
 
     for i, metadata in enumerate(rows):
