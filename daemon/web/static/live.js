@@ -12,10 +12,13 @@
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/ws";
   const RETRIES = 6;
   const SETTLE_MS = 150; // a burst of events costs one fetch
+  const GAP_MS = 1000; // and a busy topic at most one a second
   let failures = 0;
   let lastId = null;
   let stale = new Set();
   let timer = null;
+  let lastFetch = 0;
+  let fetching = false; // one fetch at a time, so an older page never replaces a newer one
 
   function show(state, text) {
     status.dataset.state = state;
@@ -31,20 +34,30 @@
 
   function markStale(elements) {
     elements.forEach(function (element) { stale.add(element.id); });
-    if (stale.size && timer === null) timer = setTimeout(refresh, SETTLE_MS);
+    if (stale.size && timer === null && !fetching) {
+      timer = setTimeout(refresh, Math.max(SETTLE_MS, lastFetch + GAP_MS - Date.now()));
+    }
   }
 
   async function refresh() {
     timer = null;
+    lastFetch = Date.now();
+    fetching = true;
     const ids = stale;
     stale = new Set();
-    let response;
     try {
-      response = await fetch(location.href, { headers: { Accept: "text/html" }, redirect: "manual" });
+      await swapIn(ids);
     } catch (e) {
-      ids.forEach(function (id) { stale.add(id); }); // next event, or the next reconnect, tries again
+      ids.forEach(function (id) { stale.add(id); }); // tried again with the next event or reconnect
       return;
+    } finally {
+      fetching = false;
     }
+    markStale([]); // events that came during the fetch
+  }
+
+  async function swapIn(ids) {
+    const response = await fetch(location.href, { headers: { Accept: "text/html" }, redirect: "manual" });
     if (response.status !== 200) {
       show("closed", "session ended: reload the page");
       return;
