@@ -21,9 +21,10 @@ from daemon.api import transfer as transfer_api
 from daemon.api import users as users_api
 from daemon.api import webview
 from daemon.bootstrap import FIRST_RUN_HINT
-from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, WEB_SESSIONS, Runtime
+from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, FEED, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, WEB_SESSIONS, Runtime
 from daemon.metrics import Metrics
 from daemon.pipeline import pipeline
+from daemon.services.realtime import Feed
 from daemon.services.text import TextService
 from daemon.services.vectors import VectorService
 from daemon.services.wiring import build_account_services
@@ -114,6 +115,7 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
     else:
         bus = MemoryEventBus(settings.event_history, on_publish=count)
     app[EVENTS] = bus
+    app[FEED] = Feed(bus)
     try:
         yield
     finally:

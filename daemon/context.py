@@ -45,6 +45,7 @@ AUDIT = web.AppKey("audit", Any)  # services.audit.Audit
 WEB_SESSIONS = web.AppKey("web_sessions", Any)  # services.web_sessions.WebSessions
 VECTORS = web.AppKey("vectors", Any)  # services.vectors.VectorService
 TEXT = web.AppKey("text", Any)  # services.text.TextService
+FEED = web.AppKey("feed", Any)  # services.realtime.Feed: the event bus as the WebSocket gateway sees it
 GATEWAY = web.AppKey("gateway", Any)  # api.realtime.Gateway: the open WebSockets
 
 # Per-request values the pipeline stages hand on to the handler.

@@ -27,14 +27,12 @@ from pydantic import ValidationError
 
 from daemon.api import webview
 from daemon.api.routing import Routes
-from daemon.context import AUTHENTICATOR, EVENTS, GATEWAY, METRICS, SETTINGS, VECTORS
+from daemon.context import AUTHENTICATOR, FEED, GATEWAY, METRICS, SETTINGS, VECTORS
 from daemon.pipeline import security_headers
 from daemon.pipeline.authentication import bearer_token
 from daemon.services import realtime as rules
 from daemon.services.principal import Principal
-from daemon.stores.cache import gcra
-from daemon.stores.errors import Unavailable
-from daemon.stores.events import Event
+from daemon.services.realtime import Event, MessageAllowance, Unavailable
 from shared.errors import ApiError, Code, FieldError
 from shared.models.events import (
     AUTH_TIMEOUT_S,
@@ -81,7 +79,7 @@ def event_frame(event: Event, topic: str) -> bytes:
 
 class Connection:
     def __init__(self, ws: web.WebSocketResponse, stream: AbstractStreamWriter, transport: asyncio.Transport | None,
-                 buffer: int) -> None:
+                 buffer: int, messages_per_minute: int) -> None:
         self.ws = ws
         self.stream = stream
         self.transport = transport
@@ -101,7 +99,7 @@ class Connection:
         # a replay that already sent an event: anything at or before this id is not sent again.
         self.last_id = ""
         self.closing = False
-        self._tat: float | None = None
+        self.messages = MessageAllowance(messages_per_minute)
 
     def send(self, message: dict) -> None:
         self.write([message_frame(message)])
@@ -135,12 +133,6 @@ class Connection:
         finally:
             self.flusher = None
 
-    def allow_message(self, per_minute: int) -> bool:
-        tat, decision = gcra(self._tat, time.monotonic(), per_minute, 60.0, 1)
-        if decision.allowed:
-            self._tat = tat
-        return decision.allowed
-
     def end(self, code: int, reason: str) -> asyncio.Task | None:
         """Close from outside the handler (revocation, expiry, slow reader, shutdown), without waiting."""
         if self.closing:
@@ -171,6 +163,14 @@ class Connection:
             self.transport.abort()
 
 
+def _drop_topics(conn: Connection, topics: set[str]) -> list[bytes]:
+    """Unsubscribe topics the subscriber may no longer read; a frame telling it so for each."""
+    conn.topics -= topics
+    return [message_frame({"type": "error", "code": "forbidden", "topic": topic,
+                           "detail": "your rights changed: you may no longer read this topic"})
+            for topic in sorted(topics)]
+
+
 class Gateway:
     def __init__(self) -> None:
         self.connections: set[Connection] = set()
@@ -199,6 +199,9 @@ class Gateway:
                 if rules.ends_access(principal, event):
                     ended = True
                     break
+                if (narrower := rules.narrowed(principal, event)) is not principal:
+                    principal = conn.principal = narrower
+                    out += _drop_topics(conn, conn.topics - rules.topics_still_allowed(principal, conn.topics))
                 topic = rules.delivered_as(principal, conn.topics, event)
                 if topic is not None:
                     if conn.held is not None:
@@ -224,9 +227,9 @@ class Gateway:
 
 
 async def _listen(app: web.Application, gateway: Gateway) -> None:
-    bus = app[EVENTS]
+    feed = app[FEED]
     while True:
-        listener = bus.listen()
+        listener = feed.listen()
         try:
             while True:
                 events = await listener.batch()
@@ -329,15 +332,15 @@ async def _subscribe(request: web.Request, conn: Connection, message: Subscribe)
         return
     conn.held = []
     try:
-        replay = await request.app[EVENTS].since(message.since, rules.sources(fresh))
+        replay = await request.app[FEED].replay(principal, fresh, message.since)
     finally:
         held, conn.held = conn.held, None
     frames = [message_frame({"type": "subscribed", "topics": allowed})]
     if replay is None:
         frames.append(message_frame({"type": "resync"}))
         replay = []
-    for event, topic in [(e, rules.delivered_as(principal, fresh, e)) for e in replay] + held:
-        if topic is not None and event.id > conn.last_id:
+    for event, topic in replay + held:
+        if event.id > conn.last_id:
             conn.last_id = event.id
             frames.append(event_frame(event, topic))
     conn.write(frames)
@@ -348,7 +351,7 @@ async def _serve(request: web.Request, conn: Connection) -> None:
     async for msg in conn.ws:
         if msg.type != WSMsgType.TEXT:
             continue  # binary frames mean nothing here; control frames are aiohttp's
-        if not conn.allow_message(settings.ws_messages_per_minute):
+        if not conn.messages.allow():
             await _shut(conn, CLOSE_POLICY, "too many messages")
             return
         try:
@@ -397,7 +400,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     security_headers.apply(ws.headers)
     stream = await ws.prepare(request)
     gateway, metrics = request.app[GATEWAY], request.app[METRICS]
-    conn = Connection(ws, stream, request.transport, settings.ws_send_buffer)
+    conn = Connection(ws, stream, request.transport, settings.ws_send_buffer, settings.ws_messages_per_minute)
     conn.principal = cookie_principal
     gateway.connections.add(conn)
     metrics.websockets.inc()
@@ -407,7 +410,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             principal = conn.principal
             if principal is not None and principal.expires_at is not None:
                 delay = max(0.0, principal.expires_at - time.time())
-                expiry = asyncio.get_running_loop().call_later(delay, conn.end, CLOSE_UNAUTHORIZED, "the token has expired")
+                expiry = asyncio.get_running_loop().call_later(delay, conn.end, CLOSE_UNAUTHORIZED,
+                                                               "the credential has expired")
             await _serve(request, conn)
     finally:
         if expiry is not None:

@@ -119,7 +119,10 @@ class Auth:
         if row["last_used_at"] is None or parse(row["last_used_at"]) < moment - API_KEY_TOUCH_EVERY:
             await self._accounts.touch_api_key(row["id"], iso(moment))
         scopes = frozenset(row["scopes"].split()) & scopes_for_role(row["role"])
-        return Principal(user_id=row["user_id"], role=row["role"], api_key_id=row["id"], scopes=scopes)
+        # The key's expiry goes with it, so that a WebSocket opened with the key closes when it expires.
+        expires_at = parse(row["expires_at"]).timestamp() if row["expires_at"] else None
+        return Principal(user_id=row["user_id"], role=row["role"], api_key_id=row["id"], scopes=scopes,
+                         expires_at=expires_at)
 
     # login and tokens
 

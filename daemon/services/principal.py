@@ -18,7 +18,7 @@ class Principal(NamedTuple):  # immutable; a tuple because one is built for ever
     session_id: str | None = None  # set for access tokens
     api_key_id: str | None = None  # set for API keys
     scopes: frozenset[str] = frozenset()
-    expires_at: float | None = None  # epoch seconds, for access tokens
+    expires_at: float | None = None  # epoch seconds: an access token's expiry, or an API key's if it has one
 
     @property
     def is_admin(self) -> bool:

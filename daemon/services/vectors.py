@@ -318,7 +318,8 @@ class VectorService:
         await self.events.publish(
             topic(name),
             "vectors.upserted",
-            {"collection": name, "namespace": body.namespace, "count": count, "ids": [r.id for r in records]},
+            {"collection": name, "namespace": body.namespace, "count": count, "ids": [r.id for r in records],
+             "owner_id": row.owner_id},  # whom the event may reach (services/realtime.py)
         )
         return UpsertResult(upserted_count=count)
 
@@ -384,7 +385,8 @@ class VectorService:
             dry_run=body.dry_run,
         )
         if deleted.count and not body.dry_run:
-            data: dict[str, Any] = {"collection": name, "namespace": body.namespace, "count": deleted.count}
+            data: dict[str, Any] = {"collection": name, "namespace": body.namespace, "count": deleted.count,
+                                    "owner_id": row.owner_id}
             if deleted.ids is not None:
                 data["ids"] = deleted.ids[:MAX_EVENT_IDS]
                 data["ids_truncated"] = len(deleted.ids) > MAX_EVENT_IDS

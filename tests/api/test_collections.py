@@ -265,7 +265,7 @@ async def test_changes_raise_events_with_ids_and_counts_but_no_values(api, alice
     task.cancel()
     mine = [(e.event, e.data) for e in heard if e.topic == "collections/docs"]
     assert [name for name, _ in mine] == ["collection.created", "vectors.upserted", "vectors.deleted", "collection.deleted"]
-    assert mine[1][1] == {"collection": "docs", "namespace": "", "count": 2, "ids": ["a", "b"]}
+    assert mine[1][1] == {"collection": "docs", "namespace": "", "count": 2, "ids": ["a", "b"], "owner_id": alice.id}
     assert mine[2][1]["ids"] == ["a"] and mine[2][1]["count"] == 1
     assert "values" not in str(mine) and "secret" not in str(mine)
 

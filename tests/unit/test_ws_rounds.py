@@ -16,7 +16,7 @@ SOCKETS = 300  # three slices of 100: a round that yields would do it between th
 
 class FakeConnection:
     def __init__(self, writes: list[int], n: int) -> None:
-        self.principal = Principal(user_id=f"u{n}", role="admin", scopes=frozenset({"read"}))
+        self.principal = Principal(user_id=f"u{n}", role="admin", scopes=frozenset({"read", "admin"}))
         self.topics = {"users"}
         self.closing = False
         self.held = None
