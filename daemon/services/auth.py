@@ -163,8 +163,8 @@ class Auth:
         if writes.row is None:  # deleted the moment it logged in: its session went with it
             raise ApiError(Code.INVALID_CREDENTIALS, "the email or the password is wrong")
         user = await self._user_cache.changed("user.updated", row["id"], writes.row)  # last_login_at
-        del session["expires_at"]  # a session as GET /auth/sessions shows it, with its owner
-        await self._events.publish(PRIVATE, "session.created", session)
+        # The session as GET /auth/sessions lists it (no expiry there), with its owner.
+        await self._events.publish(PRIVATE, "session.created", {k: v for k, v in session.items() if k != "expires_at"})
         return self._pair(user, session_id, refresh)
 
     def _pair(self, user: User, session_id: str, refresh: str) -> TokenPair:
