@@ -231,16 +231,12 @@ async def logout(request: web.Request, visit: Visit) -> web.StreamResponse:
 
 
 def when(moment: datetime | str | None) -> str:
-    """The one way the web view shows a time (live.js formats the feed's the same way)."""
+    """The one way the web view shows a time (live rows are drawn by the server too, so this is the only one)."""
     if moment is None:
         return "never"
     if isinstance(moment, str):
         moment = parse(moment)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _own_topics(principal: Principal) -> list[str]:
-    return ["me"] + (["users", "audit"] if principal.is_admin else [])
 
 
 def _confirm(request: web.Request, visit: Visit, question: str, button: str, back: str) -> web.Response | None:
@@ -271,8 +267,7 @@ def _event_line(event: realtime.Event) -> dict[str, str]:
         subject = " ".join(str(part) for part in (data.get("event"), data.get("target_id") or "") if part)
     else:
         subject = str(data.get("email") or data.get("name") or data.get("session_id") or data.get("id") or "")
-    return {"id": event.id, "at": when(event.at), "iso": event.at, "event": event.event, "subject": subject,
-            "topic": event.topic}
+    return {"id": event.id, "at": when(event.at), "iso": event.at, "event": event.event, "subject": subject}
 
 
 @page("GET", "/")
@@ -280,7 +275,7 @@ async def dashboard(request: web.Request, visit: Visit) -> web.StreamResponse:
     """The dashboard: counts, and the recent events, kept live"""
     principal = visit.principal
     collections = await request.app[VECTORS].list(principal, PAGE_SIZE, None)
-    topics = _own_topics(principal) + [collection_topic(c.name) for c in collections.items]
+    topics = ["me"] + (["users", "audit"] if principal.is_admin else []) + [collection_topic(c.name) for c in collections.items]
     keys = await request.app[AUTH].list_api_keys(principal, PageQuery(limit=PAGE_SIZE))
     sessions = await request.app[AUTH].list_sessions(principal, PageQuery(limit=PAGE_SIZE))
 
