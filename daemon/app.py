@@ -170,7 +170,7 @@ async def _vectors(app: web.Application) -> AsyncIterator[None]:
     )
     if store.name == "local" and (settings.redis_url or settings.redis_sentinels):
         log.warning("the local vector store serves one node; with several replicas use BASTION_VECTOR_BACKEND=pinecone")
-    service = VectorService(Catalog(app[DB]), store, app[EVENTS])
+    service = VectorService(Catalog(app[DB]), store, app[EVENTS], app[TEXT])
     try:
         await service.warm()
         app[METRICS].registry.register(collections_api.IndexMetrics(service))

@@ -6,6 +6,7 @@
   numbers, booleans and lists of strings within 40 KB, well-formed filters; each fault is a 422 naming
   the field, checked before anything is written.
 - Events on `collections/<name>`: ids and counts, never values or metadata.
+- Text (records' text, embedding models, keyword and hybrid search): the rules are services/text.py's.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from daemon import cursors
+from daemon.services.fusion import fuse
 from daemon.services.principal import Principal
+from daemon.services.text import TextService, choose_mode, hybrid_depth, record_errors
 from daemon.stores.errors import UniqueViolation
 from daemon.stores.events import EventBus
-from daemon.stores.vectors import Record, Refused, VectorStore
+from daemon.stores.vectors import Hit, Record, Refused, VectorStore
 from daemon.stores.vectors.catalog import Catalog, CollectionRow
 from daemon.stores.vectors.filters import FilterError, check
 from shared.errors import ApiError, Code, FieldError
@@ -31,6 +34,7 @@ from shared.models.vectors import (
     Collection,
     IndexState,
     CollectionCreate,
+    Embed,
     DeleteRequest,
     DeleteResult,
     FetchedVector,
@@ -144,7 +148,8 @@ def _unpacked(vectors: list[VectorIn], rows: list[int], dimension: int, errors: 
 
 
 def _upsert_matrix(vectors: list[VectorIn], dimension: int, metric: str, errors: list[FieldError]) -> np.ndarray:
-    """Every vector's values, from JSON numbers or from values_b64, as one checked float32 matrix."""
+    """Every vector's values, from JSON numbers or from values_b64, as one checked float32 matrix (zeros
+    for a record with neither: its text is embedded later)."""
     import numpy as np
 
     listed = [i for i, v in enumerate(vectors) if v.values is not None]
@@ -153,7 +158,7 @@ def _upsert_matrix(vectors: list[VectorIn], dimension: int, metric: str, errors:
         matrix[listed] = _as_matrix(
             [vectors[i].values for i in listed], dimension, metric, [f"vectors.{i}.values" for i in listed], errors
         )
-    packed = [i for i, v in enumerate(vectors) if v.values is None]
+    packed = [i for i, v in enumerate(vectors) if v.values_b64 is not None]
     if packed:
         unpacked = _unpacked(vectors, packed, dimension, errors)
         if unpacked is not None:
@@ -197,10 +202,11 @@ def _cursor_in(cursor: str) -> str:
 
 
 class VectorService:
-    def __init__(self, catalog: Catalog, store: VectorStore, events: EventBus) -> None:
+    def __init__(self, catalog: Catalog, store: VectorStore, events: EventBus, text: TextService) -> None:
         self.catalog = catalog
         self.store = store
         self.events = events
+        self.text = text
         self._names: dict[str, str] = {}  # collection id -> name, for the figures of /metrics
 
     async def warm(self) -> None:
@@ -252,6 +258,7 @@ class VectorService:
             count=sum(namespaces.values()),
             namespaces=namespaces,
             indexes={ns: IndexState(**vars(status)) for ns, status in indexes.items()},
+            embed=Embed(model=row.embed_model) if row.embed_model else None,
             owner_id=row.owner_id,
             created_at=row.created_at,  # type: ignore[arg-type]
         )
@@ -260,8 +267,20 @@ class VectorService:
 
     async def create(self, principal: Principal, body: CollectionCreate) -> Collection:
         self._need(principal, "write")
+        dimension = body.dimension
+        if body.embed is not None:
+            if not self.store.keywords:
+                raise _invalid([FieldError("embed", "this vector backend keeps no text to embed")])
+            dimension = self.text.model_dimension(body.embed.model)
+            if body.dimension not in (None, dimension):
+                raise _invalid([FieldError("dimension", f"the model '{body.embed.model}' gives {dimension} values")])
+        elif dimension is None:
+            raise _invalid([FieldError("dimension", "give a dimension, or an embedding model (embed) to decide it")])
         try:
-            row = await self.catalog.create(body.name, body.dimension, body.metric, principal.user_id, body.precision)
+            row = await self.catalog.create(
+                body.name, dimension, body.metric, principal.user_id, body.precision,
+                body.embed.model if body.embed else None,
+            )
         except UniqueViolation:
             raise ApiError(Code.CONFLICT, f"a collection named '{body.name}' exists") from None
         try:
@@ -301,12 +320,12 @@ class VectorService:
 
     async def upsert(self, principal: Principal, name: str, body: UpsertRequest) -> UpsertResult:
         row = await self._visible(principal, name, "write")
-        errors: list[FieldError] = []
+        errors: list[FieldError] = record_errors(body.vectors, row.embed_model, self.store.keywords)
         seen: set[str] = set()
         matrix = _upsert_matrix(body.vectors, row.dimension, row.metric, errors)
         records = []
         for i, v in enumerate(body.vectors):
-            records.append(Record(v.id, matrix[i], v.metadata or None))
+            records.append(Record(v.id, matrix[i], v.metadata or None, v.text))
             if v.metadata:
                 errors += _metadata_errors(v.metadata, f"vectors.{i}.metadata")
             if v.id in seen:
@@ -314,6 +333,18 @@ class VectorService:
             seen.add(v.id)
         if errors:
             raise _invalid(errors, "some vectors are not valid; nothing was written")
+        missing = [i for i, v in enumerate(body.vectors) if not v.has_values]
+        if missing:  # once every record is known to be valid
+            assert row.embed_model is not None  # record_errors refused text without values elsewhere
+            embedded = await self.text.embed_documents(row.embed_model, [body.vectors[i].text for i in missing])
+            checked = _as_matrix(
+                [values.tolist() for values in embedded], row.dimension, row.metric,
+                [f"vectors.{i}.text" for i in missing], errors,
+            )
+            if errors:
+                raise _invalid(errors, "the model gave some texts no usable vector; nothing was written")
+            for i, values in zip(missing, checked):
+                records[i].values = values
         count = await self.store.upsert(row.space, body.namespace, records)
         await self.events.publish(
             topic(name),
@@ -325,42 +356,64 @@ class VectorService:
 
     async def query(self, principal: Principal, name: str, body: QueryRequest) -> QueryResult:
         row = await self._visible(principal, name, "read")
+        mode, errors = choose_mode(body, row.embed_model, self.store.keywords)
+        vector = None
         if body.vector is not None:
-            errors: list[FieldError] = []
             vector = _as_vector(body.vector, row.dimension, row.metric, "vector", errors)
-            if errors:
-                raise _invalid(errors)
-        else:
-            assert body.id is not None
-            found = await self.store.fetch(row.space, body.namespace, [body.id])
-            if body.id not in found:  # as in Pinecone: nothing is near a vector that is not there
-                return QueryResult(matches=[], namespace=body.namespace)
-            vector = found[body.id].values
-        hits = await self.store.query(
-            row.space,
-            body.namespace,
-            vector,
-            body.top_k,
-            _filter(body.filter) if body.filter else None,
-            body.include_values,
-            body.include_metadata,
-        )
-        matches = [
-            Match(
-                id=h.id,
-                score=h.score,
-                values=h.values.tolist() if body.include_values and h.values is not None else None,
-                metadata=(h.metadata or {}) if body.include_metadata else None,
+        if errors:
+            raise _invalid(errors)
+        filter = _filter(body.filter) if body.filter else None
+        if mode != "keyword" and vector is None:
+            if body.id is not None:
+                found = await self.store.fetch(row.space, body.namespace, [body.id])
+                # As in Pinecone: nothing is near a vector that is not there (hybrid keeps its keywords).
+                vector = found[body.id].values if body.id in found else None
+            else:
+                assert body.text is not None and row.embed_model is not None  # choose_mode checked
+                vector = await self.text.embed_query(row.embed_model, body.text)
+        depth = hybrid_depth(body.top_k) if mode == "hybrid" else body.top_k
+        by_vector: list[Hit] = []
+        if vector is not None:
+            by_vector = await self.store.query(
+                row.space, body.namespace, vector, depth, filter, body.include_values, body.include_metadata
             )
-            for h in hits
-        ]
-        return QueryResult(matches=matches, namespace=body.namespace)
+        by_keyword: list[Hit] = []
+        if mode != "vector":
+            assert body.text is not None
+            by_keyword = await self.store.keyword_query(row.space, body.namespace, body.text, depth, filter)
+        if mode == "hybrid":
+            vector_scores = {h.id: h.score for h in by_vector}
+            keyword_scores = {h.id: h.score for h in by_keyword}
+            ranked = [
+                Match(id=i, score=score, vector_score=vector_scores.get(i), keyword_score=keyword_scores.get(i))
+                for i, score in fuse([list(vector_scores), list(keyword_scores)])[: body.top_k]
+            ]
+        else:
+            ranked = [Match(id=h.id, score=h.score) for h in (by_keyword if mode == "keyword" else by_vector)]
+        await self._include(row, body, ranked, {h.id: h for h in by_vector})
+        return QueryResult(matches=ranked, namespace=body.namespace)
+
+    async def _include(self, row: CollectionRow, body: QueryRequest, matches: list[Match], hits: dict[str, Hit]) -> None:
+        """Values, metadata and text as asked for: from the vector search's hits where it had them, else read."""
+        wanted = body.include_values or body.include_metadata
+        unread = [m.id for m in matches if wanted and m.id not in hits]
+        records = await self.store.fetch(row.space, body.namespace, unread) if unread else {}
+        texts = await self.store.texts(row.space, body.namespace, [m.id for m in matches]) if body.include_text else {}
+        for match in matches:
+            source = hits.get(match.id) or records.get(match.id)
+            if body.include_values and source is not None and source.values is not None:
+                match.values = source.values.tolist()
+            if body.include_metadata:
+                match.metadata = (source.metadata if source is not None else None) or {}
+            if body.include_text:
+                match.text = texts.get(match.id)
 
     async def fetch(self, principal: Principal, name: str, body: FetchRequest) -> FetchResult:
         row = await self._visible(principal, name, "read")
         found = await self.store.fetch(row.space, body.namespace, list(dict.fromkeys(body.ids)))
         vectors = {
-            i: FetchedVector(id=i, values=r.values.tolist(), metadata=r.metadata or {}) for i, r in found.items()
+            i: FetchedVector(id=i, values=r.values.tolist(), metadata=r.metadata or {}, text=r.text)
+            for i, r in found.items()
         }
         return FetchResult(vectors=vectors, namespace=body.namespace)
 

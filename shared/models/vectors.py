@@ -19,15 +19,23 @@ Namespace = Field("", pattern=r"^[\x20-\x7e]{0,256}$")
 MAX_UPSERT = 1000
 MAX_TOP_K = 1000
 MAX_IDS = 1000
+MAX_TEXT_BYTES = 32 * 1024  # of UTF-8, per record
+QueryMode = Literal["vector", "keyword", "hybrid"]
 # Numbers only: "1.5" or true are not coerced into a vector.
 Values = list[Annotated[float, Strict()]]
 
 
 
+class Embed(StrictModel):
+    model: str = Field(min_length=1, max_length=200)
+
+
 class CollectionCreate(StrictModel):
     name: str = Field(pattern=COLLECTION_NAME)
-    dimension: int = Field(ge=1, le=4096)
+    # May be left out when `embed` names a model: the model decides it (the service checks the two agree).
+    dimension: int | None = Field(None, ge=1, le=4096)
     metric: Metric = "cosine"
+    embed: Embed | None = None
     # Of the copies the search graph holds; results are re-ranked from full-precision rows either way.
     precision: Precision = "f16"
 
@@ -49,6 +57,7 @@ class Collection(BaseModel):
     count: int
     namespaces: dict[str, int]
     indexes: dict[str, IndexState] = {}
+    embed: Embed | None = None
     owner_id: str | None
     created_at: datetime
 
@@ -60,14 +69,21 @@ class VectorIn(StrictModel):
     values: SkipValidation[Values] | None = None
     # The same as little-endian float32, base64: a quarter of the JSON, and no float parsing at all.
     values_b64: str | None = None
+    # With neither values form, the values are computed from the text by the collection's model (the
+    # service checks that there is one, and that a record gives values, text or both).
+    text: str | None = None
     # Checked in the service (types, size) so a bad value is named by its key.
     metadata: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> VectorIn:
-        if (self.values is None) == (self.values_b64 is None):
-            raise ValueError("give exactly one of 'values' or 'values_b64'")
+        if self.values is not None and self.values_b64 is not None:
+            raise ValueError("give 'values' or 'values_b64', not both")
         return self
+
+    @property
+    def has_values(self) -> bool:
+        return self.values is not None or self.values_b64 is not None
 
 
 class UpsertRequest(StrictModel):
@@ -82,25 +98,35 @@ class UpsertResult(BaseModel):
 class QueryRequest(StrictModel):
     vector: Values | None = None
     id: str | None = Field(None, pattern=ID_PATTERN)
+    # Words to search for: by keyword, by their embedding, or both (`mode`; the service picks the default).
+    text: str | None = Field(None, min_length=1, max_length=MAX_TEXT_BYTES)
+    mode: QueryMode | None = None
     top_k: int = Field(10, ge=1, le=MAX_TOP_K)
     filter: dict[str, Any] | None = None
     namespace: str = Namespace
     include_values: bool = False
     include_metadata: bool = False
+    include_text: bool = False
 
     @model_validator(mode="after")
     def _one_selector(self) -> QueryRequest:
-        if (self.vector is None) == (self.id is None):
-            raise ValueError("give exactly one of 'vector' or 'id'")
+        if self.vector is not None and self.id is not None:
+            raise ValueError("give 'vector' or 'id', not both")
+        if self.vector is None and self.id is None and self.text is None:
+            raise ValueError("give 'vector', 'id' or 'text'")
         return self
 
 
 class Match(BaseModel):
     id: str
     score: float
-    # Present only when asked for (include_values / include_metadata), as in Pinecone.
+    # Hybrid only, where each ranking held the record: its score there.
+    vector_score: float | None = Field(None, exclude_if=lambda v: v is None)
+    keyword_score: float | None = Field(None, exclude_if=lambda v: v is None)
+    # Present only when asked for (include_values / include_metadata / include_text), as in Pinecone.
     values: list[float] | None = Field(None, exclude_if=lambda v: v is None)
     metadata: dict[str, Any] | None = Field(None, exclude_if=lambda v: v is None)
+    text: str | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class QueryResult(BaseModel):
@@ -117,6 +143,7 @@ class FetchedVector(BaseModel):
     id: str
     values: list[float]
     metadata: dict[str, Any] | None = None
+    text: str | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class FetchResult(BaseModel):

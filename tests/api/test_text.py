@@ -32,3 +32,181 @@ async def test_the_embedders_list_names_the_models_this_daemon_can_run(text_api)
 async def test_the_embedders_list_needs_a_signed_in_caller(text_api):
     response = await text_api.get("/api/v1/embedders")
     assert response.status == 401 and (await problem(response))["code"] == "unauthorized"
+
+
+# --- text in collections, on SQLite and PostgreSQL ---------------------------------------------------------
+
+BASE = "/api/v1/collections"
+
+
+@pytest.fixture
+async def api(aiohttp_client, sql_backend, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTEMBED_CACHE_PATH", str(tmp_path / "fastembed-cache"))
+    tiny_model.write(tmp_path / "models" / tiny_model.NAME)
+    settings = Settings.from_env(
+        {"BASTION_EMBED_MODEL_DIR": str(tmp_path / "models")}, data_dir=data_dir, database_url=sql_backend or None
+    )
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def alice(api):
+    return await signed_up(api, "alice@example.com")
+
+
+async def create(api, actor, **body):
+    response = await api.post(BASE, json={"name": "docs", **body}, headers=actor.headers)
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def upsert(api, actor, vectors, name="docs", **extra):
+    return await api.post(f"{BASE}/{name}/upsert", json={"vectors": vectors, **extra}, headers=actor.headers)
+
+
+async def query(api, actor, name="docs", **body):
+    response = await api.post(f"{BASE}/{name}/query", json=body, headers=actor.headers)
+    assert response.status == 200, await response.text()
+    return (await response.json())["matches"]
+
+
+def ids(matches) -> list[str]:
+    return [m["id"] for m in matches]
+
+
+PLAIN = [
+    {"id": "cafe", "values": [1, 0, 0], "text": "Le Café de Flore, Paris", "metadata": {"city": "paris"}},
+    {"id": "bakery", "values": [0, 1, 0], "text": "A bakery in Lyon that sells café crème", "metadata": {"city": "lyon"}},
+    {"id": "museum", "values": [0, 0, 1], "text": "The museum of fine arts", "metadata": {"city": "lyon"}},
+]
+
+
+async def test_text_is_stored_returned_and_searched_by_keyword_folded(api, alice):
+    await create(api, alice, dimension=3)
+    assert (await upsert(api, alice, PLAIN)).status == 200
+    matches = await query(api, alice, text="CAFE", include_text=True, include_metadata=True)
+    assert ids(matches) == ["cafe", "bakery"]  # the shorter text, where the word weighs more, first
+    assert matches[0]["text"] == "Le Café de Flore, Paris" and matches[0]["metadata"] == {"city": "paris"}
+    assert matches[0]["score"] > matches[1]["score"] > 0 and "vector_score" not in matches[0]
+    assert "text" not in (await query(api, alice, text="museum"))[0]  # only when asked for
+
+    response = await api.post(f"{BASE}/docs/fetch", json={"ids": ["museum"]}, headers=alice.headers)
+    assert (await response.json())["vectors"]["museum"]["text"] == "The museum of fine arts"
+
+
+async def test_filters_and_namespaces_apply_to_keyword_search(api, alice):
+    await create(api, alice, dimension=3)
+    await upsert(api, alice, PLAIN)
+    await upsert(api, alice, [{"id": "elsewhere", "values": [1, 1, 0], "text": "café"}], namespace="other")
+    assert ids(await query(api, alice, text="café", filter={"city": "lyon"})) == ["bakery"]
+    assert ids(await query(api, alice, text="café", namespace="other")) == ["elsewhere"]
+    assert ids(await query(api, alice, text="café", mode="keyword", top_k=1)) == ["cafe"]
+
+
+async def test_a_replacement_or_a_delete_takes_the_old_text_out_at_once(api, alice):
+    await create(api, alice, dimension=3)
+    await upsert(api, alice, PLAIN)
+    await upsert(api, alice, [{"id": "museum", "values": [0, 0, 1], "text": "A garden"}])
+    assert await query(api, alice, text="museum arts") == []
+    assert ids(await query(api, alice, text="garden")) == ["museum"]
+    await upsert(api, alice, [{"id": "museum", "values": [0, 0, 1]}])  # replaced without text
+    assert await query(api, alice, text="garden") == []
+
+    response = await api.post(f"{BASE}/docs/delete", json={"ids": ["cafe"]}, headers=alice.headers)
+    assert (await response.json())["deleted_count"] == 1
+    assert ids(await query(api, alice, text="café")) == ["bakery"]
+    await api.post(f"{BASE}/docs/delete", json={"delete_all": True}, headers=alice.headers)
+    assert await query(api, alice, text="café") == []
+
+
+async def test_hybrid_fuses_the_vector_and_keyword_rankings(api, alice):
+    await create(api, alice, dimension=3)
+    await upsert(api, alice, PLAIN)
+    # By vector: cafe, then bakery; by keyword ("lyon"): bakery alone. Fused: bakery is in both.
+    matches = await query(api, alice, vector=[1, 0.5, 0], text="lyon", top_k=3)
+    assert ids(matches)[:2] == ["bakery", "cafe"]
+    bakery, cafe = matches[0], matches[1]
+    assert bakery["score"] == pytest.approx(1 / 62 + 1 / 61)
+    assert bakery["vector_score"] == pytest.approx(0.5 / 1.25**0.5, rel=1e-5)  # cosine of [1, .5, 0] and [0, 1, 0]
+    assert bakery["keyword_score"] > 0 and "keyword_score" not in cafe and cafe["vector_score"] > 0
+
+
+async def test_a_collection_with_a_model_embeds_text_on_upsert_and_query(api, alice):
+    created = await create(api, alice, embed={"model": tiny_model.NAME})
+    assert created["dimension"] == tiny_model.DIMENSION and created["embed"] == {"model": tiny_model.NAME}
+    records = [
+        {"id": "fruit", "text": "apple banana cherry fruit orchard"},
+        {"id": "sea", "text": "river boat water sea ship"},
+        {"id": "music", "text": "piano song guitar concert"},
+    ]
+    assert (await upsert(api, alice, records)).status == 200
+    response = await api.post(f"{BASE}/docs/fetch", json={"ids": ["fruit"]}, headers=alice.headers)
+    stored = (await response.json())["vectors"]["fruit"]["values"]
+    assert stored == pytest.approx(tiny_model.expected("apple banana cherry fruit orchard").tolist(), abs=1e-5)
+
+    by_meaning = await query(api, alice, text="tree apple", mode="vector")  # "tree" is in no record
+    assert ids(by_meaning)[0] == "fruit"
+    hybrid = await query(api, alice, text="boat harbour", top_k=2)  # the default where a model embeds
+    assert ids(hybrid)[0] == "sea" and hybrid[0]["keyword_score"] > 0 and hybrid[0]["vector_score"] > 0
+
+
+async def test_the_keyword_index_is_rebuilt_from_the_table_after_a_restart(aiohttp_client, sql_backend, data_dir):
+    import shutil
+
+    settings = Settings.from_env({}, data_dir=data_dir, database_url=sql_backend or None)
+    first = await aiohttp_client(create_app(settings))
+    alice = await signed_up(first, "alice@example.com")
+    await create(first, alice, dimension=3)
+    await upsert(first, alice, PLAIN)
+    await first.close()
+    shutil.rmtree(data_dir / "vectors" / "keywords")  # as if lost with the disk it was on
+
+    second = await aiohttp_client(create_app(settings))
+    response = await second.post("/api/v1/auth/login", json={"email": "alice@example.com", "password": alice.password})
+    alice.access_token = (await response.json())["access_token"]
+    assert ids(await query(second, alice, text="museum")) == ["museum"]
+
+
+@pytest.mark.parametrize(("collection", "request_body", "field"), [
+    ({"dimension": 3}, {"vectors": [{"id": "a", "values": [1, 0, 0], "text": "x" * (32 * 1024 + 1)}]}, "vectors.0.text"),
+    ({"dimension": 3}, {"vectors": [{"id": "a", "values": [1, 0, 0], "text": "é" * (16 * 1024 + 1)}]}, "vectors.0.text"),
+    ({"dimension": 3}, {"vectors": [{"id": "a", "values": [1, 0, 0]}, {"id": "b", "text": "words"}]}, "vectors.1.values"),
+    ({"dimension": 3}, {"vectors": [{"id": "a", "metadata": {"k": "v"}}]}, "vectors.0"),
+    ({"embed": {"model": tiny_model.NAME}}, {"vectors": [{"id": "a"}]}, "vectors.0"),
+])
+async def test_bad_records_are_refused_naming_the_field_and_nothing_is_stored(api, alice, collection, request_body, field):
+    await create(api, alice, **collection)
+    response = await api.post(f"{BASE}/docs/upsert", json=request_body, headers=alice.headers)
+    assert response.status == 422
+    body = await problem(response)
+    assert body["code"] == "validation_failed" and field in [e["field"] for e in body["errors"]]
+    described = await (await api.get(f"{BASE}/docs", headers=alice.headers)).json()
+    assert described["count"] == 0
+
+
+@pytest.mark.parametrize(("collection", "field"), [
+    ({"embed": {"model": "nobody/no-such-model"}}, "embed.model"),
+    ({"embed": {"model": "BAAI/bge-small-en-v1.5"}}, "embed.model"),  # known, but not on this machine
+    ({"embed": {"model": tiny_model.NAME}, "dimension": 384}, "dimension"),
+    ({}, "dimension"),
+])
+async def test_a_collection_naming_a_model_it_cannot_run_is_refused(api, alice, collection, field):
+    response = await api.post(BASE, json={"name": "docs", **collection}, headers=alice.headers)
+    assert response.status == 422
+    assert field in [e["field"] for e in (await problem(response))["errors"]]
+    assert (await api.get(f"{BASE}/docs", headers=alice.headers)).status == 404
+
+
+@pytest.mark.parametrize(("query_body", "field"), [
+    ({"text": "café", "mode": "hybrid"}, "mode"),  # no model, no vector
+    ({"text": "café", "mode": "vector"}, "mode"),
+    ({"text": "café", "vector": [1, 0, 0], "mode": "keyword"}, "vector"),
+    ({"id": "cafe", "mode": "keyword"}, "text"),
+    ({"vector": [1, 0, 0], "text": "café", "mode": "vector"}, "text"),
+])
+async def test_a_mode_the_collection_cannot_serve_is_refused(api, alice, query_body, field):
+    await create(api, alice, dimension=3)
+    await upsert(api, alice, PLAIN)
+    response = await api.post(f"{BASE}/docs/query", json=query_body, headers=alice.headers)
+    assert response.status == 422
+    assert field in [e["field"] for e in (await problem(response))["errors"]]

@@ -42,6 +42,7 @@ class Record:
     id: str
     values: np.ndarray  # float32, shape (dimension,)
     metadata: dict[str, Any] | None = None
+    text: str | None = None
 
 
 @dataclass
@@ -84,7 +85,20 @@ class VectorStore(Protocol):
         include_metadata: bool = False,
     ) -> list[Hit]: ...
 
-    async def fetch(self, space: Space, namespace: str, ids: list[str]) -> dict[str, Record]: ...
+    async def fetch(self, space: Space, namespace: str, ids: list[str]) -> dict[str, Record]:
+        """With each record's text, where it has one."""
+
+    # Keyword search over records' text (API.md, Text in collections); a backend without it has
+    # `keywords = False` and is never asked.
+    keywords: bool
+
+    async def keyword_query(
+        self, space: Space, namespace: str, text: str, top_k: int, filter: dict[str, Any] | None = None
+    ) -> list[Hit]:
+        """The best records for these words by BM25, best first; `filter` as in `query`."""
+
+    async def texts(self, space: Space, namespace: str, ids: list[str]) -> dict[str, str]:
+        """The text of each of these records that has one."""
 
     async def list_ids(
         self, space: Space, namespace: str, prefix: str | None, limit: int, cursor: str | None
@@ -133,6 +147,7 @@ class _LocalOnFirstUse:
     usearch) adds about 35 MB to a daemon, which one that serves no vectors should not pay."""
 
     name = "local"
+    keywords = True
 
     def __init__(self, db: Any, directory: Any, exact_max: int) -> None:
         self._args = (db, directory, exact_max)

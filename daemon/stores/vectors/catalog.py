@@ -19,6 +19,7 @@ class CollectionRow:
     owner_id: str | None
     created_at: str
     precision: str = "f16"
+    embed_model: str | None = None  # the model that embeds its text, if any
 
     @property
     def space(self) -> Space:
@@ -27,11 +28,12 @@ class CollectionRow:
 
 def _row(row: Row) -> CollectionRow:
     return CollectionRow(
-        row["id"], row["name"], int(row["dimension"]), row["metric"], row["owner_id"], row["created_at"], row["precision"]
+        row["id"], row["name"], int(row["dimension"]), row["metric"], row["owner_id"], row["created_at"], row["precision"],
+        row["embed_model"],
     )
 
 
-_COLUMNS = "id, name, dimension, metric, owner_id, created_at, precision"
+_COLUMNS = "id, name, dimension, metric, owner_id, created_at, precision, embed_model"
 
 
 class Catalog:
@@ -39,13 +41,14 @@ class Catalog:
         self._db = db
 
     async def create(
-        self, name: str, dimension: int, metric: str, owner_id: str | None, precision: str = "f16"
+        self, name: str, dimension: int, metric: str, owner_id: str | None, precision: str = "f16",
+        embed_model: str | None = None,
     ) -> CollectionRow:
         """Raises UniqueViolation when the name is taken."""
-        row = CollectionRow(new_id("col"), name, dimension, metric, owner_id, iso_now(), precision)
+        row = CollectionRow(new_id("col"), name, dimension, metric, owner_id, iso_now(), precision, embed_model)
         await self._db.execute(
-            f"INSERT INTO collections ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            row.id, row.name, row.dimension, row.metric, row.owner_id, row.created_at, row.precision,
+            f"INSERT INTO collections ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            row.id, row.name, row.dimension, row.metric, row.owner_id, row.created_at, row.precision, row.embed_model,
         )
         return row
 

@@ -35,6 +35,7 @@ def _pinecone_namespace(space: Space, namespace: str) -> str:
 
 class PineconeVectorStore:
     name = "pinecone"
+    keywords = False  # no text is kept here: the service refuses text and keyword search on this backend
 
     def __init__(self, api_key: str, host: str, timeout_s: float = 30.0) -> None:
         self._index = AsyncIndex(host=host, api_key=api_key, timeout=timeout_s)
