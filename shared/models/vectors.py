@@ -113,7 +113,7 @@ class QueryRequest(StrictModel):
         if self.vector is not None and self.id is not None:
             raise ValueError("give 'vector' or 'id', not both")
         if self.vector is None and self.id is None and self.text is None:
-            raise ValueError("give 'vector', 'id' or 'text'")
+            raise ValueError("give 'vector', 'id' or 'text' to search by")
         return self
 
 
