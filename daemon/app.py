@@ -30,6 +30,7 @@ from daemon.services.vectors import VectorService
 from daemon.services.wiring import build_account_services
 from daemon.settings import Settings
 from daemon.stores.cache.memory import MemoryCache
+from daemon.stores.data_dir import make_private
 from daemon.stores import redis_connect
 from daemon.stores.cache.redis import RedisCache
 from daemon.stores.events import Event
@@ -43,6 +44,16 @@ from daemon.stores.vectors import open_vector_store
 from daemon.stores.vectors.catalog import Catalog
 
 log = logging.getLogger("bastion")
+
+
+async def _data_dir(app: web.Application) -> AsyncIterator[None]:
+    # Before anything writes there: the data directory and everything in it private (0700, 0600).
+    found = await asyncio.to_thread(make_private, app[SETTINGS].data_dir)
+    for path in found.fixed:
+        log.warning("the data directory was open to other users; made private", extra={"path": str(path)})
+    for path in found.not_ours:
+        log.warning("the data directory is open to other users and not ours to change", extra={"path": str(path)})
+    yield
 
 
 async def _secrets(app: web.Application) -> AsyncIterator[None]:
@@ -203,6 +214,7 @@ def create_app(settings: Settings) -> web.Application:
     app[ENDPOINTS] = []
     app[AUTHENTICATOR] = None
 
+    app.cleanup_ctx.append(_data_dir)
     app.cleanup_ctx.append(_secrets)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)

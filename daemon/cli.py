@@ -217,6 +217,9 @@ def _read_admin_password() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from daemon.stores.data_dir import PRIVATE_UMASK
+
+    os.umask(PRIVATE_UMASK)  # whatever any command creates (a database, an index, an export) is private
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()

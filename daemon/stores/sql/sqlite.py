@@ -25,6 +25,7 @@ One transaction at a time, in arrival order, under an asyncio lock: SQLite allow
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -141,6 +142,8 @@ class SqliteDatabase:
     async def open(cls, path: Path) -> SqliteDatabase:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Made 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database's mode.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         # First: it switches the file to WAL, waiting up to five seconds for another process to let go.
         thread = await aiosqlite.connect(path, isolation_level=None)
         thread.row_factory = sqlite3.Row
