@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from shared.client import Client, Feed, Tokens
 
 RECONNECT_MAX_S = 15.0
+USERS_PAGE = 100  # users asked for at a time: the screen opens on the first page, the rest come on scrolling
 
 
 class Answered(Message):
@@ -60,10 +61,6 @@ async def _load_health(c: Client) -> Change:
     return HealthLoaded(health, not_ready)
 
 
-async def _load_users(c: Client) -> Change:
-    return UsersLoaded([u async for u in c.iter_users()])
-
-
 async def _load_sessions(c: Client) -> Change:
     return SessionsLoaded(await c.sessions())
 
@@ -82,7 +79,6 @@ async def _load_audit(c: Client) -> Change:
 
 LOADERS: dict[str, Callable[[Client], Awaitable[Change]]] = {
     "health": _load_health,
-    "users": _load_users,
     "sessions": _load_sessions,
     "api_keys": _load_keys,
     "collections": _load_collections,
@@ -116,6 +112,7 @@ class BastionApp(App[None]):
         self.requested_server = server
         self.theme_chosen = False
         self.feed: Feed | None = None  # the live socket, while the `live` worker runs
+        self._users_asked: str | None = None  # the cursor of the page of users on its way
         self.store.watch(self, self._follow_topics)
 
     # -- start-up -----------------------------------------------------------------------------------
@@ -160,14 +157,36 @@ class BastionApp(App[None]):
             result = await call(client)
             self.post_message(Answered(change(result) if change else None, notice, then, result))
 
-        self.run_worker(work(), name=name, group=name, exclusive=exclusive, exit_on_error=False)
+        # The function, not a coroutine: an exclusive worker cancelled before it starts then leaves no coroutine
+        # that was never awaited.
+        self.run_worker(work, name=name, group=name, exclusive=exclusive, exit_on_error=False)
 
     def load(self, *parts: str) -> None:
         if self.client is None:
             return  # offline there is nothing to refresh; the screens show what the store holds
         seen = self.store.state.events_seen
         for part in parts:
+            if part == "users":
+                self.load_users(self.store.state.users_query)
+                continue
             self.act(f"load.{part}", LOADERS[part], lambda change: Fetched(change, seen), exclusive=True)
+
+    def load_users(self, query: str = "", more: bool = False) -> None:
+        """The first page of users whose email or name contains `query` (the server filters), or with `more` the
+        page after those loaded. A page already on its way is not asked for twice."""
+        cursor = self.store.state.users_cursor if more else None
+        if self.client is None or (more and (cursor is None or cursor == self._users_asked)):
+            return
+        self._users_asked = cursor
+        seen = self.store.state.events_seen
+
+        async def page(c: Client) -> Change:
+            answer = await c.users(q=query or None, limit=USERS_PAGE, cursor=cursor)
+            return UsersLoaded(answer.items, answer.next_cursor, query, more)
+
+        # A newer first page (another filter) makes an older one moot; a next page is not cancelled by it.
+        self.act("load.users.more" if more else "load.users", page, lambda change: Fetched(change, seen),
+                 exclusive=True)
 
     def on_answered(self, message: Answered) -> None:
         if message.change is not None:
@@ -181,7 +200,10 @@ class BastionApp(App[None]):
         if message.change is None:
             self.load(*self.overview_parts())
             return
+        was = self.store.state.live
         self.store.apply(message.change)
+        if was == "reconnecting" and self.store.state.live == "live":
+            self.load("health")  # the panel said "not reachable": ask again rather than show the old answer
         kind = message.change.event.get("event", "") if isinstance(message.change, EventArrived) else ""
         if kind.startswith("vectors.") or kind == "collection.created":
             self.load("collections")  # the counts changed, or a new one came: the event does not carry them
@@ -192,6 +214,8 @@ class BastionApp(App[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Every worker failure ends here: one clear line for the user."""
+        if event.worker.name == "load.users.more" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            self._users_asked = None  # scrolling asks for that page again
         if event.state != WorkerState.ERROR:
             return
         error = event.worker.error
@@ -200,6 +224,10 @@ class BastionApp(App[None]):
             self.disconnect(revoke=False, reason="Your session has ended; log in again.")
             return
         self.notify(describe_error(error), severity="error", timeout=8, markup=False)
+        from tui.screens.dialogs import Form
+
+        if isinstance(self.screen, Form) and not event.worker.name.startswith(("load.", "live")):
+            self.screen.failed(describe_error(error))  # the form stays open with what was typed
         if event.worker.name == "login":
             from tui.screens.connect import ConnectScreen
 
@@ -307,7 +335,7 @@ class BastionApp(App[None]):
             self.feed.set_topics(self._topics())
 
     def _topics(self) -> list[str]:
-        topics = ["me"] + (["users"] if self._is_admin() else [])
+        topics = ["me"] + (["users", "audit"] if self._is_admin() else [])
         return topics + [f"collections/{name}" for name in self.store.state.collections]
 
     def _is_admin(self) -> bool:

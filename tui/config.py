@@ -2,7 +2,7 @@
 
 - `$XDG_CONFIG_HOME/bastion/config.toml` is the user's: `theme = "..."` (the default; a theme picked in the
   TUI later wins) and a `[keys]` table that remaps
-  bindings by id (`"users.create" = "n"`; `?` in the TUI lists every id). Bastion only reads it.
+  bindings by id (`"resource.create" = "a"`; `?` in the TUI lists every id). Bastion only reads it.
 - `$XDG_STATE_HOME/bastion/state.json` is Bastion's: the servers and accounts logged in to, the last
   one, the theme picked in the TUI. Never a password or a token (those live in the keyring).
 """
@@ -50,7 +50,7 @@ def load_config(path: Path | None = None) -> Config:
         raise ConfigError(f"{path}: {exc}") from None
     keys = data.get("keys", {})
     if not isinstance(keys, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items()):
-        raise ConfigError(f'{path}: [keys] maps binding ids to keys, like "users.create" = "n"')
+        raise ConfigError(f'{path}: [keys] maps binding ids to keys, like "resource.create" = "a"')
     theme = data.get("theme")
     if theme is not None and not isinstance(theme, str):
         raise ConfigError(f"{path}: theme must be a string")

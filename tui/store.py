@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the models load with the first answer: the first screen doe
     from shared.models.vectors import Collection, QueryResult
 
 FEED_LENGTH = 200
+AUDIT_LENGTH = 200  # the entries the audit screen loads and keeps
 
 
 @dataclass
@@ -33,7 +34,9 @@ class State:
     me: User | None = None
     health: Health | None = None
     not_ready: str = ""  # what /readyz said is down, or ""
-    users: dict[str, User] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)  # the pages loaded so far, in the server's order
+    users_cursor: str | None = None  # where the next page starts; None when the last one is loaded
+    users_query: str = ""  # the `/` filter the server was asked with
     sessions: list[Session] = field(default_factory=list)
     api_keys: list[ApiKey] = field(default_factory=list)
     collections: dict[str, Collection] = field(default_factory=dict)
@@ -67,7 +70,12 @@ class HealthLoaded:
 
 @dataclass
 class UsersLoaded:
+    """A page of users: the first (replacing what was loaded) or, with `more`, the next one."""
+
     users: list[User]
+    cursor: str | None = None
+    query: str = ""
+    more: bool = False
 
 
 @dataclass
@@ -83,6 +91,11 @@ class UserRemoved:
 @dataclass
 class SessionsLoaded:
     sessions: list[Session]
+
+
+@dataclass
+class SessionSaved:
+    session: Session
 
 
 @dataclass
@@ -126,6 +139,11 @@ class AuditLoaded:
 
 
 @dataclass
+class AuditRecorded:
+    event: AuditEvent
+
+
+@dataclass
 class SearchAnswered:
     answer: QueryResult
 
@@ -153,8 +171,8 @@ class Fetched:
 
 
 Change = (Fetched | Connected | Disconnected | HealthLoaded | UsersLoaded | UserSaved | UserRemoved | SessionsLoaded
-          | SessionRevoked | KeysLoaded | KeySaved | KeyRevoked | CollectionsLoaded | CollectionSaved
-          | CollectionRemoved | AuditLoaded | SearchAnswered | LiveStatus | EventArrived)
+          | SessionSaved | SessionRevoked | KeysLoaded | KeySaved | KeyRevoked | CollectionsLoaded | CollectionSaved
+          | CollectionRemoved | AuditLoaded | AuditRecorded | SearchAnswered | LiveStatus | EventArrived)
 
 Watcher = Callable[[set[str]], None]
 
@@ -201,8 +219,12 @@ def reduce(state: State, change: Change) -> set[str]:
         case HealthLoaded(health, not_ready):
             state.health, state.not_ready = health, not_ready
             return {"health"}
-        case UsersLoaded(users):
-            state.users = {u.id: u for u in users}
+        case UsersLoaded(users, cursor, query, more):
+            if more:
+                state.users.update((u.id, u) for u in users)
+            else:
+                state.users = {u.id: u for u in users}
+            state.users_cursor, state.users_query = cursor, query
             return {"users"}
         case UserSaved(user):
             state.users[user.id] = user
@@ -214,6 +236,9 @@ def reduce(state: State, change: Change) -> set[str]:
             return {"users"} if state.users.pop(user_id, None) else set()
         case SessionsLoaded(sessions):
             state.sessions = sessions
+            return {"sessions"}
+        case SessionSaved(session):
+            state.sessions = [s for s in state.sessions if s.id != session.id] + [session]
             return {"sessions"}
         case SessionRevoked(session_id):
             before = len(state.sessions)
@@ -239,6 +264,11 @@ def reduce(state: State, change: Change) -> set[str]:
         case AuditLoaded(events):
             state.audit = events
             return {"audit"}
+        case AuditRecorded(event):
+            if any(e.id == event.id for e in state.audit):
+                return set()
+            state.audit = [event] + state.audit[:AUDIT_LENGTH - 1]  # newest first, as the server lists them
+            return {"audit"}
         case SearchAnswered(answer):
             state.search = answer
             return {"search"}
@@ -257,7 +287,8 @@ def reduce(state: State, change: Change) -> set[str]:
 
 def _fold_event(state: State, event: dict[str, Any]) -> set[str]:
     """What an event says about the data already in the state (a payload we cannot read changes nothing)."""
-    from shared.models.users import User
+    from shared.models.auth import ApiKey, Session
+    from shared.models.users import AuditEvent, User
     from shared.models.vectors import Collection
 
     kind, data = event.get("event"), event.get("data") or {}
@@ -266,8 +297,20 @@ def _fold_event(state: State, event: dict[str, Any]) -> set[str]:
         return reduce(state, UserSaved(user)) if user else set()
     if kind == "user.deleted":
         return reduce(state, UserRemoved(str(data.get("id") or data.get("user_id") or "")))
+    if kind == "session.created":
+        # The event leaves `current` out: the session this console uses was listed before it subscribed.
+        session = _parse(Session, {**data, "current": False})
+        return reduce(state, SessionSaved(session)) if session else set()
     if kind == "session.revoked":
         return reduce(state, SessionRevoked(str(data.get("id") or data.get("session_id") or "")))
+    if kind == "key.created":
+        key = _parse(ApiKey, data)
+        return reduce(state, KeySaved(key)) if key else set()
+    if kind == "key.revoked":
+        return reduce(state, KeyRevoked(str(data.get("id") or "")))
+    if kind == "audit.recorded":
+        entry = _parse(AuditEvent, data)
+        return reduce(state, AuditRecorded(entry)) if entry else set()
     if kind == "collection.created":
         collection = _parse(Collection, data.get("collection", data))
         return reduce(state, CollectionSaved(collection)) if collection else set()

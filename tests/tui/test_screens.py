@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import html
 import json
+import re
 from collections.abc import Callable
 
 import pytest
@@ -47,6 +49,12 @@ async def log_in(pilot: Pilot, daemon: Daemon, email: str = ADMIN_EMAIL, passwor
     app.screen.query_one("#password", Input).value = password
     await pilot.click("#connect-button")
     await until(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
+
+
+def screen_text(app: BastionApp) -> str:
+    """What the terminal shows, as text (the screenshot's SVG without its markup)."""
+    svg = app.export_screenshot()
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
 
 
 def rows(table: DataTable) -> list[list[str]]:
@@ -159,18 +167,38 @@ async def test_deleting_a_user_asks_first_and_no_keeps_it(daemon: Daemon, unique
     assert not daemon.call("GET", f"/api/v1/users?q=doomed-{unique}", token=token)["items"]
 
 
-async def test_disable_and_role_change_reach_the_server(daemon: Daemon, unique: str) -> None:
+async def test_disable_enable_and_role_change_ask_first_and_x_says_what_it_does(daemon: Daemon, unique: str) -> None:
+    from tui.screens.dialogs import Confirm
+    from tui.screens.users import UsersScreen
+
     email = f"toggle-{unique}@example.com"
     user, token = new_user(daemon, email)
     app = BastionApp()
     async with app.run_test(size=SIZE) as pilot:
         await choose_user(pilot, daemon, email, user["id"])
+        assert "x Disable" in screen_text(app)
         await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation")
+        assert f"Disable {email}?" in screen_text(app)
+        await pilot.press("n")  # no: nothing changes
+        await until(pilot, lambda: isinstance(app.screen, UsersScreen), "the dialog closed")
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation again")
+        await pilot.press("y")
         await until(pilot, lambda: app.store.state.users[user["id"]].disabled, "disabled")
+        await until(pilot, lambda: "x Enable" in screen_text(app), "x labelled Enable")
         await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, Confirm), "the role confirmation")
+        assert f"Make {email} an administrator?" in screen_text(app)
+        await pilot.press("y")
         await until(pilot, lambda: app.store.state.users[user["id"]].role == "admin", "promoted")
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, Confirm), "the enable confirmation")
+        assert f"Enable {email}?" in screen_text(app)
+        await pilot.press("y")
+        await until(pilot, lambda: not app.store.state.users[user["id"]].disabled, "enabled again")
     stored = daemon.call("GET", f"/api/v1/users/{user['id']}", token=token)
-    assert stored["disabled"] is True and stored["role"] == "admin"
+    assert stored["disabled"] is False and stored["role"] == "admin"
 
 
 async def test_rename_and_password_reset_reach_the_server(daemon: Daemon, unique: str) -> None:
@@ -218,6 +246,11 @@ async def test_sessions_screen_revokes_another_session(daemon: Daemon) -> None:
         table.move_cursor(row=table.get_row_index(target))
         await pilot.press("ctrl+d")
         await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation")
+        # The session is named by more than its address: the client, when it began, when it was last used.
+        session = next(s for s in app.store.state.sessions if s.id == target)
+        question = str(app.screen.question)
+        assert session.user_agent and session.user_agent in question
+        assert f"created {session.created_at:%Y-%m-%d %H:%M}" in question and "last used" in question
         await pilot.press("y")
         await until(pilot, lambda: all(s.id != target for s in app.store.state.sessions), "the session gone")
     with pytest.raises(Refused) as refused:
@@ -259,8 +292,11 @@ async def test_api_key_is_shown_once_then_listed_without_its_secret(daemon: Daem
         await pilot.press("c")
         assert app.clipboard == secret
         await pilot.press("escape")
-        await until(pilot, lambda: any(r[0] == f"tui-{unique}" for r in table_rows(pilot)), "the key in the table")
+        await until(pilot, lambda: any(r[1] == f"tui-{unique}" for r in table_rows(pilot)), "the key in the table")
         assert all(secret not in " ".join(r) for r in table_rows(pilot))
+        # Its id is shown, so two keys of one name can be told apart.
+        key_id = next(k.id for k in app.store.state.api_keys if k.name == f"tui-{unique}")
+        assert [key_id, f"tui-{unique}"] in [r[:2] for r in table_rows(pilot)]
         assert all(not hasattr(k, "key") for k in app.store.state.api_keys)
 
 

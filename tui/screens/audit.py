@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 
 from tui.screens.base import StoreScreen
 from tui.widgets.table import FilterTable
+
+
+def readable(event: str, detail: dict[str, Any]) -> str:
+    """An entry's detail as a person reads it: `user → admin`, `enabled → disabled`, `scopes: read,write`."""
+    detail = dict(detail)
+    parts = []
+    if "from" in detail and "to" in detail:
+        before, after = detail.pop("from"), detail.pop("to")
+        if event == "user.status_changed":  # the change of `disabled`, however the database spelled it
+            before, after = ("disabled" if v else "enabled" for v in (before, after))
+        parts.append(f"{_value(before)} → {_value(after)}")
+    parts += [f"{name.replace('_', ' ')}: {_value(value)}" for name, value in detail.items()]
+    return ", ".join(parts)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return "-" if value is None else str(value)
 
 
 class AuditScreen(StoreScreen):
@@ -32,7 +56,7 @@ class AuditScreen(StoreScreen):
 
         self.query_one(FilterTable).show([
             (e.id, (e.at.strftime("%m-%d %H:%M:%S"), e.event, who(e.actor_id), who(e.target_id), e.ip or "",
-                    json.dumps(e.detail, separators=(",", ":")) if e.detail else ""))
+                    readable(e.event, e.detail)))
             for e in self.app.store.state.audit
         ])
 

@@ -62,22 +62,20 @@ class CollectionsScreen(StoreScreen):
         self.app.switch_screen(SearchScreen(self.query_one(FilterTable).selected))
 
     def action_create(self) -> None:
-        def create(values: dict[str, str] | None) -> None:
-            if values is None:
-                return
+        def create(form: Form, values: dict[str, str]) -> None:
             try:
                 dimension = int(values["dimension"])
             except ValueError:
-                self.notify("the dimension is a whole number from 1 to 4096", severity="error")
+                form.failed("the dimension is a whole number from 1 to 4096")
                 return
-            self.app.act("collections.create", lambda c: c.create_collection(
-                values["name"].strip(), dimension, values["metric"]), CollectionSaved,
-                notice=f"created {values['name'].strip()}")
+            name = values["name"].strip()
+            self.app.act("collections.create", lambda c: c.create_collection(name, dimension, values["metric"]),
+                         CollectionSaved, notice=f"created {name}", then=form.done)
 
         self.app.push_screen(Form("New collection", [
             Field("name", "Name", placeholder="a-z, 0-9 and -"), Field("dimension", "Dimension", "384"),
             Field("metric", "Metric", choices=METRICS),
-        ]), create)
+        ], create))
 
     def action_delete(self) -> None:
         name = self.query_one(FilterTable).selected

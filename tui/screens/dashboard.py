@@ -15,7 +15,7 @@ from tui.screens.base import StoreScreen
 class DashboardScreen(StoreScreen):
     TITLE = "dashboard"
     SUMMARY = "Server health, counts and the live event feed"
-    WATCHES = {"health", "users", "collections", "sessions", "api_keys", "feed", "me"}
+    WATCHES = {"health", "users", "collections", "sessions", "api_keys", "feed", "me", "live"}
     BINDINGS = [
         Binding("r", "reload", "Reload", id="dashboard.reload"),
         Binding("u", "app.open('users')", "Users", id="dashboard.users"),
@@ -38,7 +38,9 @@ class DashboardScreen(StoreScreen):
 
     def draw(self) -> None:
         state = self.app.store.state
-        if state.health is None:
+        if state.live == "reconnecting":  # what was last heard from the server no longer holds
+            health = "[$warning]◌ not reachable[/]\nreconnecting…"
+        elif state.health is None:
             health = "[dim]health: asking…[/]"
         elif state.not_ready:
             health = f"[$error]● not ready[/]\n{escape(state.not_ready)}"
@@ -46,7 +48,8 @@ class DashboardScreen(StoreScreen):
             health = "[$success]● healthy[/]\n" + ", ".join(sorted((state.health.checks or {}).keys()))
         self.query_one("#health", Static).update(health)
         admin = state.me is not None and state.me.role == "admin"
-        lines = [f"users        {len(state.users)}" if admin else "users        (admin only)",
+        more = "+" if state.users_cursor else ""  # the users are loaded a page at a time
+        lines = [f"users        {len(state.users)}{more}" if admin else "users        (admin only)",
                  f"collections  {len(state.collections)}",
                  f"sessions     {len(state.sessions)}",
                  f"api keys     {len(state.api_keys)}"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -47,14 +48,17 @@ class Field:
     placeholder: str = ""
 
 
-class Form(ModalScreen[dict[str, str] | None]):
-    """A few fields and OK; answers the values by field name, or None when cancelled (`esc`)."""
+class Form(ModalScreen[None]):
+    """A few fields and OK. OK calls `submit(form, values)`, which starts the action and passes `form.done` as
+    its `then`: the form closes once the server has agreed. When it refuses (or `form.failed` says a value is
+    wrong) the form stays open with what was typed, and says why. `esc` cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="form.cancel")]
 
-    def __init__(self, title: str, fields: list[Field]) -> None:
+    def __init__(self, title: str, fields: list[Field],
+                 submit: Callable[[Form, dict[str, str]], None]) -> None:
         super().__init__()
-        self.title_text, self.fields = title, fields
+        self.title_text, self.fields, self.submit = title, fields, submit
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -68,6 +72,7 @@ class Form(ModalScreen[dict[str, str] | None]):
                     else:
                         yield Input(f.default, placeholder=f.placeholder, password=f.password, id=f"field-{f.name}",
                                     compact=True)
+            yield Static("", id="problem", classes="error", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("OK", id="ok", variant="primary")
                 yield Button("Cancel", id="cancel")
@@ -79,12 +84,27 @@ class Form(ModalScreen[dict[str, str] | None]):
             out[f.name] = str(widget.value)
         return out
 
+    def _ok(self) -> None:
+        self.query_one("#problem", Static).update("")
+        self.submit(self, self.values())
+
+    def failed(self, problem: str) -> None:
+        """Keep the form open, with what was typed, and say what is wrong."""
+        self.query_one("#problem", Static).update(problem)
+
+    def done(self, _result: object = None) -> None:
+        if self.is_attached:
+            self.dismiss(None)
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.dismiss(self.values())
+        self._ok()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(self.values() if event.button.id == "ok" else None)
+        if event.button.id == "ok":
+            self._ok()
+        else:
+            self.dismiss(None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

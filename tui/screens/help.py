@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from tui.app import BastionApp
 
 
+REMAP_EXAMPLE = ("resource.create", "a")  # a binding id of the tables' screens (a test checks it is one)
+
+
 def every_binding(app: BastionApp) -> list[tuple[str, str, str, str]]:
     """(where, keys, what, id) for the app's bindings and every screen's and widget's, as remapped."""
     from tui.screens import screens_by_name
@@ -46,7 +49,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Static(f"[b]Keys[/]  remap any of them by id in {config.config_dir() / 'config.toml'}, "
-                         'e.g. [keys] "users.create" = "n"', classes="hint")
+                         f'e.g. [keys] "{REMAP_EXAMPLE[0]}" = "{REMAP_EXAMPLE[1]}"', classes="hint", id="remap")
             table: DataTable = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_columns("where", "key", "does", "id")
             for row in every_binding(self.app):

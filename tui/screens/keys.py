@@ -27,14 +27,14 @@ class KeysScreen(StoreScreen):
     ]
 
     def body(self) -> ComposeResult:
-        yield FilterTable("name", "scopes", "created", "expires", "last used", id="keys")
+        yield FilterTable("id", "name", "scopes", "created", "expires", "last used", id="keys")
 
     def draw(self) -> None:
         def when(t) -> str:
             return t.strftime("%Y-%m-%d %H:%M") if t else "never"
 
         self.query_one(FilterTable).show([
-            (k.id, (k.name, ",".join(k.scopes), when(k.created_at), when(k.expires_at), when(k.last_used_at)))
+            (k.id, (k.id, k.name, ",".join(k.scopes), when(k.created_at), when(k.expires_at), when(k.last_used_at)))
             for k in self.app.store.state.api_keys
         ])
 
@@ -45,20 +45,22 @@ class KeysScreen(StoreScreen):
         self.app.load("api_keys")
 
     def action_create(self) -> None:
-        def create(values: dict[str, str] | None) -> None:
-            if values is None:
-                return
+        def create(form: Form, values: dict[str, str]) -> None:
             scopes = [s.strip() for s in values["scopes"].split(",") if s.strip()]
+
+            def shown(created) -> None:
+                form.done()
+                self.app.push_screen(ShownOnce(f"API key {created.name} (id {created.id})", created.key))
+
             self.app.act(
                 "keys.create", lambda c: c.create_api_key(values["name"].strip(), scopes),
                 # The store keeps the key without its secret; the secret goes to the screen once.
-                lambda created: KeySaved(ApiKey.model_validate(created.model_dump(exclude={"key"}))),
-                then=lambda created: self.app.push_screen(ShownOnce(f"API key {created.name}", created.key)),
+                lambda created: KeySaved(ApiKey.model_validate(created.model_dump(exclude={"key"}))), then=shown,
             )
 
         self.app.push_screen(Form("New API key", [
             Field("name", "Name"), Field("scopes", "Scopes", default="read", placeholder="read,write,admin"),
-        ]), create)
+        ], create))
 
     def action_delete(self) -> None:
         key_id = self.query_one(FilterTable).selected
@@ -71,4 +73,4 @@ class KeysScreen(StoreScreen):
                 self.app.act("keys.revoke", lambda c: c.revoke_api_key(key.id), lambda _: KeyRevoked(key.id),
                              notice=f"revoked {key.name}")
 
-        self.app.push_screen(Confirm(f"Revoke the API key {key.name}?"), revoke)
+        self.app.push_screen(Confirm(f"Revoke the API key {key.name} (id {key.id})?"), revoke)

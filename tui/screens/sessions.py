@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 
@@ -9,6 +11,10 @@ from tui.screens.base import StoreScreen
 from tui.screens.dialogs import Confirm
 from tui.store import SessionRevoked
 from tui.widgets.table import FilterTable
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 class SessionsScreen(StoreScreen):
@@ -27,8 +33,7 @@ class SessionsScreen(StoreScreen):
 
     def draw(self) -> None:
         self.query_one(FilterTable).show([
-            (s.id, ("▶" if s.current else "", s.created_at.strftime("%Y-%m-%d %H:%M"),
-                    s.last_used_at.strftime("%Y-%m-%d %H:%M"), s.ip, s.user_agent))
+            (s.id, ("▶" if s.current else "", _when(s.created_at), _when(s.last_used_at), s.ip, s.user_agent))
             for s in self.app.store.state.sessions
         ])
 
@@ -44,7 +49,9 @@ class SessionsScreen(StoreScreen):
         if session is None:
             return
         question = "Revoke this session, the one you are using? You will be logged out." if session.current \
-            else f"Revoke the session from {session.ip or 'an unknown address'}?"
+            else (f"Revoke the session of {session.user_agent or 'an unnamed client'} from "
+                  f"{session.ip or 'an unknown address'}, created {_when(session.created_at)}, last used "
+                  f"{_when(session.last_used_at)}?")
 
         def revoke(yes: bool | None) -> None:
             if not yes:

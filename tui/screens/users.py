@@ -3,6 +3,8 @@ delete with confirmation."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 
@@ -10,6 +12,14 @@ from tui.screens.base import StoreScreen
 from tui.screens.dialogs import Confirm, Field, Form, ShownOnce
 from tui.store import UserRemoved, UserSaved
 from tui.widgets.table import FilterTable
+
+if TYPE_CHECKING:
+    from shared.models.users import User
+
+
+def _cells(user: User) -> tuple[str, ...]:
+    return (user.email, user.display_name, user.role, "disabled" if user.disabled else "active",
+            user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never")
 
 
 class UsersScreen(StoreScreen):
@@ -21,7 +31,9 @@ class UsersScreen(StoreScreen):
         Binding("slash", "filter", "Filter", id="resource.filter", key_display="/"),
         Binding("n", "create", "New", id="resource.create"),
         Binding("e", "role", "Role", id="users.role"),
+        # One key, two bindings: the footer names what `x` does to the highlighted user.
         Binding("x", "disable", "Disable", id="users.disable"),
+        Binding("x", "enable", "Enable", id="users.enable"),
         Binding("p", "reset_password", "Password", id="users.reset"),
         # Out of the footer, which 80 columns cannot fit with it; `?` lists it.
         Binding("f2", "rename", "Rename", id="users.name", key_display="F2", show=False),
@@ -30,18 +42,37 @@ class UsersScreen(StoreScreen):
     ]
 
     def body(self) -> ComposeResult:
-        yield FilterTable("email", "name", "role", "state", "last login", id="users")
+        yield FilterTable("email", "name", "role", "state", "last login", id="users", server_filter=True)
 
     def draw(self) -> None:
-        users = sorted(self.app.store.state.users.values(), key=lambda u: u.email)
+        state = self.app.store.state
+        query = state.users_query.lower()
+        # The server's order (the pages as they came); a user created or changed live that the filter the
+        # server was asked with would not find stays out.
         self.query_one(FilterTable).show([
-            (u.id, (u.email, u.display_name, u.role, "disabled" if u.disabled else "active",
-                    u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "never"))
-            for u in users
+            (u.id, _cells(u)) for u in state.users.values()
+            if not query or query in u.email.lower() or query in u.display_name.lower()
         ])
+        self.refresh_bindings()
 
-    def _chosen(self):
-        key = self.query_one(FilterTable).selected
+    def on_filter_table_filtered(self, event: FilterTable.Filtered) -> None:
+        self.app.load_users(event.text)
+
+    def on_filter_table_near_end(self, event: FilterTable.NearEnd) -> None:
+        self.app.load_users(self.app.store.state.users_query, more=True)
+
+    def on_data_table_row_highlighted(self) -> None:
+        self.refresh_bindings()  # `x` says Enable or Disable for the user now highlighted
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("disable", "enable"):
+            user = self._chosen()
+            return user is not None and user.disabled == (action == "enable")
+        return True
+
+    def _chosen(self) -> User | None:
+        tables = self.query(FilterTable)  # none yet while the screen is composed (the footer asks early)
+        key = tables.first().selected if tables else None
         return self.app.store.state.users.get(key) if key else None
 
     def action_filter(self) -> None:
@@ -51,49 +82,60 @@ class UsersScreen(StoreScreen):
         self.app.load("users")
 
     def action_create(self) -> None:
-        def create(values: dict[str, str] | None) -> None:
-            if values is None:
-                return
+        def create(form: Form, values: dict[str, str]) -> None:
+            email = values["email"].strip()
             self.app.act("users.create", lambda c: c.create_user(
-                values["email"].strip(), values["password"], values["role"], values["display_name"].strip()),
-                UserSaved, notice=f"created {values['email'].strip()}")
+                email, values["password"], values["role"], values["display_name"].strip()),
+                UserSaved, notice=f"created {email}", then=form.done)
 
         self.app.push_screen(Form("New user", [
             Field("email", "Email"), Field("display_name", "Name"),
             Field("password", "Password", password=True, placeholder="10 characters or more"),
             Field("role", "Role", choices=("user", "admin")),
-        ]), create)
+        ], create))
 
     def action_role(self) -> None:
         user = self._chosen()
         if user is None:
             return
         role = "user" if user.role == "admin" else "admin"
-        self.app.act("users.update", lambda c: c.update_user(user.id, role=role), UserSaved,
-                     notice=f"{user.email} is now {role}")
+        question = f"Make {user.email} an administrator?" if role == "admin" else \
+            f"Make {user.email} a regular user (no longer an administrator)?"
+        self._confirmed(question + " Their sessions end, so the new role applies at once.",
+                        lambda c: c.update_user(user.id, role=role), f"{user.email} is now {role}")
 
     def action_disable(self) -> None:
         user = self._chosen()
-        if user is None:
-            return
-        self.app.act("users.update", lambda c: c.update_user(user.id, disabled=not user.disabled), UserSaved,
-                     notice=f"{user.email} {'enabled' if user.disabled else 'disabled'}")
+        if user is not None:
+            self._confirmed(f"Disable {user.email}? Their sessions end and they cannot log in until enabled.",
+                            lambda c: c.update_user(user.id, disabled=True), f"{user.email} disabled")
+
+    def action_enable(self) -> None:
+        user = self._chosen()
+        if user is not None:
+            self._confirmed(f"Enable {user.email}? They can log in again.",
+                            lambda c: c.update_user(user.id, disabled=False), f"{user.email} enabled")
+
+    def _confirmed(self, question: str, call, notice: str) -> None:
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.app.act("users.update", call, UserSaved, notice=notice)
+
+        self.app.push_screen(Confirm(question), answer)
 
     def action_rename(self) -> None:
         user = self._chosen()
         if user is None:
             return
 
-        def rename(values: dict[str, str] | None) -> None:
-            if values is None:
-                return
+        def rename(form: Form, values: dict[str, str]) -> None:
             name = values["display_name"].strip()
             self.app.act("users.update", lambda c: c.update_user(user.id, display_name=name), UserSaved,
-                         notice=f"{user.email} is now named {name!r}")
+                         notice=f"{user.email} is now named {name!r}", then=form.done)
 
         self.app.push_screen(Form(f"Name of {user.email}", [
             Field("display_name", "Name", default=user.display_name),
-        ]), rename)
+        ], rename))
 
     def action_reset_password(self) -> None:
         """For a user who forgot their password: a one-time token for them (no mail server is assumed)."""
