@@ -18,7 +18,7 @@ from shared.errors import ApiError, Code
 from shared.servers import BadServerURL, normalise_server
 from tui import config, credentials
 from tui.explain import describe_error
-from tui.inputs import InputError, read_json, read_jsonl, read_vector
+from tui.inputs import InputError, read_json, read_vector
 
 if TYPE_CHECKING:  # shared.client brings aiohttp and pydantic: only the commands import it, not the console
     from shared.client import Client
@@ -101,11 +101,15 @@ def _parser() -> argparse.ArgumentParser:
 
     vectors = commands.add_parser("vectors", help="upsert and query vectors").add_subparsers(
         dest="action", metavar="ACTION", required=True)
-    upsert = command(vectors, "upsert", "upsert vectors from a JSONL file: one {id, values, metadata?} per line")
+    upsert = command(vectors, "upsert", "upsert vectors from a JSONL file: one {id, values, metadata?} per line. "
+                     "The file is streamed in batches sent in parallel, with a progress bar on a terminal; after a "
+                     "failure the same command again resumes after the batches already acknowledged")
     upsert.add_argument("collection")
     upsert.add_argument("--file", required=True, type=Path)
     upsert.add_argument("--namespace")
-    upsert.add_argument("--batch", type=int, default=200, help="vectors per request (1..1000)")
+    upsert.add_argument("--batch", type=int, default=500, help="vectors per request (1..1000)")
+    upsert.add_argument("--parallel", type=int, default=4, help="requests in flight (1..32)")
+    upsert.add_argument("--restart", action="store_true", help="ignore the progress of an earlier run; send it all")
     query = command(vectors, "query", "query a collection by --id, --vector or --vector-file")
     query.add_argument("collection")
     chosen = query.add_mutually_exclusive_group(required=True)
@@ -301,12 +305,7 @@ async def _collections(args: argparse.Namespace, client: Client) -> int:
 
 async def _vectors(args: argparse.Namespace, client: Client) -> int:
     if args.action == "upsert":
-        if not 1 <= args.batch <= 1000:
-            raise UsageError("--batch is from 1 to 1000")
-        vectors = read_jsonl(args.file)
-        total = 0
-        for start in range(0, len(vectors), args.batch):
-            total += await client.upsert(args.collection, vectors[start:start + args.batch], args.namespace)
+        total = await _upsert_file(args, client)
         _emit(args, {"upserted_count": total}, text=f"upserted {total} vectors into {args.collection}")
         return EXIT_OK
     vector = None
@@ -323,6 +322,156 @@ async def _vectors(args: argparse.Namespace, client: Client) -> int:
         f"{m.score:10.4f}  {m.id}  {json.dumps(m.metadata) if m.metadata else ''}".rstrip() for m in answer.matches
     ) or "no matches")
     return EXIT_OK
+
+
+def _upsert_batches(path: Path, size: int) -> Iterable[tuple[str, list[dict[str, Any]]]]:
+    """(digest of its lines, vectors) of each batch of a JSONL file, read as it is sent; a bad line stops it,
+    named. Values go as values_b64 (little-endian float32): a quarter of the bytes, and the server parses no
+    floats."""
+    import base64
+    import hashlib
+    import struct
+
+    import orjson
+
+    batch: list[dict[str, Any]] = []
+    digest = hashlib.sha256()
+    number = 0
+    try:
+        with path.open("rb") as handle:
+            for line_number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    item = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise InputError(f"{path}:{line_number}: not JSON ({exc.msg})") from None
+                if not isinstance(item, dict) or "id" not in item or not isinstance(item.get("values"), list):
+                    raise InputError(f'{path}:{line_number}: each line is an object with "id" and "values"')
+                values = item["values"]
+                if all(type(v) in (int, float) for v in values):  # else sent as it is, for the server to name
+                    try:
+                        item["values_b64"] = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+                        del item["values"]
+                    except (struct.error, OverflowError):
+                        pass
+                batch.append(item)
+                digest.update(line)
+                if len(batch) == size:
+                    yield digest.hexdigest(), batch
+                    number, batch, digest = number + 1, [], hashlib.sha256()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if batch:
+        yield digest.hexdigest(), batch
+    elif number == 0:
+        raise InputError(f"{path} holds no vectors")
+
+
+def _upsert_progress_path(args: argparse.Namespace, server: str) -> Path:
+    import hashlib
+
+    key = json.dumps([str(args.file.resolve()), server, args.collection, args.namespace or "", args.batch])
+    return config.state_path().parent / "upserts" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+async def _upsert_file(args: argparse.Namespace, client: Client) -> int:
+    """Stream a JSONL file into a collection, `--parallel` batches in flight. The batches acknowledged are
+    recorded by the digest of their lines, so that the same command after a failure (the file's bad line
+    mended, or the server back) skips them and sends the rest."""
+    from shared.client import Unreachable
+
+    if not 1 <= args.batch <= 1000:
+        raise UsageError("--batch is from 1 to 1000")
+    if not 1 <= args.parallel <= 32:
+        raise UsageError("--parallel is from 1 to 32")
+    progress_path = _upsert_progress_path(args, client.server)
+    done: set[str] = set()
+    if not args.restart:
+        try:
+            done = set(json.loads(progress_path.read_text())["done"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    skipped = len(done)
+    total_lines = _count_lines(args.file)
+    shown = _Progress(total_lines, sys.stderr.isatty() and not getattr(args, "json", False))
+    sent = 0
+
+    def save() -> None:
+        progress_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = progress_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"done": sorted(done)}))
+        os.replace(tmp, progress_path)
+
+    async def send(digest: str, batch: list[dict[str, Any]]) -> None:
+        nonlocal sent
+        count = await client.upsert(args.collection, batch, args.namespace)
+        sent += count  # not `sent += await ...`: that reads `sent` before the wait, losing the others' counts
+        done.add(digest)
+        shown.advance(len(batch))
+
+    in_flight: set[asyncio.Task] = set()
+    try:
+        for digest, batch in _upsert_batches(args.file, args.batch):
+            if digest in done:
+                shown.advance(len(batch))
+                continue
+            if len(in_flight) >= args.parallel:
+                finished, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    task.result()  # the first failure stops the run
+            in_flight.add(asyncio.ensure_future(send(digest, batch)))
+        if in_flight:
+            for task in (await asyncio.wait(in_flight))[0]:
+                task.result()
+    except BaseException as exc:
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        if len(done) > skipped:
+            save()
+            note = f"{len(done)} batches of {args.batch} are in; the same command resumes after them"
+            if isinstance(exc, ApiError):
+                exc.detail = f"{exc.detail} ({note})"
+            elif isinstance(exc, Unreachable):
+                raise Unreachable(f"{exc} ({note})") from None
+        raise
+    finally:
+        shown.close()
+    progress_path.unlink(missing_ok=True)
+    return sent
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+class _Progress:
+    """A one-line progress bar on standard error, on a terminal only (scripts read stdout, --json)."""
+
+    def __init__(self, total: int, visible: bool) -> None:
+        self.total, self.visible, self.count = max(total, 1), visible, 0
+        self.started = time.monotonic()
+        self.drawn = 0.0
+
+    def advance(self, count: int) -> None:
+        self.count += count
+        now = time.monotonic()
+        if self.visible and (now - self.drawn > 0.1 or self.count >= self.total):
+            self.drawn = now
+            share = min(1.0, self.count / self.total)
+            rate = self.count / max(now - self.started, 1e-6)
+            bar = "#" * int(share * 30)
+            sys.stderr.write(f"\r[{bar:<30}] {self.count:,}/{self.total:,} {share:.0%} {rate:,.0f}/s")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.visible and self.count:
+            sys.stderr.write("\n")
 
 
 async def _events(args: argparse.Namespace, client: Client) -> int:

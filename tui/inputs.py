@@ -41,27 +41,3 @@ def read_filter(text: str) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise InputError('the filter is a JSON object, like {"genre": {"$eq": "jazz"}}')
     return value
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Vectors to upsert: one `{id, values, metadata?}` object per line."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text") from None
-    vectors = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise InputError(f"{path}:{number}: not JSON ({exc.msg})") from None
-        if not isinstance(item, dict) or "id" not in item or not isinstance(item.get("values"), list):
-            raise InputError(f'{path}:{number}: each line is an object with "id" and "values"')
-        vectors.append(item)
-    if not vectors:
-        raise InputError(f"{path} holds no vectors")
-    return vectors

@@ -102,6 +102,32 @@ def test_collections_and_vectors_round_trip(logged_in: Daemon, unique: str, tmp_
     assert name not in bastion("collections", "list").stdout
 
 
+def test_a_large_upsert_streams_in_parallel_and_resumes_after_a_failure(logged_in: Daemon, unique: str,
+                                                                         tmp_path: Path) -> None:
+    name = f"cli-big-{unique}"
+    assert bastion("collections", "create", name, "--dimension", "4").returncode == 0
+    lines = [json.dumps({"id": f"v{i}", "values": [i, 1, 0.5, -2], "metadata": {"i": i}}) for i in range(2500)]
+    lines[1234] = json.dumps({"id": "v1234", "values": [1, 2]})  # batch 3 of 5 (500 each) is refused
+    data = tmp_path / "big.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    failed = bastion("vectors", "upsert", name, "--file", str(data), "--parallel", "1")
+    assert failed.returncode == 1 and "vectors.234.values" in failed.stderr
+    assert "2 batches of 500 are in; the same command resumes after them" in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1
+
+    lines[1234] = json.dumps({"id": "v1234", "values": [1234, 1, 0.5, -2], "metadata": {"i": 1234}})
+    data.write_text("\n".join(lines) + "\n")
+    resumed = bastion("vectors", "upsert", name, "--file", str(data), "--json")
+    assert json.loads(resumed.stdout) == {"upserted_count": 1500}, resumed.stderr  # the first two batches skipped
+    described = json.loads(bastion("collections", "list", "--json").stdout)
+    assert next(c for c in described if c["name"] == name)["count"] == 2500
+    answer = json.loads(bastion("vectors", "query", name, "--id", "v2499", "--filter", '{"i": {"$gte": 2499}}',
+                                "--json").stdout)
+    assert [(m["id"], m["metadata"]) for m in answer["matches"]] == [("v2499", {"i": 2499})]
+    again = bastion("vectors", "upsert", name, "--file", str(data), "--json")  # done: a new run sends it all
+    assert json.loads(again.stdout) == {"upserted_count": 2500}
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -254,3 +280,4 @@ def test_logout_revokes_the_session_and_deletes_the_keyring_entry(logged_in: Dae
     after = bastion("users", "list")
     assert after.returncode == 2
     assert after.stderr.strip() == f"bastion: not logged in to {logged_in.url}: run bastion login --server {logged_in.url} --email EMAIL"
+
