@@ -17,15 +17,17 @@ from daemon.api import collections as collections_api
 from daemon.api import ops
 from daemon.api import realtime
 from daemon.api import text as text_api
+from daemon.api import backups as backups_api
 from daemon.api import transfer as transfer_api
 from daemon.api import users as users_api
 from daemon.api import webview
 from daemon.bootstrap import FIRST_RUN_HINT
-from daemon.context import AUDIT, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, FEED, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, WEB_SESSIONS, Runtime
+from daemon.context import AUDIT, BACKUPS, AUTH, AUTHENTICATOR, USERS, CACHE, DB, ENDPOINTS, EVENTS, FEED, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, WEB_SESSIONS, Runtime
 from daemon.metrics import Metrics
 from daemon.pipeline import pipeline
 from daemon.services.realtime import Feed
 from daemon.services.text import TextService
+from daemon.services.backups import Backups
 from daemon.services.vectors import VectorService
 from daemon.services.wiring import build_account_services
 from daemon.settings import Settings
@@ -192,6 +194,19 @@ async def _vectors(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
+async def _backups(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    backups = Backups(settings, app[AUDIT])
+    app[BACKUPS] = backups
+    schedule = asyncio.create_task(backups.every(settings.backup_every_s), name="backups") if settings.backup_every_s else None
+    try:
+        yield
+    finally:
+        if schedule is not None:
+            schedule.cancel()
+        backups.close()
+
+
 async def _on_shutdown(app: web.Application) -> None:
     app[RUNTIME].shutting_down = True
 
@@ -223,11 +238,12 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_account_services)
     app.cleanup_ctx.append(_text)
     app.cleanup_ctx.append(_vectors)
+    app.cleanup_ctx.append(_backups)
     app.cleanup_ctx.append(realtime.run_gateway)
     app.on_shutdown.append(_on_shutdown)
     app.on_shutdown.append(realtime.on_shutdown)  # 1001 to every WebSocket
 
-    for module in (ops, auth_api, users_api, collections_api, text_api, transfer_api, realtime):
+    for module in (ops, auth_api, users_api, collections_api, text_api, transfer_api, backups_api, realtime):
         module.add_routes(app)
         app[ENDPOINTS].extend(module.routes.endpoints)
     webview.add_routes(app)  # the HTML pages are not API routes: kept out of ENDPOINTS and /openapi.json

@@ -46,6 +46,7 @@ WEB_SESSIONS = web.AppKey("web_sessions", Any)  # services.web_sessions.WebSessi
 VECTORS = web.AppKey("vectors", Any)  # services.vectors.VectorService
 TEXT = web.AppKey("text", Any)  # services.text.TextService
 FEED = web.AppKey("feed", Any)  # services.realtime.Feed: the event bus as the WebSocket gateway sees it
+BACKUPS = web.AppKey("backups", Any)  # services.backups.Backups
 GATEWAY = web.AppKey("gateway", Any)  # api.realtime.Gateway: the open WebSockets
 
 # Per-request values the pipeline stages hand on to the handler.

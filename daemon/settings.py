@@ -129,6 +129,22 @@ def _passphrase(raw: str) -> str:
 _passphrase.expects = "at least 12 characters"  # type: ignore[attr-defined]
 
 
+def _duration(raw: str) -> int:
+    """Seconds, from `90`, `30m`, `6h` or `1d`; at least a minute."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (raw[:-1], units[raw[-1]]) if raw and raw[-1] in units else (raw, 1)
+    try:
+        seconds = int(number) * unit
+    except ValueError:
+        raise SettingsError("expected a duration such as 30m, 6h or 1d") from None
+    if not 60 <= seconds <= 366 * 86400:
+        raise SettingsError("expected a duration from 1m to 366d")
+    return seconds
+
+
+_duration.expects = "a duration: 30m, 6h, 1d"  # type: ignore[attr-defined]
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "bastion"
@@ -202,6 +218,13 @@ class Settings:
     )
     backup_passphrase: str | None = setting(
         "BASTION_BACKUP_PASSPHRASE", _passphrase, "encrypts the archives of `bastiond backup`", secret=True,
+    )
+    backup_every_s: int | None = setting(
+        "BASTION_BACKUP_EVERY", _duration, "take a backup this often into BASTION_BACKUP_DIR (unset: never)"
+    )
+    backup_keep: int = setting("BASTION_BACKUP_KEEP", _int_range(1, 10_000), "scheduled backups: keep the newest N", 7)
+    backup_dir: Path | None = setting(
+        "BASTION_BACKUP_DIR", _path, "where scheduled and API-started backups go (default: DATA_DIR/backups)"
     )
     vault_addr: str | None = setting("VAULT_ADDR", _url("http", "https"), "HashiCorp Vault address")
     vault_token: str | None = setting("VAULT_TOKEN", _text, "Vault token", secret=True)
@@ -308,6 +331,26 @@ class Settings:
                 raise SettingsError(f"{f.metadata['env']}: {exc}") from None
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def backups_path(self) -> Path:
+        return self.backup_dir or self.data_dir / "backups"
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that give these settings back: for a `bastiond` command the daemon runs itself
+        (a scheduled backup), which must see what the daemon sees, overrides included."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                env[f.metadata["env"]] = "true" if value else "false"
+            elif isinstance(value, tuple):
+                env[f.metadata["env"]] = ",".join(str(v) for v in value)
+            else:
+                env[f.metadata["env"]] = str(value)
+        return env
 
     @property
     def sqlite_path(self) -> Path:

@@ -32,6 +32,7 @@ from shared.errors import STATUS, ApiError, Code, FieldError
 from shared.servers import BadServerURL, normalise_server  # noqa: F401  (part of this module's API)
 from shared.models import Health, Page
 from shared.models.auth import ApiKey, CreatedApiKey, Session, TokenPair
+from shared.models.backups import BackupList, BackupRun
 from shared.models.users import AuditEvent, ResetToken, User
 from shared.models.vectors import Collection, QueryResult
 
@@ -288,6 +289,12 @@ class Client:
         return await self._page(AuditEvent, "/api/v1/audit", {"limit": limit, "cursor": cursor, **filters})
 
     # -- collections and vectors --------------------------------------------------------------------
+
+    async def backups(self) -> BackupList:
+        return await self._model(BackupList, "GET", "/api/v1/admin/backups")
+
+    async def run_backup(self) -> BackupRun:
+        return await self._model(BackupRun, "POST", "/api/v1/admin/backups")
 
     async def collections(self) -> list[Collection]:
         return [c async for c in self._walk(Collection, "/api/v1/collections", {})]

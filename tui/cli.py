@@ -121,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--namespace")
     query.add_argument("--include-values", action="store_true")
 
+    admin = commands.add_parser("admin", help="operate the daemon (admin)").add_subparsers(
+        dest="area", metavar="AREA", required=True)
+    backups = admin.add_parser("backups", help="the daemon's backups (BASTION_BACKUP_DIR)").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    command(backups, "list", "the archives the daemon keeps, newest first, and its latest run")
+    command(backups, "run", "take a backup now; `list` shows when it is done")
+
     events = commands.add_parser("events", help="the live event stream").add_subparsers(
         dest="action", metavar="ACTION", required=True)
     tail = command(events, "tail", "print events as they happen; after a drop, reconnect and resume (ctrl+c stops)")
@@ -506,8 +513,28 @@ async def _events(args: argparse.Namespace, client: Client) -> int:
     return EXIT_OK
 
 
+BACKUP_COLUMNS = ("name", "size_bytes", "created_at")
+
+
+async def _admin(args: argparse.Namespace, client: Client) -> int:
+    if args.action == "run":
+        run = await client.run_backup()
+        _emit(args, run, text=f"writing {run.name}; `bastion admin backups list` shows when it is done")
+        return EXIT_OK
+    listing = await client.backups()
+    if getattr(args, "json", False):
+        _emit(args, listing)
+        return EXIT_OK
+    _emit(args, listing.items, BACKUP_COLUMNS)
+    if listing.last_run is not None:
+        run = listing.last_run
+        print(f"latest run: {run.name} {run.state}" + (f": {run.error}" if run.error else ""))
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Client], Awaitable[int]]] = {
     "users": _users, "keys": _keys, "collections": _collections, "vectors": _vectors, "events": _events,
+    "admin": _admin,
 }
 
 
