@@ -277,6 +277,9 @@ class Settings:
     refresh_reuse_grace_s: int = setting(
         "BASTION_REFRESH_REUSE_GRACE_S", _int_range(0, 300), "window in which a spent refresh token replays", 10
     )
+    mfa_required_roles: tuple[str, ...] = setting(
+        "BASTION_MFA_REQUIRED_ROLES", _list, "roles that must log in with a second factor (e.g. admin)", ()
+    )
     login_concurrency: int = setting(
         "BASTION_LOGIN_CONCURRENCY", _int_range(1, 64), "password hashes computed at once", 2
     )

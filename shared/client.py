@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from shared.errors import STATUS, ApiError, Code, FieldError
 from shared.servers import BadServerURL, normalise_server  # noqa: F401  (part of this module's API)
 from shared.models import Health, Page
-from shared.models.auth import ApiKey, CreatedApiKey, Session, TokenPair
+from shared.models.auth import ApiKey, CreatedApiKey, Session, TokenPair, TotpConfirmed, TotpSecret
 from shared.models.backups import BackupList, BackupRun
 from shared.models.users import AuditEvent, ResetToken, User
 from shared.models.vectors import Collection, QueryResult
@@ -40,6 +40,10 @@ M = TypeVar("M", bound=BaseModel)
 
 _CODE_BY_STATUS = {status: code for code, status in STATUS.items() if code not in (
     Code.INVALID_CREDENTIALS, Code.TOKEN_REUSED)}
+
+
+# Members of a problem body beyond RFC 9457's that a caller acts on.
+_EXTRA_MEMBERS = ("mfa_token",)
 
 
 class Unreachable(Exception):
@@ -88,7 +92,8 @@ def _problem(status: int, body: Any, headers: Any) -> ApiError:
         except ValueError:
             code = _CODE_BY_STATUS.get(status, Code.INTERNAL)
         errors = [FieldError(str(e.get("field", "")), str(e.get("message", ""))) for e in body.get("errors") or []]
-        return ApiError(code, str(body.get("detail") or ""), errors, kept)
+        extra = {name: str(body[name]) for name in _EXTRA_MEMBERS if isinstance(body.get(name), str)}
+        return ApiError(code, str(body.get("detail") or ""), errors, kept, extra)
     return ApiError(_CODE_BY_STATUS.get(status, Code.INTERNAL), f"HTTP {status}", headers=kept)
 
 
@@ -202,6 +207,32 @@ class Client:
         )
         self._set_tokens(Tokens.issued(answer.model_dump()))
         return answer
+
+    async def verify_mfa(self, mfa_token: str, code: str) -> TokenPair:
+        """A login's second step, after `login` raised `mfa_required` (its `extra["mfa_token"]`)."""
+        answer = TokenPair.model_validate(await self.request(
+            "POST", "/api/v1/auth/mfa/verify", body={"mfa_token": mfa_token, "code": code}, auth=False))
+        self._set_tokens(Tokens.issued(answer.model_dump()))
+        return answer
+
+    async def start_totp(self, *, password: str | None = None, mfa_token: str | None = None) -> TotpSecret:
+        """With this client's session and the password, or (no session) with a login's enrolment mfa_token."""
+        body = {"password": password} if mfa_token is None else {"mfa_token": mfa_token}
+        return await self._model(TotpSecret, "POST", "/api/v1/auth/mfa/totp", body=body, auth=mfa_token is None)
+
+    async def confirm_totp(self, code: str, mfa_token: str | None = None) -> TotpConfirmed:
+        body = {"code": code} if mfa_token is None else {"code": code, "mfa_token": mfa_token}
+        answer = await self._model(TotpConfirmed, "POST", "/api/v1/auth/mfa/totp/confirm", body=body,
+                                   auth=mfa_token is None)
+        if answer.session is not None:
+            self._set_tokens(Tokens.issued(answer.session.model_dump()))
+        return answer
+
+    async def disable_totp(self, password: str, code: str) -> None:
+        await self.request("DELETE", "/api/v1/auth/mfa/totp", body={"password": password, "code": code})
+
+    async def reset_mfa(self, user_id: str) -> None:
+        await self.request("DELETE", f"/api/v1/users/{_seg(user_id)}/mfa")
 
     async def refresh(self) -> None:
         """Trade the refresh token for a new pair; concurrent callers share one refresh."""

@@ -15,6 +15,14 @@ class Code(StrEnum):
     UNAUTHORIZED = "unauthorized"
     INVALID_CREDENTIALS = "invalid_credentials"
     TOKEN_REUSED = "token_reused"
+    MFA_REQUIRED = "mfa_required"
+    MFA_ENROLMENT_REQUIRED = "mfa_enrolment_required"
+    INVALID_MFA_CODE = "invalid_mfa_code"
+    # RFC 8628's answers to a device polling for its tokens (section 3.5): 400 with these codes.
+    AUTHORIZATION_PENDING = "authorization_pending"
+    SLOW_DOWN = "slow_down"
+    EXPIRED_TOKEN = "expired_token"
+    ACCESS_DENIED = "access_denied"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -33,6 +41,13 @@ STATUS: dict[Code, int] = {
     Code.UNAUTHORIZED: 401,
     Code.INVALID_CREDENTIALS: 401,
     Code.TOKEN_REUSED: 401,
+    Code.MFA_REQUIRED: 401,
+    Code.MFA_ENROLMENT_REQUIRED: 401,
+    Code.INVALID_MFA_CODE: 401,
+    Code.AUTHORIZATION_PENDING: 400,
+    Code.SLOW_DOWN: 400,
+    Code.EXPIRED_TOKEN: 400,
+    Code.ACCESS_DENIED: 400,
     Code.FORBIDDEN: 403,
     Code.NOT_FOUND: 404,
     Code.METHOD_NOT_ALLOWED: 405,
@@ -51,6 +66,13 @@ TITLE: dict[Code, str] = {
     Code.UNAUTHORIZED: "Authentication required",
     Code.INVALID_CREDENTIALS: "Invalid email or password",
     Code.TOKEN_REUSED: "Refresh token reused; the session is revoked",
+    Code.MFA_REQUIRED: "A second factor is required",
+    Code.MFA_ENROLMENT_REQUIRED: "Set up a second factor to log in",
+    Code.INVALID_MFA_CODE: "The code is wrong or already used",
+    Code.AUTHORIZATION_PENDING: "Not approved yet",
+    Code.SLOW_DOWN: "Polling too fast",
+    Code.EXPIRED_TOKEN: "The device code has expired",
+    Code.ACCESS_DENIED: "The request was denied",
     Code.FORBIDDEN: "Not allowed",
     Code.NOT_FOUND: "Not found",
     Code.METHOD_NOT_ALLOWED: "Method not allowed",
@@ -73,12 +95,14 @@ class FieldError:
 
 @dataclass
 class ApiError(Exception):
-    """An error with a stable code; `headers` carries e.g. Retry-After or Allow."""
+    """An error with a stable code; `headers` carries e.g. Retry-After or Allow, and `extra` members of the
+    problem body beyond RFC 9457's (the `mfa_token` of `mfa_required`)."""
 
     code: Code
     detail: str = ""
     errors: list[FieldError] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__(self.code, self.detail)

@@ -243,12 +243,24 @@ class BastionApp(App[None]):
             client = self._client_for(server, email, None)
             try:
                 answer = await client.login(email, password)
+            except ApiError as exc:
+                if exc.code not in (Code.MFA_REQUIRED, Code.MFA_ENROLMENT_REQUIRED):
+                    await client.close()
+                    raise
+                refused = exc  # `exc` is unbound once the except block ends; the lambda runs later
+                self.post_message(Answered(None, then=lambda _: self._second_factor(client, email, refused)))
+                return
             except BaseException:
                 await client.close()
                 raise
             self.post_message(Answered(None, then=lambda _: self.connected(client, email, answer.user)))
 
         self.run_worker(work(), name="login", group="login", exclusive=True, exit_on_error=False)
+
+    def _second_factor(self, client: Client, email: str, refused: ApiError) -> None:
+        from tui.screens.second_factor import SecondFactorScreen
+
+        self.push_screen(SecondFactorScreen(client, email, refused))
 
     def resume(self, server: str, email: str, tokens: Tokens) -> None:
         """Reconnect with tokens from the keyring; a dead session brings the connect screen back."""

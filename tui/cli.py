@@ -63,7 +63,18 @@ def _parser() -> argparse.ArgumentParser:
     login = command(commands, "login", "log in; the tokens go to the OS keyring")
     login.add_argument("--email", required=True)
     login.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    login.add_argument("--code-stdin", action="store_true",
+                       help="read the second factor's code from standard input (the line after the password)")
     command(commands, "logout", "revoke this session on the server and forget its tokens")
+
+    mfa = commands.add_parser("mfa", help="your second factor (TOTP)").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    enrol = command(mfa, "enrol", "set TOTP up: a QR code to scan, then its first code; prints the recovery codes")
+    enrol.add_argument("--password-stdin", action="store_true")
+    enrol.add_argument("--code-stdin", action="store_true")
+    mfa_off = command(mfa, "disable", "turn TOTP off (your password and a code)")
+    mfa_off.add_argument("--password-stdin", action="store_true")
+    mfa_off.add_argument("--code-stdin", action="store_true")
 
     users = commands.add_parser("users", help="manage users (admin)").add_subparsers(dest="action", metavar="ACTION",
                                                                                     required=True)
@@ -78,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     disable = command(users, "disable", "disable a user (revokes every session), or --enable again")
     disable.add_argument("user", help="the user's id or email")
     disable.add_argument("--enable", action="store_true")
+    mfa_reset = command(users, "mfa-reset", "remove a user's second factor (a lost phone); audited")
+    mfa_reset.add_argument("user", help="the user's id or email")
 
     keys = commands.add_parser("keys", help="your API keys").add_subparsers(dest="action", metavar="ACTION",
                                                                           required=True)
@@ -217,6 +230,47 @@ def _password(args: argparse.Namespace, prompt: str) -> str:
     return password
 
 
+def _code(args: argparse.Namespace, prompt: str) -> str:
+    """A TOTP or recovery code: from standard input with --code-stdin, else asked on the terminal."""
+    if getattr(args, "code_stdin", False):
+        code = sys.stdin.readline().strip()
+    elif sys.stdin.isatty():
+        code = input(prompt).strip()
+    else:
+        raise UsageError("a second factor is needed and there is no terminal to ask for it: use --code-stdin")
+    if not code:
+        raise UsageError("the code is empty")
+    return code
+
+
+def _show_totp_secret(secret: Any) -> None:
+    """The QR code to scan, and the secret to type where a camera cannot be used; on standard error, so that
+    --json output stays one document."""
+    from shared.qr import terminal_qr
+
+    print(terminal_qr(secret.otpauth_uri), file=sys.stderr)
+    print(f"Scan this with an authenticator app, or enter the key {secret.secret}\n({secret.otpauth_uri})",
+          file=sys.stderr)
+
+
+def _recovery_codes_text(codes: list[str]) -> str:
+    return ("TOTP is on. Recovery codes, each good once (shown this once; keep them somewhere safe):\n  "
+            + "\n  ".join(codes))
+
+
+async def _second_factor(args: argparse.Namespace, client: Client, refused: ApiError) -> Any:
+    """Finish a login the server answered with `mfa_required` or `mfa_enrolment_required`: the token pair."""
+    token = refused.extra.get("mfa_token", "")
+    if refused.code == Code.MFA_REQUIRED:
+        return await client.verify_mfa(token, _code(args, "Code from your authenticator app (or a recovery code): "))
+    print(f"bastion: {refused.detail}", file=sys.stderr)
+    _show_totp_secret(await client.start_totp(mfa_token=token))
+    confirmed = await client.confirm_totp(_code(args, "The code it shows now: "), mfa_token=token)
+    # On standard error even with --json: the login's output is the user, and these must be seen now.
+    print(_recovery_codes_text(confirmed.recovery_codes), file=sys.stderr)
+    return confirmed.session
+
+
 # -- the commands ----------------------------------------------------------------------------------
 
 
@@ -229,7 +283,12 @@ async def _login(args: argparse.Namespace) -> int:
 
     async with Client(server, user_agent="bastion-cli") as client:
         client.on_tokens = lambda pair: credentials.save(client.server, args.email, pair)
-        answer = await client.login(args.email, password)
+        try:
+            answer = await client.login(args.email, password)
+        except ApiError as exc:
+            if exc.code not in (Code.MFA_REQUIRED, Code.MFA_ENROLMENT_REQUIRED):
+                raise
+            answer = await _second_factor(args, client, exc)
     state.remember(server, args.email)
     config.save_state(state)
     _emit(args, answer.user, text=f"logged in to {server} as {answer.user.email} ({answer.user.role})")
@@ -279,9 +338,25 @@ async def _users(args: argparse.Namespace, client: Client) -> int:
         password = _password(args, f"Password for {args.email}: ")
         user = await client.create_user(args.email, password, args.role, args.display_name)
         _emit(args, user, text=f"created {user.email} ({user.id})")
+    elif args.action == "mfa-reset":
+        user = await _find_user(client, args.user)
+        await client.reset_mfa(user.id)
+        _emit(args, {"mfa_reset": user.id}, text=f"the second factor of {user.email} is removed")
     else:
         user = await client.update_user((await _find_user(client, args.user)).id, disabled=not args.enable)
         _emit(args, user, text=f"{user.email} is {'disabled' if user.disabled else 'enabled'}")
+    return EXIT_OK
+
+
+async def _mfa(args: argparse.Namespace, client: Client) -> int:
+    password = _password(args, "Your password: ")
+    if args.action == "enrol":
+        _show_totp_secret(await client.start_totp(password=password))
+        confirmed = await client.confirm_totp(_code(args, "The code it shows now: "))
+        _emit(args, {"recovery_codes": confirmed.recovery_codes}, text=_recovery_codes_text(confirmed.recovery_codes))
+    else:
+        await client.disable_totp(password, _code(args, "A code from your authenticator app (or a recovery code): "))
+        _emit(args, {"mfa_enabled": False}, text="TOTP is off")
     return EXIT_OK
 
 
@@ -533,7 +608,7 @@ async def _admin(args: argparse.Namespace, client: Client) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Client], Awaitable[int]]] = {
-    "users": _users, "keys": _keys, "collections": _collections, "vectors": _vectors, "events": _events,
+    "users": _users, "mfa": _mfa, "keys": _keys, "collections": _collections, "vectors": _vectors, "events": _events,
     "admin": _admin,
 }
 

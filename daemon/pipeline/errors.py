@@ -61,6 +61,7 @@ def problem_response(error: ApiError, request_id: str | None) -> web.Response:
         "code": str(error.code),
         "request_id": request_id,
     }
+    body.update((name, value) for name, value in error.extra.items() if name not in body)
     if error.errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
     response = web.Response(

@@ -22,6 +22,7 @@ from daemon.clock import iso, now, parse
 from daemon.ids import new_id
 from daemon.services.audit import Audit
 from daemon.services.guesses import LOGIN, PASSWORD_CHANGE, RESET_TOKEN, Guesses
+from daemon.services.mfa import Mfa
 from daemon.services.pages import decode_cursor, next_cursor
 from daemon.services.passwords import Passwords, check_policy
 from daemon.services.principal import Principal, scopes_for_role
@@ -34,7 +35,7 @@ from daemon.stores.events import EventBus
 from daemon.stores.sql.accounts import Accounts
 from shared.errors import ApiError, Code
 from shared.models import Page, PageQuery
-from shared.models.auth import ApiKey, ChangePassword, CreateApiKey, CreatedApiKey, Session, TokenPair
+from shared.models.auth import ApiKey, ChangePassword, CreateApiKey, CreatedApiKey, Session, TokenPair, TotpConfirmed
 from shared.models.users import User
 
 API_KEY_PREFIX = "bst_"
@@ -68,6 +69,7 @@ class Auth:
         guesses: Guesses,
         refresh_ttl_s: int,
         reuse_grace_s: int,
+        mfa: Mfa,
     ) -> None:
         self._accounts = accounts
         self._passwords = passwords
@@ -79,6 +81,7 @@ class Auth:
         self._guesses = guesses
         self._refresh_ttl = timedelta(seconds=refresh_ttl_s)
         self._grace_s = reuse_grace_s
+        self._mfa = mfa
 
     # authentication of every request
 
@@ -138,6 +141,21 @@ class Auth:
         await guess.right()
         if self._passwords.needs_rehash(row["password_hash"]):
             await self._accounts.update_user(row["id"], {"password_hash": await self._passwords.hash(password)})
+        await self._mfa.gate(row)  # refuses with an mfa_token when a second factor is due
+        return await self._open_session(row, ip, user_agent, mfa=False)
+
+    async def verify_mfa(self, mfa_token: str, code: str, ip: str, user_agent: str) -> TokenPair:
+        """A login's second step: the `mfa_token` of its right password, and a code."""
+        return await self._open_session(await self._mfa.verify(mfa_token, code, ip), ip, user_agent, mfa=True)
+
+    async def confirm_totp(self, principal: Principal | None, code: str, mfa_token: str | None, ip: str,
+                           user_agent: str) -> TotpConfirmed:
+        """TOTP's first code; confirmed with the `mfa_token` of a login, it also opens that login's session."""
+        codes, user = await self._mfa.confirm_totp(principal, code, mfa_token, ip)
+        session = await self._open_session(user, ip, user_agent, mfa=True) if principal is None else None
+        return TotpConfirmed(recovery_codes=codes, session=session)
+
+    async def _open_session(self, row: dict, ip: str, user_agent: str, mfa: bool) -> TokenPair:
         moment = now()
         session_id = new_id("ses")
         refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)
@@ -152,6 +170,7 @@ class Auth:
             "expires_at": iso(moment + self._refresh_ttl),
             "user_agent": user_agent[:300],
             "ip": ip,
+            "mfa": mfa,
         }
         async with self._accounts.db.batch() as writes:
             await self._accounts.insert_session(session, writes)
@@ -163,8 +182,9 @@ class Auth:
         if writes.row is None:  # deleted the moment it logged in: its session went with it
             raise ApiError(Code.INVALID_CREDENTIALS, "the email or the password is wrong")
         user = await self._user_cache.changed("user.updated", row["id"], writes.row)  # last_login_at
-        # The session as GET /auth/sessions lists it (no expiry there), with its owner.
-        await self._events.publish(PRIVATE, "session.created", {k: v for k, v in session.items() if k != "expires_at"})
+        # The session as GET /auth/sessions lists it (no expiry, no MFA flag there), with its owner.
+        await self._events.publish(PRIVATE, "session.created",
+                                   {k: v for k, v in session.items() if k not in ("expires_at", "mfa")})
         return self._pair(user, session_id, refresh)
 
     def _pair(self, user: User, session_id: str, refresh: str) -> TokenPair:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from daemon.services.audit import Audit
 from daemon.services.auth import Auth
 from daemon.services.guesses import Guesses
+from daemon.services.mfa import Mfa, SecretSealer
 from daemon.services.passwords import Passwords
 from daemon.services.sessions import Sessions
 from daemon.services.tokens import Tokens, load_keys
@@ -20,6 +21,7 @@ from daemon.stores.secrets import SecretStore
 from daemon.stores.sql import Database
 from daemon.stores.sql.accounts import Accounts
 from daemon.stores.sql.web_sessions import WebSessionRows
+from daemon.stores.sql.mfa import MfaRows
 
 
 @dataclass
@@ -31,6 +33,7 @@ class AccountServices:
     user_cache: UserCache
     passwords: Passwords
     web_sessions: WebSessions
+    mfa: Mfa
 
     def close(self) -> None:
         self.passwords.close()
@@ -48,11 +51,16 @@ async def build_account_services(
     sessions = Sessions(accounts, cache, events, settings.access_token_ttl_s)
     user_cache = UserCache(accounts, events, enabled=not db.replicated)
     users = Users(accounts, passwords, sessions, audit, user_cache)
+    guesses = Guesses(cache)
+    mfa = Mfa(
+        MfaRows(db), accounts, passwords, await SecretSealer.load(secrets), guesses, audit, user_cache,
+        settings.mfa_required_roles,
+    )
     auth = Auth(
-        accounts, passwords, tokens, sessions, user_cache, audit, events, Guesses(cache),
-        settings.refresh_token_ttl_s, settings.refresh_reuse_grace_s,
+        accounts, passwords, tokens, sessions, user_cache, audit, events, guesses,
+        settings.refresh_token_ttl_s, settings.refresh_reuse_grace_s, mfa,
     )
     # A web-view login is a login of `auth`: its browser session wraps an auth session.
     web_sessions = WebSessions(WebSessionRows(db), auth, settings.refresh_token_ttl_s)
     return AccountServices(auth=auth, users=users, audit=audit, sessions=sessions, user_cache=user_cache,
-                           passwords=passwords, web_sessions=web_sessions)
+                           passwords=passwords, web_sessions=web_sessions, mfa=mfa)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, EmailStr, Field
 
@@ -86,3 +86,43 @@ class Jwk(BaseModel):
 
 class Jwks(BaseModel):
     keys: list[Jwk]
+
+
+# -- second factors (TOTP) ------------------------------------------------------------------------------
+
+MfaToken = Annotated[str, Field(min_length=1, max_length=200)]
+# A six-digit TOTP code, or a recovery code (its hyphens and spaces are ignored).
+MfaCode = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class StartTotp(Strict):
+    """With a bearer token: the password. Without one: the `mfa_token` of an `mfa_enrolment_required`."""
+
+    password: str | None = Field(None, min_length=1, max_length=1024)
+    mfa_token: MfaToken | None = None
+
+
+class TotpSecret(BaseModel):
+    secret: str
+    otpauth_uri: str
+
+
+class ConfirmTotp(Strict):
+    code: MfaCode
+    mfa_token: MfaToken | None = None
+
+
+class TotpConfirmed(BaseModel):
+    recovery_codes: list[str]  # shown this once
+    # When confirmed with an `mfa_token` (enrolment at login): the session that login opens.
+    session: TokenPair | None = None
+
+
+class DisableTotp(Strict):
+    password: str = Field(min_length=1, max_length=1024)
+    code: MfaCode
+
+
+class VerifyMfa(Strict):
+    mfa_token: MfaToken
+    code: MfaCode

@@ -24,6 +24,7 @@ class User(BaseModel):
     created_at: datetime
     updated_at: datetime
     last_login_at: datetime | None = None
+    mfa_enabled: bool = False
 
 
 class UpdateMe(Strict):

@@ -11,7 +11,7 @@ from typing import Any
 
 from daemon.stores.sql import Batch, Connection, Database, Row
 
-USER_COLUMNS = "id, email, display_name, role, disabled, created_at, updated_at, last_login_at"
+USER_COLUMNS = "id, email, display_name, role, disabled, created_at, updated_at, last_login_at, mfa_enabled"
 
 
 class Accounts:
@@ -92,8 +92,10 @@ class Accounts:
 
     async def insert_session(self, row: Row, conn: Connection | None = None) -> None:
         await self._c(conn).execute(
-            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip, mfa)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             row["id"], row["user_id"], row["created_at"], row["last_used_at"], row["expires_at"], row["user_agent"], row["ip"],
+            row.get("mfa", False),
         )
 
     async def session(self, session_id: str) -> Row | None:
