@@ -34,6 +34,7 @@ from shared.models import Health, Page
 from shared.models.auth import ApiKey, CreatedApiKey, Session, TokenPair, TotpConfirmed, TotpSecret
 from shared.models.backups import BackupList, BackupRun
 from shared.models.users import AuditEvent, ResetToken, User
+from shared.models.text import EmbedderList
 from shared.models.vectors import Collection, QueryResult
 
 M = TypeVar("M", bound=BaseModel)
@@ -333,10 +334,17 @@ class Client:
     async def collection(self, name: str) -> Collection:
         return await self._model(Collection, "GET", f"/api/v1/collections/{_seg(name)}")
 
-    async def create_collection(self, name: str, dimension: int, metric: str = "cosine") -> Collection:
-        return await self._model(
-            Collection, "POST", "/api/v1/collections", body={"name": name, "dimension": dimension, "metric": metric}
-        )
+    async def create_collection(self, name: str, dimension: int | None = None, metric: str = "cosine",
+                                embed_model: str | None = None) -> Collection:
+        body: dict[str, Any] = {"name": name, "metric": metric}
+        if dimension is not None:
+            body["dimension"] = dimension
+        if embed_model is not None:
+            body["embed"] = {"model": embed_model}
+        return await self._model(Collection, "POST", "/api/v1/collections", body=body)
+
+    async def embedders(self) -> EmbedderList:
+        return await self._model(EmbedderList, "GET", "/api/v1/embedders")
 
     async def delete_collection(self, name: str) -> None:
         await self.request("DELETE", f"/api/v1/collections/{_seg(name)}")
@@ -348,11 +356,15 @@ class Client:
         answer = await self.request("POST", f"/api/v1/collections/{_seg(name)}/upsert", body=body)
         return int(answer["upserted_count"])
 
-    async def query(self, name: str, *, vector: list[float] | None = None, id: str | None = None, top_k: int = 10,
+    async def query(self, name: str, *, vector: list[float] | None = None, id: str | None = None,
+                    text: str | None = None, mode: str | None = None, top_k: int = 10,
                     filter: dict[str, Any] | None = None, namespace: str | None = None,
-                    include_values: bool = False, include_metadata: bool = True) -> QueryResult:
-        body: dict[str, Any] = {"top_k": top_k, "include_values": include_values, "include_metadata": include_metadata}
-        for key, value in (("vector", vector), ("id", id), ("filter", filter), ("namespace", namespace)):
+                    include_values: bool = False, include_metadata: bool = True,
+                    include_text: bool = False) -> QueryResult:
+        body: dict[str, Any] = {"top_k": top_k, "include_values": include_values, "include_metadata": include_metadata,
+                                "include_text": include_text}
+        for key, value in (("vector", vector), ("id", id), ("text", text), ("mode", mode), ("filter", filter),
+                           ("namespace", namespace)):
             if value is not None:
                 body[key] = value
         return await self._model(QueryResult, "POST", f"/api/v1/collections/{_seg(name)}/query", body=body)

@@ -107,8 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     command(collections, "list", "list collections")
     c_create = command(collections, "create", "create a collection")
     c_create.add_argument("name")
-    c_create.add_argument("--dimension", type=int, required=True)
+    c_create.add_argument("--dimension", type=int, help="required unless --embed names a model, which decides it")
     c_create.add_argument("--metric", choices=("cosine", "dot", "euclidean"), default="cosine")
+    c_create.add_argument("--embed", metavar="MODEL", help="embed records' text with this model (bastion embedders)")
+    command(commands.add_parser("embedders", help="text embedding models").add_subparsers(
+        dest="action", metavar="ACTION", required=True), "list", "the models the daemon knows, and which it can run")
     c_delete = command(collections, "delete", "delete a collection and its vectors")
     c_delete.add_argument("name")
 
@@ -123,9 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     upsert.add_argument("--batch", type=int, default=500, help="vectors per request (1..1000)")
     upsert.add_argument("--parallel", type=int, default=4, help="requests in flight (1..32)")
     upsert.add_argument("--restart", action="store_true", help="ignore the progress of an earlier run; send it all")
-    query = command(vectors, "query", "query a collection by --id, --vector or --vector-file")
+    query = command(vectors, "query", "query a collection by --text, --id, --vector or --vector-file "
+                    "(--text with one of the others: hybrid)")
     query.add_argument("collection")
-    chosen = query.add_mutually_exclusive_group(required=True)
+    query.add_argument("--text", help="words to search for: by keyword, by meaning (a collection with a model), or both")
+    query.add_argument("--mode", choices=("vector", "keyword", "hybrid"),
+                       help="default: keyword for text alone, hybrid where the collection embeds or a vector is given")
+    chosen = query.add_mutually_exclusive_group()
     chosen.add_argument("--id", help="the id of a stored vector")
     chosen.add_argument("--vector", help="a JSON list of numbers")
     chosen.add_argument("--vector-file", type=Path, help="a file holding a JSON list of numbers")
@@ -377,7 +384,9 @@ async def _collections(args: argparse.Namespace, client: Client) -> int:
     if args.action == "list":
         _emit(args, await client.collections(), COLLECTION_COLUMNS)
     elif args.action == "create":
-        created = await client.create_collection(args.name, args.dimension, args.metric)
+        if args.dimension is None and args.embed is None:
+            raise UsageError("give --dimension, or --embed MODEL to let the model decide it")
+        created = await client.create_collection(args.name, args.dimension, args.metric, args.embed)
         _emit(args, created, text=f"created {created.name} ({created.dimension}, {created.metric})")
     else:
         await client.delete_collection(args.name)
@@ -397,12 +406,24 @@ async def _vectors(args: argparse.Namespace, client: Client) -> int:
             raise UsageError("--vector is a JSON list of numbers")
     elif args.vector_file is not None:
         vector = read_vector(args.vector_file)
+    if vector is None and args.id is None and args.text is None:
+        raise UsageError("give --text, --id, --vector or --vector-file")
     filter = read_json(args.filter, "--filter") if args.filter else None
-    answer = await client.query(args.collection, vector=vector, id=args.id, top_k=args.top_k, filter=filter,
-                                namespace=args.namespace, include_values=args.include_values)
+    answer = await client.query(args.collection, vector=vector, id=args.id, text=args.text, mode=args.mode,
+                                top_k=args.top_k, filter=filter, namespace=args.namespace,
+                                include_values=args.include_values, include_text=args.text is not None)
     _emit(args, answer, text="\n".join(
-        f"{m.score:10.4f}  {m.id}  {json.dumps(m.metadata) if m.metadata else ''}".rstrip() for m in answer.matches
+        f"{m.score:10.4f}  {m.id}  {m.text or ''}  {json.dumps(m.metadata) if m.metadata else ''}".rstrip()
+        for m in answer.matches
     ) or "no matches")
+    return EXIT_OK
+
+
+async def _embedders(args: argparse.Namespace, client: Client) -> int:
+    answer = await client.embedders()
+    _emit(args, answer, text="\n".join(
+        f"{'ready' if e.available else 'absent':7} {e.dimension:5}  {e.name}" for e in answer.items
+    ))
     return EXIT_OK
 
 
@@ -428,10 +449,14 @@ def _upsert_batches(path: Path, size: int) -> Iterable[tuple[str, list[dict[str,
                     item = orjson.loads(line)
                 except orjson.JSONDecodeError as exc:
                     raise InputError(f"{path}:{line_number}: not JSON ({exc.msg})") from None
-                if not isinstance(item, dict) or "id" not in item or not isinstance(item.get("values"), list):
-                    raise InputError(f'{path}:{line_number}: each line is an object with "id" and "values"')
-                values = item["values"]
-                if all(type(v) in (int, float) for v in values):  # else sent as it is, for the server to name
+                if not isinstance(item, dict) or "id" not in item or not (
+                    isinstance(item.get("values"), list) or isinstance(item.get("text"), str)
+                ):
+                    raise InputError(f'{path}:{line_number}: each line is an object with "id" and "values", "text" or both')
+                values = item.get("values")
+                # Text alone goes as it is (the collection embeds it); values that are not all numbers too, for
+                # the server to name.
+                if values is not None and all(type(v) in (int, float) for v in values):
                     try:
                         item["values_b64"] = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
                         del item["values"]
@@ -608,7 +633,7 @@ async def _admin(args: argparse.Namespace, client: Client) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Client], Awaitable[int]]] = {
-    "users": _users, "mfa": _mfa, "keys": _keys, "collections": _collections, "vectors": _vectors, "events": _events,
+    "users": _users, "mfa": _mfa, "keys": _keys, "collections": _collections, "vectors": _vectors, "embedders": _embedders, "events": _events,
     "admin": _admin,
 }
 

@@ -128,6 +128,27 @@ def test_a_large_upsert_streams_in_parallel_and_resumes_after_a_failure(logged_i
     assert json.loads(again.stdout) == {"upserted_count": 2500}
 
 
+def test_records_with_text_are_searched_by_keyword_and_hybrid(logged_in: Daemon, unique: str, tmp_path: Path) -> None:
+    name = f"cli-text-{unique}"
+    assert bastion("collections", "create", name, "--dimension", "3").returncode == 0
+    data = tmp_path / "texts.jsonl"
+    data.write_text('{"id": "a", "values": [1, 0, 0], "text": "Le Café de Flore"}\n'
+                    '{"id": "b", "values": [0, 1, 0], "text": "a bakery in Lyon"}\n')
+    assert bastion("vectors", "upsert", name, "--file", str(data)).returncode == 0
+    keyword = json.loads(bastion("vectors", "query", name, "--text", "cafe", "--json").stdout)
+    assert [(m["id"], m["text"]) for m in keyword["matches"]] == [("a", "Le Café de Flore")]
+    hybrid = bastion("vectors", "query", name, "--text", "lyon", "--vector", "[1, 0, 0]", "--json")
+    matches = json.loads(hybrid.stdout)["matches"]
+    assert [m["id"] for m in matches] == ["b", "a"]  # b is in both rankings, a in the vector one alone
+    assert {"vector_score", "keyword_score"} <= set(next(m for m in matches if m["id"] == "b"))
+    refused = bastion("vectors", "query", name, "--text", "cafe", "--mode", "vector")
+    assert refused.returncode == 1 and "mode" in refused.stderr
+    assert bastion("vectors", "query", name).returncode == 2  # nothing to search by
+    listed = json.loads(bastion("embedders", "list", "--json").stdout)
+    assert {"name": "BAAI/bge-small-en-v1.5", "dimension": 384} in [
+        {"name": e["name"], "dimension": e["dimension"]} for e in listed["items"]]
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
