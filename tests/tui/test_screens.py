@@ -324,10 +324,20 @@ async def test_collections_screen_creates_and_deletes_with_confirmation(daemon: 
         "items"]]
 
 
-async def test_search_screen_queries_by_id_with_a_filter(daemon: Daemon, unique: str, tmp_path) -> None:
-    from textual.widgets import Select, Static
+async def search_in(pilot, daemon: Daemon, name: str) -> None:
+    """Logged in, on the search screen, with collection `name` chosen."""
+    from textual.widgets import Select
 
     from tui.screens.search import SearchScreen
+
+    await log_in(pilot, daemon)
+    await open_screen(pilot, "search", SearchScreen)
+    await until(pilot, lambda: name in pilot.app.store.state.collections, "the collections")
+    pilot.app.screen.query_one("#collection", Select).value = name
+
+
+async def test_search_screen_queries_by_id_with_a_filter(daemon: Daemon, unique: str, tmp_path) -> None:
+    from textual.widgets import Static
 
     name, token = f"search-{unique}", daemon.admin_token()
     daemon.call("POST", "/api/v1/collections", {"name": name, "dimension": 2, "metric": "cosine"}, token)
@@ -338,10 +348,7 @@ async def test_search_screen_queries_by_id_with_a_filter(daemon: Daemon, unique:
     ]}, token)
     app = BastionApp()
     async with app.run_test(size=SIZE) as pilot:
-        await log_in(pilot, daemon)
-        await open_screen(pilot, "search", SearchScreen)
-        await until(pilot, lambda: name in app.store.state.collections, "the collections")
-        app.screen.query_one("#collection", Select).value = name
+        await search_in(pilot, daemon, name)
         app.screen.query_one("#by-id", Input).value = "probe"
         app.screen.query_one("#filter", Input).value = '{"team": "blue"}'
         await pilot.press("ctrl+r")
@@ -351,6 +358,31 @@ async def test_search_screen_queries_by_id_with_a_filter(daemon: Daemon, unique:
         await pilot.press("ctrl+r")
         problem = app.screen.query_one("#problem", Static)
         await until(pilot, lambda: "the filter is not JSON" in str(problem.render()), "the filter refused")
+
+
+async def test_search_screen_finds_text_by_keyword_and_marks_the_matched_words(daemon: Daemon, unique: str) -> None:
+    from tui.highlight import MARK
+
+    name, token = f"words-{unique}", daemon.admin_token()
+    daemon.call("POST", "/api/v1/collections", {"name": name, "dimension": 2}, token)
+    daemon.call("POST", f"/api/v1/collections/{name}/upsert", {"vectors": [
+        {"id": "paris", "values": [1, 0], "text": "Le Café de Flore", "metadata": {"city": "paris"}},
+        {"id": "lyon", "values": [0, 1], "text": "a bakery in Lyon", "metadata": {"city": "lyon"}},
+    ]}, token)
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await search_in(pilot, daemon, name)
+        app.screen.query_one("#text", Input).value = "CAFE"
+        await pilot.press("ctrl+r")
+        table = app.screen.query_one("#results", DataTable)
+        await until(pilot, lambda: rows(table), "the results")
+        assert [r[0] for r in rows(table)] == ["paris"]
+        shown = table.get_row_at(0)[2]
+        assert [shown.plain[s.start:s.end] for s in shown.spans if s.style == MARK] == ["Café"]
+        app.screen.query_one("#by-id", Input).value = "paris"  # text and an id: hybrid
+        app.screen.query_one("#text", Input).value = "lyon"
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: [r[0] for r in rows(table)] == ["lyon", "paris"], "the fused ranking")
 
 
 async def test_audit_screen_lists_what_happened(daemon: Daemon) -> None:

@@ -1,4 +1,5 @@
-"""Search: query a collection by a vector's id or by a vector read from a file, with a JSON filter."""
+"""Search: query a collection by text (keyword, semantic or hybrid), or, as the advanced choice, by a
+vector's id or a vector read from a file; with a JSON filter. Matched words are marked in each text."""
 
 from __future__ import annotations
 
@@ -11,14 +12,20 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
+from tui.highlight import highlight
 from tui.inputs import InputError, read_filter, read_vector
 from tui.screens.base import StoreScreen
 from tui.store import SearchAnswered
 
 
+# Shown as the user knows them; "semantic" is the API's "vector" mode. Auto: the daemon's default (keyword for
+# text alone, hybrid where the collection embeds text or an id or file is given too).
+MODES = [("auto", "auto"), ("keyword", "keyword"), ("semantic", "vector"), ("hybrid", "hybrid")]
+
+
 class SearchScreen(StoreScreen):
     TITLE = "search"
-    SUMMARY = "Query a collection by id or by a vector file"
+    SUMMARY = "Search a collection by text, or by id or a vector file"
     WATCHES = {"collections", "search"}
     LOADS = ("collections",)
     BINDINGS = [
@@ -33,6 +40,10 @@ class SearchScreen(StoreScreen):
         with Grid(id="query", classes="form"):
             yield Label("Collection")
             yield Select([], id="collection", prompt="choose a collection", compact=True)
+            yield Label("Search")
+            yield Input(id="text", placeholder="words to look for", compact=True)
+            yield Label("Mode")
+            yield Select(MODES, id="mode", value="auto", allow_blank=False, compact=True)
             yield Label("By id")
             yield Input(id="by-id", placeholder="a vector id in the collection", compact=True)
             yield Label("or file")
@@ -45,7 +56,7 @@ class SearchScreen(StoreScreen):
             yield Button("Run (ctrl+r)", id="run", variant="primary", compact=True)
             yield Static("", id="problem", classes="error", markup=False)
         results: DataTable = DataTable(id="results", cursor_type="row", zebra_stripes=True)
-        results.add_columns("id", "score", "metadata")
+        results.add_columns("id", "score", "text", "metadata")
         yield results
 
     def draw(self) -> None:
@@ -58,8 +69,9 @@ class SearchScreen(StoreScreen):
             select.value = current
         table = self.query_one("#results", DataTable)
         table.clear()
+        words = self.query_one("#text", Input).value
         for match in (state.search.matches if state.search else []):
-            table.add_row(Text(match.id), f"{match.score:.4f}",
+            table.add_row(Text(match.id), f"{match.score:.4f}", highlight(match.text or "", words),
                           Text(json.dumps(match.metadata, separators=(",", ":")) if match.metadata else ""))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -82,13 +94,19 @@ class SearchScreen(StoreScreen):
         name = self.query_one("#collection", Select).value
         if not isinstance(name, str):
             raise InputError("choose a collection first")
+        text = self.query_one("#text", Input).value.strip()
+        mode = self.query_one("#mode", Select).value
         by_id = self.query_one("#by-id", Input).value.strip()
         by_file = self.query_one("#by-file", Input).value.strip()
-        if bool(by_id) == bool(by_file):
-            raise InputError("give either a vector id or a file holding a vector")
+        if by_id and by_file:
+            raise InputError("give a vector id or a file holding a vector, not both")
+        if not (text or by_id or by_file):
+            raise InputError("type words to search for (or give a vector id or file)")
         try:
             top_k = int(self.query_one("#top-k", Input).value)
         except ValueError:
             raise InputError("top k is a whole number from 1 to 1000") from None
-        return {"name": name, "id": by_id or None, "vector": read_vector(by_file) if by_file else None,
-                "filter": read_filter(self.query_one("#filter", Input).value), "top_k": top_k}
+        return {"name": name, "text": text or None, "mode": None if mode == "auto" else mode,
+                "id": by_id or None, "vector": read_vector(by_file) if by_file else None,
+                "filter": read_filter(self.query_one("#filter", Input).value), "top_k": top_k,
+                "include_text": True}
