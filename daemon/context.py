@@ -21,6 +21,7 @@ class Runtime:
 
     shutting_down: bool = False
     openapi: dict | None = None
+    readiness: Any = None  # api.ops: the last readiness check, shared for a moment by /readyz and /metrics
 
 
 SETTINGS = web.AppKey("settings", Settings)

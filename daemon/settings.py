@@ -206,6 +206,10 @@ class Settings:
         "BASTION_SECRET_KEY", _secret_key,
         "with PostgreSQL and no Vault: encrypts the signing keys kept in the database", secret=True,
     )
+    metrics_token: str | None = setting(
+        "BASTION_METRICS_TOKEN", _secret_key,
+        "GET /metrics then needs 'Authorization: Bearer <this>' (unset: /metrics is public)", secret=True,
+    )
     signing_key_reload_s: int = setting(
         "BASTION_SIGNING_KEY_RELOAD_S", _int_range(1, 3600),
         "how often a daemon reads the signing keys again, to sign with a key rotated elsewhere", 60,

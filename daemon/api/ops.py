@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -12,12 +14,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from daemon.api.openapi import build
 from daemon.api.routing import Routes
-from daemon.context import DB, ENDPOINTS, METRICS, READINESS, RUNTIME
+from daemon.context import DB, ENDPOINTS, METRICS, READINESS, RUNTIME, SETTINGS
+from daemon.pipeline.authentication import bearer_token
 from shared.errors import ApiError, Code
 from shared.models import Health
 
 routes = Routes()
 READY_TIMEOUT_S = 2.0
+READY_REUSE_S = 1.0  # a probe every 2 s still sees a fresh answer
 
 
 @routes.get("/healthz", summary="The process is running", tag="operations", response=Health, access="public", rate="")
@@ -42,7 +46,26 @@ async def readyz(request: web.Request) -> Health:
     return Health(status="ok", checks={name: "ok" for name in names})
 
 
+class _Check:
+    """One run of every readiness check: its answer (the names down) and when it began."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.began = time.monotonic()
+        self.answer = asyncio.ensure_future(_run_checks(app))
+
+
 async def _check_backends(app: web.Application) -> list[str]:
+    """The backing services that are down. A check that began less than READY_REUSE_S ago, or is still
+    running, answers every caller: each check is a round trip to each backend, and /readyz probes and
+    /metrics scrapes (public by default) must not multiply them."""
+    runtime = app[RUNTIME]
+    check: _Check | None = runtime.readiness
+    if check is None or time.monotonic() - check.began >= READY_REUSE_S:
+        check = runtime.readiness = _Check(app)
+    return await asyncio.shield(check.answer)  # a caller that gives up does not cancel it for the others
+
+
+async def _run_checks(app: web.Application) -> list[str]:
     """Run every readiness check at once, record each in bastion_backend_up, return those down."""
     checks = app[READINESS]
     names = list(checks)
@@ -55,9 +78,20 @@ async def _check_backends(app: web.Application) -> list[str]:
     return down
 
 
-@routes.get("/metrics", summary="Prometheus metrics", tag="operations", response=str, access="public", rate="",
-    media_type="text/plain")
+def _require_metrics_token(request: web.Request) -> None:
+    expected = request.app[SETTINGS].metrics_token
+    if expected is None:
+        return
+    token = bearer_token(request) or ""
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ApiError(Code.UNAUTHORIZED, "/metrics needs the metrics token (BASTION_METRICS_TOKEN)",
+                       headers={"WWW-Authenticate": "Bearer"})
+
+
+@routes.get("/metrics", summary="Prometheus metrics", tag="operations", response=str, access="public", rate="api",
+    media_type="text/plain", errors=(401,))
 async def metrics(request: web.Request) -> web.Response:
+    _require_metrics_token(request)
     app_metrics = request.app[METRICS]
     for state, count in request.app[DB].pool_stats().items():  # size, in_use (and replica_* with a replica)
         app_metrics.db_pool.labels(state).set(count)
