@@ -255,3 +255,28 @@ def test_an_upsert_lands_whole_or_not_at_all_when_the_process_is_killed(data_dir
     counts = asyncio.run(survivors())
     assert {0, 1, 2} <= set(counts)
     assert all(n == 1000 for n in counts.values()), counts
+
+
+async def test_live_queries_checked_exactly_widen_a_search_that_misses(data_dir, monkeypatch):
+    """A width that measured well at build time but misses on the queries that come: the background checks
+    see it and widen the search (here the width is narrowed by hand to one candidate per result)."""
+    monkeypatch.setattr(graph, "LIVE_INTERVAL_S", 0.0)
+    monkeypatch.setattr(graph, "OVERFETCH", {**graph.OVERFETCH, "f16": 1})
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    space = Space("live", DIM, "cosine")
+    values = np.random.default_rng(12).normal(size=(N, DIM)).astype(np.float32)
+    await fill(store, space, values)
+    await store.settle()
+    assert (await store.indexes(space))[""].state == "ready"
+    shelf = (await store._state(space)).shelf("")
+    shelf.ef = 1  # expansion_search becomes top_k: too narrow for unstructured 24-d data
+    queries = np.random.default_rng(13).normal(size=(graph.LIVE_MIN + 10, DIM)).astype(np.float32)
+    for q in queries:
+        await store.query(space, "", q, 10)
+        await store.settle()  # the check of that query
+    status = (await store.indexes(space))[""]
+    assert status.ef in graph.EF_LADDER or status.state == "exact"  # widened from 1 (or given up)
+    found = [recall(await store.query(space, "", q, 10), brute_force(values, "cosine", q, 10)) for q in queries]
+    assert np.mean(found) >= 0.95
+    await store.close()
+    await db.close()
