@@ -74,8 +74,11 @@ def test_the_indexed_filter_passes_the_rows_the_reference_predicate_passes(rows,
         shelf.put_many([record_id], vector[None, :], [metadata], [raw], np.array([label]))
         label += 1
 
-    for i, metadata in enumerate(rows):
-        put(f"r{i}", metadata)
+    # The first rows in one batch (one write per field), the changes one at a time.
+    raws = [orjson.dumps(m) if m else None for m in rows]
+    shelf.put_many([f"r{i}" for i in range(len(rows))], np.ones((len(rows), 2), dtype=np.float32), rows, raws,
+                   np.arange(1, len(rows) + 1))
+    label = len(rows) + 1
     for i, change in changes:  # replace (new metadata for an id) or remove, in random order
         if change is None:
             shelf.remove(f"r{i}")

@@ -66,24 +66,42 @@ class Columns:
                 field.grow(capacity)
             self.capacity = capacity
 
-    def set(self, row: int, metadata: Mapping[str, Any] | None) -> None:
-        """Write a row that is empty (new, or cleared first)."""
-        for name, value in (metadata or {}).items():
-            field = self.fields.get(name)
-            if field is None:
-                field = self.fields[name] = _Field(self.capacity)
-            field.present[row] = True
-            if isinstance(value, list):
-                for item in value:
-                    code = self._code(item)
-                    column = field.members.get(code)
-                    if column is None:
-                        column = field.members[code] = np.zeros(self.capacity, dtype=bool)
-                    column[row] = True
-            else:
-                field.code[row] = self._code(value)
+    def _field(self, name: str) -> _Field:
+        field = self.fields.get(name)
+        if field is None:
+            field = self.fields[name] = _Field(self.capacity)
+        return field
+
+    def set_many(self, rows: list[int], metadata: list[Mapping[str, Any] | None]) -> None:
+        """Write rows that are empty (new, or cleared first): the values are gathered per field and written
+        with one numpy assignment each, not one per value."""
+        scalars: dict[str, tuple[list[int], list[int], list[int], list[float]]] = {}
+        for row, fields in zip(rows, metadata):
+            for name, value in (fields or {}).items():
+                if isinstance(value, list):
+                    field = self._field(name)
+                    field.present[row] = True
+                    for item in value:
+                        code = self._code(item)
+                        column = field.members.get(code)
+                        if column is None:
+                            column = field.members[code] = np.zeros(self.capacity, dtype=bool)
+                        column[row] = True
+                    continue
+                found = scalars.get(name)
+                if found is None:
+                    found = scalars[name] = ([], [], [], [])
+                found[0].append(row)
+                found[1].append(self._code(value))
                 if not isinstance(value, (bool, str)):
-                    field.number[row] = value
+                    found[2].append(row)
+                    found[3].append(value)
+        for name, (where, codes, number_rows, numbers) in scalars.items():
+            field = self._field(name)
+            field.present[where] = True
+            field.code[where] = codes
+            if number_rows:
+                field.number[number_rows] = numbers
 
     def clear(self, row: int, metadata: Mapping[str, Any] | None) -> None:
         """Empty a row that holds `metadata`."""

@@ -167,9 +167,7 @@ class _Shelf:
         self._norms[slots] = self._norms_of(values)
         self._label_room(int(labels.max()))
         self.slot_by_label[labels] = slots
-        for slot, meta in zip(slots.tolist(), metadata):
-            if meta:
-                self.columns.set(slot, meta)
+        self.columns.set_many(slots.tolist(), metadata)
 
     def _norms_of(self, values: np.ndarray) -> np.ndarray:
         if self.metric == "cosine":
@@ -191,7 +189,7 @@ class _Shelf:
             moved = self.ids[last]
             last_meta = self.metadata(last)
             self.columns.clear(last, last_meta)
-            self.columns.set(slot, last_meta)
+            self.columns.set_many([slot], [last_meta])
             self._matrix[slot] = self._matrix[last]
             self._labels[slot] = self._labels[last]
             self._norms[slot] = self._norms[last]
