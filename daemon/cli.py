@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import json
 import logging
 import os
 import signal
@@ -41,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     admin.add_argument("--email", required=True)
     admin.add_argument("--display-name", default="")
+    commands.add_parser(
+        "info", help="print one JSON line: the URL served (local form), the data dir, how many users exist "
+                     "(bastion up reads it, so the client never opens the daemon's stores itself)"
+    )
     commands.add_parser(
         "rotate-signing-key", help="add a new token signing key; the old one verifies until its tokens expire"
     )
@@ -144,6 +149,16 @@ async def _migrate(settings: Settings) -> list:
         return await migrate(stores.db)
 
 
+async def _info(settings: Settings) -> dict:
+    from daemon.bootstrap import command_stores
+    from daemon.stores.sql.accounts import Accounts
+
+    async with command_stores(settings) as stores:
+        users = await Accounts(stores.db).count_users()
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # where a local client goes
+    return {"url": f"http://{host}:{settings.port}", "data_dir": str(settings.data_dir), "users": users}
+
+
 async def _rotate(settings: Settings):
     from daemon.bootstrap import command_stores
     from daemon.services.tokens import LEEWAY_S, rotate_keys
@@ -245,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             applied = asyncio.run(_migrate(settings))
             print(f"applied {len(applied)} migration(s)" if applied else "the schema is up to date")
+            return 0
+        if args.command == "info":
+            print(json.dumps(asyncio.run(_info(settings))))
             return 0
         if args.command == "rotate-signing-key":
             key = asyncio.run(_rotate(settings))

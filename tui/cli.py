@@ -21,9 +21,10 @@ from tui.explain import describe_error
 from tui.inputs import InputError, read_json, read_vector
 
 if TYPE_CHECKING:  # shared.client brings aiohttp and pydantic: only the commands import it, not the console
-    from shared.client import Client
+    from shared.client import Client, Tokens
 
 EXIT_OK, EXIT_SERVER, EXIT_USAGE = 0, 1, 2
+CLI_AGENT = "bastion-cli"  # the User-Agent of this command line's requests, and so of its sessions
 EPILOG = """\
 exit codes:
   0  done
@@ -215,12 +216,12 @@ def _client(args: argparse.Namespace) -> Client:
     server = _server(args, state)
     api_key = os.environ.get("BASTION_API_KEY")
     if api_key:
-        return Client(server, api_key=api_key, user_agent="bastion-cli")
+        return Client(server, api_key=api_key, user_agent=CLI_AGENT)
     account = state.account_for(server)
     tokens = credentials.load(server, account.email) if account else None
     if account is None or tokens is None:
         raise UsageError(f"not logged in to {server}: run bastion login --server {server} --email EMAIL")
-    client = Client(server, tokens=tokens, user_agent="bastion-cli")
+    client = Client(server, tokens=tokens, user_agent=CLI_AGENT)
     client.on_tokens = lambda pair: credentials.save(server, account.email, pair)
     return client
 
@@ -288,7 +289,8 @@ async def _login(args: argparse.Namespace) -> int:
     password = _password(args, f"Password for {args.email} on {server}: ")
     from shared.client import Client
 
-    async with Client(server, user_agent="bastion-cli") as client:
+    previous = credentials.load(server, args.email)
+    async with Client(server, user_agent=CLI_AGENT) as client:
         client.on_tokens = lambda pair: credentials.save(client.server, args.email, pair)
         try:
             answer = await client.login(args.email, password)
@@ -296,10 +298,26 @@ async def _login(args: argparse.Namespace) -> int:
             if exc.code not in (Code.MFA_REQUIRED, Code.MFA_ENROLMENT_REQUIRED):
                 raise
             answer = await _second_factor(args, client, exc)
+    if previous is not None:
+        await _end_cli_session(server, previous)
     state.remember(server, args.email)
     config.save_state(state)
     _emit(args, answer.user, text=f"logged in to {server} as {answer.user.email} ({answer.user.role})")
     return EXIT_OK
+
+
+async def _end_cli_session(server: str, tokens: Tokens) -> None:
+    """Revoke the session these tokens (the ones a new login replaced in the keyring) belong to, when it is a
+    session of this command line: each login ends the one before it instead of leaving it alive on the server.
+    A console's session (which shares the keyring entry) is left alone; one already over is nothing to do."""
+    from shared.client import Client, Unreachable
+
+    async with Client(server, tokens=tokens, user_agent=CLI_AGENT) as old:  # no on_tokens: the keyring is the new's
+        try:
+            if any(s.current and s.user_agent == CLI_AGENT for s in await old.sessions()):
+                await old.logout()
+        except (ApiError, Unreachable):
+            pass  # expired, revoked, or the server went away meanwhile: the new login stands either way
 
 
 async def _logout(args: argparse.Namespace) -> int:
@@ -313,7 +331,7 @@ async def _logout(args: argparse.Namespace) -> int:
 
     try:
         if tokens is not None:
-            async with Client(server, tokens=tokens, user_agent="bastion-cli") as client:
+            async with Client(server, tokens=tokens, user_agent=CLI_AGENT) as client:
                 await client.logout()
     finally:
         credentials.forget(server, account.email)  # even when the server could not be told
@@ -656,9 +674,23 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _start_daemon(settings: Any, url: str) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    log = settings.data_dir / "bastiond.log"
+def _bastiond(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a `bastiond` command: what only the daemon knows (its settings, its database) is asked of it, never
+    read by importing it (the client stays a client)."""
+    return subprocess.run([sys.executable, "-m", "daemon", *args], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+
+
+def _daemon_info() -> dict[str, Any]:
+    done = _bastiond("info")
+    if done.returncode != 0:
+        raise UsageError(done.stderr.strip().removeprefix("bastiond: ") or "bastiond info failed")
+    return json.loads(done.stdout)
+
+
+def _start_daemon(data_dir: Path, url: str) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "bastiond.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "daemon", "serve"], stdout=out, stderr=subprocess.STDOUT,
@@ -672,23 +704,12 @@ def _start_daemon(settings: Any, url: str) -> None:
         if time.monotonic() > deadline:
             raise UsageError(f"bastiond did not answer within 30 s (see {log})")
         time.sleep(0.1)
-    (settings.data_dir / "bastiond.pid").write_text(f"{process.pid}\n")
-    print(f"bastiond is running at {url} (pid {process.pid}, data in {settings.data_dir}, log {log}); "
-          f"stop it with: kill $(cat {settings.data_dir / 'bastiond.pid'})")
+    (data_dir / "bastiond.pid").write_text(f"{process.pid}\n")
+    print(f"bastiond is running at {url} (pid {process.pid}, data in {data_dir}, log {log}); "
+          f"stop it with: kill $(cat {data_dir / 'bastiond.pid'})")
 
 
-async def _user_count(settings: Any) -> int:
-    from daemon.stores.sql import open_database
-    from daemon.stores.sql.accounts import Accounts
-
-    db = await open_database(settings.database_url, settings.sqlite_path, 1)
-    try:
-        return await Accounts(db).count_users()
-    finally:
-        await db.close()
-
-
-def _first_admin(settings: Any, url: str) -> tuple[str, str]:
+def _first_admin() -> tuple[str, str]:
     """Ask for the first administrator and create it with `bastiond create-admin` (password via env)."""
     if not sys.stdin.isatty():
         raise UsageError("no user exists yet and there is no terminal to ask: run "
@@ -703,8 +724,7 @@ def _first_admin(settings: Any, url: str) -> tuple[str, str]:
             print("The two passwords differ.")
         else:
             break
-    done = subprocess.run([sys.executable, "-m", "daemon", "create-admin", "--email", email],
-                          env={**os.environ, "BASTION_ADMIN_PASSWORD": password}, capture_output=True, text=True)
+    done = _bastiond("create-admin", "--email", email, env={**os.environ, "BASTION_ADMIN_PASSWORD": password})
     if done.returncode != 0:
         raise UsageError(done.stderr.strip().removeprefix("bastiond: ") or "create-admin failed")
     print(done.stdout.strip())
@@ -714,7 +734,7 @@ def _first_admin(settings: Any, url: str) -> tuple[str, str]:
 async def _log_in_after_setup(url: str, email: str, password: str) -> None:
     from shared.client import Client
 
-    async with Client(url, user_agent="bastion-cli") as client:
+    async with Client(url, user_agent=CLI_AGENT) as client:
         client.on_tokens = lambda pair: credentials.save(client.server, email, pair)
         await client.login(email, password)
     state = config.load_state()
@@ -723,22 +743,15 @@ async def _log_in_after_setup(url: str, email: str, password: str) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from daemon.settings import Settings, SettingsError
-
     credentials.check()  # first: with nowhere to keep the login, starting a daemon and asking questions is moot
-
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise UsageError(str(exc)) from None
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    url = f"http://{host}:{settings.port}"
+    info = _daemon_info()  # also applies the migrations: a fresh data dir is ready before the daemon starts
+    url = info["url"]
     if _answers(url):
         print(f"reusing the bastiond already running at {url}")
     else:
-        _start_daemon(settings, url)
-    if asyncio.run(_user_count(settings)) == 0:
-        email, password = _first_admin(settings, url)
+        _start_daemon(Path(info["data_dir"]), url)
+    if info["users"] == 0:
+        email, password = _first_admin()
         asyncio.run(_log_in_after_setup(url, email, password))
     if args.no_tui:
         return EXIT_OK

@@ -56,6 +56,28 @@ def test_login_keeps_the_tokens_in_the_keyring_and_no_secret_in_a_file(logged_in
     assert config.load_state().last == config.Account(logged_in.url, ADMIN_EMAIL)
 
 
+def test_a_new_login_ends_the_previous_cli_session_and_leaves_a_console_session_alone(logged_in: Daemon) -> None:
+    from shared.client import Tokens
+
+    def log_in_again() -> None:
+        done = bastion("login", "--server", logged_in.url, "--email", ADMIN_EMAIL, "--password-stdin",
+                       stdin=ADMIN_PASSWORD + "\n")
+        assert done.returncode == 0, done.stderr
+
+    before = credentials.load(logged_in.url, ADMIN_EMAIL)
+    assert before is not None
+    log_in_again()
+    with pytest.raises(Refused) as refused:
+        logged_in.call("GET", "/api/v1/users/me", token=before.access_token)
+    assert refused.value.status == 401
+    # A console's session in the keyring entry (another client, here urllib's): the next login leaves it be.
+    console = logged_in.call("POST", "/api/v1/auth/login", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    credentials.save(logged_in.url, ADMIN_EMAIL, Tokens.issued(console))
+    log_in_again()
+    assert logged_in.call("GET", "/api/v1/users/me", token=console["access_token"])["email"] == ADMIN_EMAIL
+    assert bastion("users", "list", "--q", "admin@").returncode == 0  # the newest login is the one in use
+
+
 def test_users_are_created_listed_and_disabled_with_json_output(logged_in: Daemon, unique: str) -> None:
     email = f"cli-{unique}@example.com"
     created = bastion("users", "create", "--email", email, "--password-stdin", "--json", stdin=ADMIN_PASSWORD)

@@ -21,6 +21,7 @@ class StoreScreen(Screen):
     LOADS: ClassVar[tuple[str, ...]] = ()  # what it asks the app to fetch when it opens
 
     app: BastionApp
+    _stale = False  # changed while another screen was in front
 
     def compose(self) -> ComposeResult:
         yield StatusLine(self.app.store, self.TITLE)
@@ -40,8 +41,19 @@ class StoreScreen(Screen):
         self.app.store.unwatch(self)
 
     def _changed(self, parts: set[str]) -> None:
-        # A popped screen hears changes until its unmount; it has nothing to draw them on by then.
-        if parts & self.WATCHES and self in self.app.screen_stack:
+        if not parts & self.WATCHES:
+            return
+        # Only the screen in front draws: one under another (the dashboard under the users) catches up when it
+        # is back in front, instead of redrawing at every event for nobody. (A popped screen hears changes
+        # until its unmount, with nothing to draw them on.)
+        if self.app.screen is self:
+            self.draw()
+        else:
+            self._stale = True
+
+    def on_screen_resume(self) -> None:
+        if self._stale:
+            self._stale = False
             self.draw()
 
     def draw(self) -> None:

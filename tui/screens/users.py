@@ -41,6 +41,8 @@ class UsersScreen(StoreScreen):
         Binding("r", "reload", "Reload", id="resource.reload"),
     ]
 
+    _x_for: bool | None = None  # whether `x` was last shown for a disabled user (None: no user)
+
     def body(self) -> ComposeResult:
         yield FilterTable("email", "name", "role", "state", "last login", id="users", server_filter=True)
 
@@ -53,7 +55,7 @@ class UsersScreen(StoreScreen):
             (u.id, _cells(u)) for u in state.users.values()
             if not query or query in u.email.lower() or query in u.display_name.lower()
         ])
-        self.refresh_bindings()
+        self._follow_x()
 
     def on_filter_table_filtered(self, event: FilterTable.Filtered) -> None:
         self.app.load_users(event.text)
@@ -62,7 +64,16 @@ class UsersScreen(StoreScreen):
         self.app.load_users(self.app.store.state.users_query, more=True)
 
     def on_data_table_row_highlighted(self) -> None:
-        self.refresh_bindings()  # `x` says Enable or Disable for the user now highlighted
+        self._follow_x()
+
+    def _follow_x(self) -> None:
+        """`x` says Enable or Disable for the user now highlighted. The footer is rebuilt only when that changes:
+        rebuilding it costs more than the rest of a live event."""
+        user = self._chosen()
+        disabled = None if user is None else user.disabled
+        if disabled != self._x_for:
+            self._x_for = disabled
+            self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("disable", "enable"):

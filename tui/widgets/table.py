@@ -109,7 +109,10 @@ class FilterTable(Vertical):
             elif before != texts:
                 for column, old, new in zip(self._column_keys, before, texts):
                     if old != new:
-                        table.update_cell(key, column, Text(new), update_width=True)
+                        cell = Text(new)
+                        # Widening a column re-lays the whole table out: only when the text does not fit.
+                        wider = cell.cell_len > table.columns[column].content_width
+                        table.update_cell(key, column, cell, update_width=wider)
             shown[key] = texts
         if gone and chosen in shown:
             table.move_cursor(row=table.get_row_index(chosen))  # the rows above it went: stay on it
