@@ -35,8 +35,13 @@ def expected(text: str) -> np.ndarray:
     return mean / np.linalg.norm(mean)
 
 
-def write(directory: Path, model_file: str = "model.onnx", manifest: bool = True) -> Path:
-    """The model's files in `directory` (made if needed), as BASTION_EMBED_MODEL_DIR expects them."""
+def write(directory: Path, model_file: str = "model.onnx", manifest: bool = True,
+          vocab: list[str] | None = None, vectors: np.ndarray | None = None) -> Path:
+    """The model's files in `directory` (made if needed), as BASTION_EMBED_MODEL_DIR expects them. `vocab`
+    and `vectors` (one row per word, [PAD] and [UNK] first) make another model of the same kind
+    (bench/text.py makes one for its labelled set)."""
+    vocab = VOCAB if vocab is None else vocab
+    vectors = table() if vectors is None else vectors.astype(np.float32)
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
@@ -49,23 +54,23 @@ def write(directory: Path, model_file: str = "model.onnx", manifest: bool = True
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
             helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"]),
         ],
-        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", DIMENSION])],
-        initializer=[numpy_helper.from_array(table(), "table")],
+        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", vectors.shape[1]])],
+        initializer=[numpy_helper.from_array(vectors, "table")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8  # what ONNX Runtime of these years reads
     onnx.checker.check_model(model)
     onnx.save(model, str(directory / model_file))
 
-    tokenizer = Tokenizer(models.WordLevel({word: i for i, word in enumerate(VOCAB)}, unk_token="[UNK]"))
+    tokenizer = Tokenizer(models.WordLevel({word: i for i, word in enumerate(vocab)}, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.Lowercase()
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer.save(str(directory / "tokenizer.json"))
-    (directory / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 128, "pad_token": "[PAD]"}))
+    (directory / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 512, "pad_token": "[PAD]"}))
     (directory / "special_tokens_map.json").write_text(json.dumps({"pad_token": "[PAD]", "unk_token": "[UNK]"}))
     (directory / "config.json").write_text(json.dumps({"pad_token_id": 0}))
     if manifest:
         (directory / "bastion-embedder.json").write_text(
-            json.dumps({"dimension": DIMENSION, "pooling": "mean", "normalize": True, "model_file": model_file})
+            json.dumps({"dimension": vectors.shape[1], "pooling": "mean", "normalize": True, "model_file": model_file})
         )
     return directory

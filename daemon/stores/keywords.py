@@ -176,33 +176,55 @@ class KeywordIndex:
 
     async def write(self, space_id: str, namespace: str, texts: Mapping[str, str | None]) -> None:
         """Each id now holds this text, or none (None: the record is gone or has no text)."""
+        pending = await self.enqueue(space_id, namespace, texts)
+        if pending is not None:
+            await pending()
+
+    async def enqueue(
+        self, space_id: str, namespace: str, texts: Mapping[str, str | None]
+    ) -> Callable[[], Awaitable[None]] | None:
+        """`write` in two steps: this takes the namespace's turn now (writes apply in the order their turns
+        were taken) and returns the write itself, for the caller to await once it has let go of its own lock;
+        None when there is nothing to write. So the vector store orders writes under its lock while one
+        request's indexing (most of a text upsert's time) overlaps the next one's SQL."""
         shelf = self._shelf(space_id, namespace, create=any(t is not None for t in texts.values()))
         if shelf is None:
+            return None
+        await shelf.lock.acquire()
+
+        async def pending() -> None:
+            try:
+                await self._apply(shelf, texts)
+            finally:
+                shelf.lock.release()
+
+        return pending
+
+    async def _apply(self, shelf: _Shelf, texts: Mapping[str, str | None]) -> None:
+        """With the shelf's lock held."""
+        removed, added = [], []
+        for record_id, text in texts.items():
+            new = version(record_id, text) if text is not None else None
+            old = shelf.version_of.get(record_id)
+            if old == new:
+                continue
+            if old is not None:
+                removed.append(old)
+            if new is not None:
+                added.append((new, text))
+        if not removed and not added:
             return
-        async with shelf.lock:
-            removed, added = [], []
-            for record_id, text in texts.items():
-                new = version(record_id, text) if text is not None else None
-                old = shelf.version_of.get(record_id)
-                if old == new:
-                    continue
-                if old is not None:
-                    removed.append(old)
-                if new is not None:
-                    added.append((new, text))
-            if not removed and not added:
-                return
-            writer = await self._writer(shelf)
-            await asyncio.to_thread(shelf.write, writer, removed, added)
-            # The commit is done: the maps follow, with no await in between.
-            for record_id, text in texts.items():
-                old = shelf.version_of.pop(record_id, None)
-                if old is not None:
-                    shelf.id_of.pop(old, None)
-                if text is not None:
-                    new = version(record_id, text)
-                    shelf.version_of[record_id] = new
-                    shelf.id_of[new] = record_id
+        writer = await self._writer(shelf)
+        await asyncio.to_thread(shelf.write, writer, removed, added)
+        # The commit is done: the maps follow, with no await in between.
+        for record_id, text in texts.items():
+            old = shelf.version_of.pop(record_id, None)
+            if old is not None:
+                shelf.id_of.pop(old, None)
+            if text is not None:
+                new = version(record_id, text)
+                shelf.version_of[record_id] = new
+                shelf.id_of[new] = record_id
 
     async def clear(self, space_id: str, namespace: str) -> None:
         """The namespace is empty now."""

@@ -132,3 +132,17 @@ async def test_a_kill_9_after_a_write_loses_nothing_written(tmp_path):
     assert ids(index.search(SPACE, "", "vineyard", 10)[0]) == ["b"]
     assert ids(index.search(SPACE, "", "meadow", 10)[0]) == ["c"]
     await index.close()
+
+
+async def test_writes_apply_in_the_order_their_turns_were_taken(index):
+    import asyncio
+
+    first = await index.enqueue(SPACE, "", {"a": "first version"})
+    second_turn = asyncio.create_task(index.enqueue(SPACE, "", {"a": "second version"}))
+    await asyncio.sleep(0.01)
+    assert not second_turn.done()  # waits for the first write to be applied
+    await first()
+    second = await second_turn
+    await second()
+    assert index.search(SPACE, "", "first", 10) == ([], 0)
+    assert ids(index.search(SPACE, "", "second", 10)[0]) == ["a"]

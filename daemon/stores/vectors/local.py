@@ -643,9 +643,11 @@ class LocalVectorStore:
                            [r.metadata for r in records], raws, np.arange(first, first + len(records)))
             shelf.dirty = True
             self._keep_indexed(state, namespace, shelf)
-            # Before answering, still under the write lock; a replaced record's old text goes out even
-            # when the new one has none.
-            await self._keywords.write(space.id, namespace, {r.id: r.text for r in records})
+            # In this write's turn, taken under the lock; a replaced record's old text goes out even when
+            # the new one has none.
+            indexing = await self._keywords.enqueue(space.id, namespace, {r.id: r.text for r in records})
+        if indexing is not None:  # before answering, while the next write may already be in SQL
+            await indexing()
         return len(records)
 
     async def query(
