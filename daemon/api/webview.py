@@ -498,7 +498,8 @@ async def delete_collection(request: web.Request, visit: Visit) -> web.StreamRes
     return _see_other("/ui/collections")
 
 
-_DEFAULT_SEARCH = {"vector": "", "id": "", "top_k": "10", "namespace": "", "filter": "", "include_metadata": "on"}
+_DEFAULT_SEARCH = {"text": "", "mode": "", "vector": "", "id": "", "top_k": "10", "namespace": "", "filter": "",
+                   "include_metadata": "on"}
 
 
 @page("GET", "/collections/{name}")
@@ -514,7 +515,13 @@ def query_from_form(form: Mapping[str, str]) -> QueryRequest:
     data: dict[str, Any] = {"top_k": form.get("top_k", "").strip() or "10", "namespace": form.get("namespace", ""),
                             "include_metadata": "include_metadata" in form}
     errors = []
-    vector, vector_id, raw_filter = (form.get(name, "").strip() for name in ("vector", "id", "filter"))
+    vector, vector_id, raw_filter, text, mode = (
+        form.get(name, "").strip() for name in ("vector", "id", "filter", "text", "mode")
+    )
+    if text:
+        data |= {"text": text, "include_text": True}
+    if mode:
+        data["mode"] = mode
     if vector:
         try:
             data["vector"] = [float(part) for part in re.split(r"[\s,]+", vector) if part]

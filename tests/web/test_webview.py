@@ -278,8 +278,8 @@ async def movies(web) -> str:
     response = await web.post("/api/v1/collections", json={"name": "movies", "dimension": 3, "metric": "cosine"},
                               headers=admin.headers)
     assert response.status == 201, await response.text()
-    vectors = [{"id": "up", "values": [0, 1, 0], "metadata": {"genre": "drama"}},
-               {"id": "right", "values": [1, 0, 0], "metadata": {"genre": "comedy"}},
+    vectors = [{"id": "up", "values": [0, 1, 0], "metadata": {"genre": "drama"}, "text": "Up in the air"},
+               {"id": "right", "values": [1, 0, 0], "metadata": {"genre": "comedy"}, "text": "The right stuff"},
                {"id": "mostly-right", "values": [0.9, 0.1, 0], "metadata": {"genre": "drama"}}]
     response = await web.post("/api/v1/collections/movies/upsert", json={"vectors": vectors}, headers=admin.headers)
     assert response.status == 200, await response.text()
@@ -303,6 +303,19 @@ async def test_the_search_form_queries_the_vector_service(web, movies):
     response = await tab.post("/ui/collections/movies/query",
                               {"vector": "1 0 0", "top_k": "5", "filter": '{"genre": "drama"}'})
     assert _match_ids(tab.html) == ["mostly-right", "up"]
+
+
+async def test_the_search_form_finds_text_by_keyword_and_hybrid(web, movies):
+    tab = Tab(web)
+    await tab.log_in(ADMIN)
+    await tab.get("/ui/collections/movies")
+    response = await tab.post("/ui/collections/movies/query", {"text": "RIGHT stuff", "top_k": "5"})
+    assert response.status == 200 and _match_ids(tab.html) == ["right"]
+    assert "<td>The right stuff</td>" in tab.html
+    response = await tab.post("/ui/collections/movies/query", {"text": "air", "vector": "1 0 0", "top_k": "5"})
+    assert _match_ids(tab.html)[:2] == ["up", "right"]  # "up" is the only keyword match: fused first
+    response = await tab.post("/ui/collections/movies/query", {"text": "air", "mode": "vector"})
+    assert response.status == 422 and "mode" in tab.html  # no embedding model here
 
 
 @pytest.mark.parametrize("fields, named", [
