@@ -134,7 +134,7 @@ class Auth:
         guess = await self._guesses.reserve(LOGIN, account=email, address=ip)
         row = await self._accounts.user_with_hash_by_email(email)
         # Unknown accounts spend the same verify as known ones, so timing does not tell them apart.
-        good = await self._passwords.verify(row["password_hash"] if row else None, password)
+        good = await guess.check(self._passwords.verify(row["password_hash"] if row else None, password))
         if not good or row is None or row["disabled"]:
             await self._audit.record("login.failed", target_id=row["id"] if row else None, ip=ip)
             raise ApiError(Code.INVALID_CREDENTIALS, "the email or the password is wrong")
@@ -253,7 +253,7 @@ class Auth:
             raise ApiError(Code.FORBIDDEN, "an API key cannot change its owner's password; log in to change it")
         guess = await self._guesses.reserve(PASSWORD_CHANGE, account=principal.user_id)
         stored = await self._accounts.password_hash(principal.user_id)
-        if not await self._passwords.verify(stored, body.current_password):
+        if not await guess.check(self._passwords.verify(stored, body.current_password)):
             raise ApiError(Code.INVALID_CREDENTIALS, "the current password is wrong")
         await guess.right()
         check_policy(body.new_password, "new_password")

@@ -5,7 +5,8 @@ passed the check before the first failure was counted, and guess 34 of 40 won (i
 first reserves one unit on every counter it falls under, as one atomic step of the cache (in-process,
 or Redis shared by every replica: `Cache.hit_all`, all or nothing); only a guess that got its
 reservation is checked at all. A right guess gives its reservation back (`Reservation.right`) and
-clears the counters its policy forgives; a wrong guess, or one whose check failed half-way, keeps it.
+clears the counters its policy forgives; a wrong guess keeps it, and so does one whose check stopped
+half-way, unless the check refused to run at all (`Reservation.check`).
 So at most `limit` guesses are ever checked within a counter's period, however many arrive at once.
 
 Used for the password at login, the current password of a password change, reset tokens, and every
@@ -15,9 +16,12 @@ other guessable secret to come (a TOTP code is one more policy here, not a secon
                        (GuessLimit(("account",), 5, 15 * 60, forgiven=True),))
 
     reservation = await guesses.reserve(TOTP, account=user_id)  # 429 with Retry-After when spent
-    if not verify(code):
+    if not totp.verify(code):
         raise ApiError(Code.INVALID_CREDENTIALS, "...")          # the reservation stays counted
     await reservation.right()
+
+A check that may refuse to run (argon2's bounded pool answers 503) is awaited through
+`reservation.check(...)`, which gives the reservation back in that case.
 
 Counters are keyed by a hash of what they count (an email, an address), so the cache holds no email.
 """
@@ -25,6 +29,7 @@ Counters are keyed by a hash of what they count (an email, an address), so the c
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from daemon.stores.cache import Cache, RateDecision
@@ -76,6 +81,16 @@ class Reservation:
         self._cache = cache
         self._checks = checks
         self._forgiven = forgiven
+
+    async def check(self, verdict: Awaitable[bool]) -> bool:
+        """Await the check of this guess. One that refuses with an ApiError never judged the guess (no
+        room to hash a password: 503), so the reservation goes back before the error goes on; anything
+        else, a cancellation included, leaves it counted."""
+        try:
+            return await verdict
+        except ApiError:
+            await self._cache.hit_all(self._checks, cost=-1)
+            raise
 
     async def right(self) -> None:
         for key in self._forgiven:

@@ -117,3 +117,22 @@ async def test_a_right_login_forgives_the_owners_own_typos(api):
     for n in range(LOGIN.limits[0].limit - 1):
         response = await api.post("/api/v1/auth/login", json={"email": "victim@example.com", "password": f"typo {n} again"})
         assert response.status == 401
+
+
+async def test_logins_turned_away_unchecked_do_not_count_as_guesses(aiohttp_client, settings):
+    """503 (no room to hash) judged nothing: the owner keeps the whole budget for guesses really checked."""
+    api = await aiohttp_client(create_app(replace(settings, login_concurrency=1, login_queue=0,
+                                                  auth_rate_limit_per_minute=0)))
+    await create_user(api, "victim@example.com")
+    burst = await asyncio.gather(*(
+        api.post("/api/v1/auth/login", json={"email": "victim@example.com", "password": f"wrong {n} guess"})
+        for n in range(LOGIN.limits[0].limit)
+    ))
+    statuses = [r.status for r in burst]
+    assert 503 in statuses and set(statuses) <= {401, 503}, statuses
+    checked = statuses.count(401)
+    later = []
+    for n in range(LOGIN.limits[0].limit - checked + 1):
+        response = await api.post("/api/v1/auth/login", json={"email": "victim@example.com", "password": f"later {n}"})
+        later.append(response.status)
+    assert later == [401] * (LOGIN.limits[0].limit - checked) + [429]
