@@ -29,6 +29,7 @@ from daemon.pipeline import pipeline
 from daemon.services.realtime import Feed
 from daemon.services.text import TextService
 from daemon.services.backups import Backups
+from daemon.services.vector_follower import VectorFollower
 from daemon.services.vectors import VectorService
 from daemon.services.wiring import build_account_services
 from daemon.settings import Settings
@@ -45,6 +46,7 @@ from daemon.stores.sql import open_database
 from daemon.stores.sql.migrate import migrate, pending
 from daemon.stores.vectors import open_vector_store
 from daemon.stores.vectors.catalog import Catalog
+from daemon.stores.vectors.replicated import ReplicatedVectorStore
 
 log = logging.getLogger("bastion")
 
@@ -182,16 +184,21 @@ async def _vectors(app: web.Application) -> AsyncIterator[None]:
         settings.vector_backend, app[DB], settings.data_dir / "vectors", settings.vector_exact_max,
         settings.pinecone_api_key, settings.pinecone_host,
     )
-    if store.name == "local" and (settings.redis_url or settings.redis_sentinels):
-        log.warning("the local vector store serves one node; with several replicas use BASTION_VECTOR_BACKEND=pinecone")
     service = VectorService(Catalog(app[DB]), store, app[EVENTS], app[TEXT])
+    follower = None
     try:
         await service.warm()
         app[METRICS].registry.register(collections_api.IndexMetrics(service))
+        if isinstance(store, ReplicatedVectorStore):  # PostgreSQL: other replicas write to the same table
+            follower = asyncio.create_task(
+                VectorFollower(store, app[EVENTS], registry=app[METRICS].registry).run(), name="vector-follower")
         app[VECTORS] = service
         app[READINESS]["vectors"] = store.ping
         yield
     finally:
+        if follower is not None:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)  # not mid-catch-up when the store closes
         await store.close()
 
 

@@ -107,6 +107,24 @@ def start(data_dir: Path, port: int | None = None, *, command_prefix: Sequence[s
 
 
 @contextmanager
+def replicas(data_dir: Path, shared: dict[str, str], only_b: dict[str, str] | None = None) -> Iterator[tuple[Daemon, Daemon]]:
+    """Two started daemons with data dirs of their own (`data_dir`/a and /b) and the `shared` settings (B
+    with `only_b` over them), the first admin created through A; both stopped on the way out."""
+    a = start(data_dir / "a", **shared)
+    try:
+        a.create_admin()
+        b = start(data_dir / "b", **{**shared, **(only_b or {})})
+    except BaseException:
+        a.stop()
+        raise
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+@contextmanager
 def with_admin(data_dir: Path, *, command_prefix: Sequence[str] = (), **settings: str) -> Iterator[Daemon]:
     """A started daemon whose first admin exists (ADMIN_EMAIL), stopped on the way out."""
     running = start(data_dir, command_prefix=command_prefix, **settings)

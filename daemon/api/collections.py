@@ -105,6 +105,12 @@ class IndexMetrics(Collector):
         recall = GaugeMetricFamily("bastion_vector_index_recall",
                                    "recall@10 last measured on queries not in the graph", labels=labels)
         ef = GaugeMetricFamily("bastion_vector_index_ef", "the graph's search width", labels=labels)
+        vectors = GaugeMetricFamily("bastion_vector_index_vectors", "vectors this replica holds in memory", labels=labels)
+        memory = GaugeMetricFamily("bastion_vector_index_bytes", "memory this replica's index of the namespace holds",
+                                   labels=labels)
+        for collection, namespace, count, held in self._service.index_memory():
+            vectors.add_metric([collection, namespace], count)
+            memory.add_metric([collection, namespace], held)
         for collection, namespace, index in self._service.index_figures():
             for name in self.STATES:
                 state.add_metric([collection, namespace, name], 1.0 if index.state == name else 0.0)
@@ -113,4 +119,4 @@ class IndexMetrics(Collector):
                 recall.add_metric([collection, namespace], index.recall)
             if index.ef is not None:
                 ef.add_metric([collection, namespace], index.ef)
-        yield from (state, size, recall, ef)
+        yield from (state, size, recall, ef, vectors, memory)

@@ -224,6 +224,11 @@ class VectorService:
             if space_id in self._names
         ]
 
+    def index_memory(self) -> list[tuple[str, str, int, int]]:
+        """(collection, namespace, vectors, bytes) this replica holds in memory, read without I/O."""
+        return [(self._names[space_id], ns, count, size) for space_id, ns, count, size in self.store.memory()
+                if space_id in self._names]
+
     # --- rules ----------------------------------------------------------------------------------------
 
     @staticmethod

@@ -1,5 +1,6 @@
-"""One contract for every vector store: local (on SQLite and on PostgreSQL), Pinecone through its
-stand-in server, and real Pinecone when PINECONE_API_KEY and PINECONE_HOST are set.
+"""One contract for every vector store: local (on SQLite and on PostgreSQL), two replicas of the local
+store on one PostgreSQL (each call to the other one, in turn), Pinecone through its stand-in server, and
+real Pinecone when PINECONE_API_KEY and PINECONE_HOST are set.
 
 Search results are compared with a numpy brute force (float64) on seeded random data, for every
 metric, with and without filters: the same ids in the same order, the same scores.
@@ -21,6 +22,7 @@ from daemon.stores.vectors import Record, Refused, Space, VectorStore
 from daemon.stores.vectors.filters import check
 from daemon.stores.vectors.local import LocalVectorStore
 from daemon.stores.vectors.pinecone import PineconeVectorStore
+from daemon.stores.vectors.replicated import ReplicatedVectorStore
 from tests.standins.pinecone_server import PineconeStandIn
 
 METRICS = ["cosine", "dot", "euclidean"]
@@ -100,6 +102,39 @@ async def _local(data_dir, url: str | None) -> AsyncIterator[Callable]:
     await db.close()
 
 
+class _TakingTurns:
+    """Two replicas as one store: each call goes to the other replica than the last, so every write is
+    read, replaced and deleted by the replica that did not make it (with no event bus: what they read is
+    what they catch up from the table)."""
+
+    name = "local"
+
+    def __init__(self, replicas: list[ReplicatedVectorStore]) -> None:
+        self._replicas = replicas
+        self._calls = 0
+
+    def __getattr__(self, method: str):
+        self._calls += 1
+        return getattr(self._replicas[self._calls % len(self._replicas)], method)
+
+
+async def _replicas(data_dir, url: str) -> AsyncIterator[Callable]:
+    dbs = [await open_database(url, None) for _ in range(2)]
+    await migrate(dbs[0])
+    replicas = [ReplicatedVectorStore(LocalVectorStore(db, data_dir / f"replica{i}")) for i, db in enumerate(dbs)]
+    store = _TakingTurns(replicas)
+
+    async def make(dimension: int, metric: str):
+        space = Space(f"col_{secrets.token_hex(6)}", dimension, metric)
+        await store.create(space)
+        return store, space
+
+    yield make
+    for replica, db in zip(replicas, dbs):
+        await replica.close()
+        await db.close()
+
+
 async def _standin() -> AsyncIterator[Callable]:
     servers, stores = [], []
 
@@ -143,12 +178,14 @@ async def _real_pinecone() -> AsyncIterator[Callable]:
     await store.close()
 
 
-@pytest.fixture(params=["local-sqlite", "local-postgresql", "pinecone-standin", "pinecone-real"])
+@pytest.fixture(params=["local-sqlite", "local-postgresql", "local-replicated", "pinecone-standin", "pinecone-real"])
 async def make_store(request, data_dir) -> AsyncIterator[MakeStore]:
     if request.param == "local-sqlite":
         factory = _local(data_dir, None)
     elif request.param == "local-postgresql":
         factory = _local(data_dir, request.getfixturevalue("pg_url"))
+    elif request.param == "local-replicated":
+        factory = _replicas(data_dir, request.getfixturevalue("pg_url"))
     elif request.param == "pinecone-standin":
         factory = _standin()
     else:

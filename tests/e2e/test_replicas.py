@@ -18,7 +18,8 @@ import jwt
 import pytest
 
 from tests.conftest import next_event
-from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, Daemon, start
+from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, Daemon
+from tests.daemon_process import replicas as two_replicas
 
 WAIT_S = 15
 SECRET_KEY = "replicas-share-this-at-rest-key-0123456789"
@@ -28,18 +29,8 @@ SECRET_KEY = "replicas-share-this-at-rest-key-0123456789"
 def replicas(tmp_path: Path, pg_url: str, redis_url: str, redis_prefix: str) -> Iterator[tuple[Daemon, Daemon]]:
     shared = {"BASTION_DATABASE_URL": pg_url, "BASTION_REDIS_URL": redis_url, "BASTION_REDIS_PREFIX": redis_prefix,
               "BASTION_SECRET_KEY": SECRET_KEY, "BASTION_SIGNING_KEY_RELOAD_S": "1"}
-    a = start(tmp_path / "a", **shared)
-    try:
-        a.create_admin()
-        b = start(tmp_path / "b", **shared)
-    except BaseException:
-        a.stop()
-        raise
-    try:
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
+    with two_replicas(tmp_path, shared) as pair:
+        yield pair
 
 
 async def _login(http: aiohttp.ClientSession, daemon: Daemon, email: str = ADMIN_EMAIL,

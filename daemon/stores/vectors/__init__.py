@@ -124,6 +124,9 @@ class VectorStore(Protocol):
     def loaded_indexes(self) -> list[tuple[str, str, IndexStatus]]:
         """(space id, namespace, status) of what is in memory now, without I/O (for /metrics)."""
 
+    def memory(self) -> list[tuple[str, str, int, int]]:
+        """(space id, namespace, vectors, bytes) this process holds in memory, without I/O (for /metrics)."""
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -139,7 +142,12 @@ def open_vector_store(
         from daemon.stores.vectors.pinecone import PineconeVectorStore
 
         return PineconeVectorStore(pinecone_api_key, pinecone_host)
-    return _LocalOnFirstUse(db, directory, exact_max)
+    local = _LocalOnFirstUse(db, directory, exact_max)
+    if db.dialect == "postgresql":  # several replicas may share the table: each follows it (clock.py)
+        from daemon.stores.vectors.replicated import ReplicatedVectorStore
+
+        return ReplicatedVectorStore(local)
+    return local
 
 
 class _LocalOnFirstUse:
@@ -162,6 +170,13 @@ class _LocalOnFirstUse:
 
     def loaded_indexes(self) -> list[tuple[str, str, Any]]:
         return self._store.loaded_indexes() if self._store is not None else []
+
+    def memory(self) -> list[tuple[str, str, int, int]]:
+        return self._store.memory() if self._store is not None else []
+
+    async def reconcile(self) -> None:
+        if self._store is not None:  # nothing in memory to follow the table with
+            await self._store.reconcile()
 
     async def ping(self) -> None:
         if self._store is not None:

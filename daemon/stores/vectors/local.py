@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,14 @@ from daemon import cursors
 from daemon.stores.keywords import KeywordIndex
 from daemon.stores.sql import Database
 from daemon.stores.vectors import Deleted, Hit, IndexStatus, Record, Space
-from daemon.stores.vectors import graph
+from daemon.stores.vectors import clock, graph
 from daemon.stores.vectors.graph import Index
 from daemon.stores.vectors.columns import Columns
 
 log = logging.getLogger("bastion.vectors")
 
 EXACT_MAX = 20_000
-LOAD_PAGE = 5_000
+Texts = dict[str, dict[str, str | None]]  # namespace -> id -> text (None: none), for the keyword index
 SORT_MAX = 256  # up to this many scores, the top k are found by one sort
 # A candidate asked of the graph costs about as much as scoring this many passing rows exactly (gathered
 # from the matrix): measured at 384 dimensions on 40,000 clustered vectors, 1.8-2.1 us a candidate at
@@ -277,6 +278,15 @@ class _Shelf:
             slots = np.concatenate([slots, np.flatnonzero(~self.in_graph[: self.n])])
         return slots
 
+    def memory_bytes(self) -> int:
+        """What this namespace holds in memory: its arrays at their capacity, metadata, ids and graph."""
+        arrays = [self._matrix, self._labels, self._norms, self.in_graph, self.slot_by_label]
+        for field in self.columns.fields.values():
+            arrays += [field.present, field.code, field.number, *field.members.values()]
+        held = sum(a.nbytes for a in arrays) + sum(len(m) for m in self.meta if m is not None)
+        held += sum(len(i) + 49 for i in self.ids)  # a short str object: 49 bytes + its characters
+        return held + (int(self.ann.memory_usage) if self.ann is not None else 0)
+
     def status(self) -> IndexStatus:
         if self.state == "exact":
             return IndexStatus(state="exact", size=0, recall=1.0, ef=None)
@@ -288,8 +298,14 @@ class _SpaceState:
     def __init__(self, space: Space) -> None:
         self.space = space
         self.shelves: dict[str, _Shelf] = {}
-        self.next_label = 1
+        self.synced = 0  # memory holds every write of the clock up to this label (clock.py)
+        self.synced_at = time.monotonic()
         self.write_lock = asyncio.Lock()
+
+    def advance(self, first: int, last: int) -> None:
+        """This process wrote labels first..last: memory follows the clock on if nothing came between."""
+        if self.synced == first - 1:
+            self.synced = last
 
     def shelf(self, namespace: str, create: bool = False, capacity: int = 16) -> _Shelf | None:
         shelf = self.shelves.get(namespace)
@@ -347,48 +363,60 @@ class LocalVectorStore:
 
     async def _load(self, space: Space) -> _SpaceState:
         state = _SpaceState(space)
+        # The clock first: a write that commits while the rows are read is read again by the next catch-up.
+        state.synced = (await clock.read(self._db, [space.id])).get(space.id, 0)
         sizes = {
             row["namespace"]: int(row["n"])
             for row in await self._db.fetch_all(
                 "SELECT namespace, COUNT(*) AS n FROM vectors WHERE collection_id = ? GROUP BY namespace", space.id
             )
         }
-        last = 0
-        texts: dict[str, dict[str, str]] = {}
-        while True:
-            rows = await self._db.fetch_all(
-                "SELECT namespace, id, label, embedding, metadata, text FROM vectors"
-                " WHERE collection_id = ? AND label > ? ORDER BY label LIMIT ?",
-                space.id,
-                last,
-                LOAD_PAGE,
-            )
-            by_namespace: dict[str, list] = {}
-            for row in rows:
-                by_namespace.setdefault(row["namespace"], []).append(row)
-                if row["text"] is not None:
-                    texts.setdefault(row["namespace"], {})[row["id"]] = row["text"]
-            for namespace, group in by_namespace.items():
-                shelf = state.shelf(namespace, create=True, capacity=sizes.get(namespace, 16))
-                raws = [row["metadata"].encode() if row["metadata"] else None for row in group]
-                shelf.put_many(
-                    [row["id"] for row in group],
-                    np.frombuffer(b"".join(bytes(row["embedding"]) for row in group), dtype="<f4").reshape(len(group), -1),
-                    [orjson.loads(raw) if raw else None for raw in raws],
-                    raws,
-                    np.asarray([row["label"] for row in group], dtype=np.int64),
-                )
-            if rows:
-                last = int(rows[-1]["label"])
-            if len(rows) < LOAD_PAGE:
-                break
-        state.next_label = last + 1
-        await self._keywords.reconcile(space.id, texts)
+        texts = await self._read_rows(state, 0, sizes)
+        await self._keywords.reconcile(
+            space.id, {ns: {i: t for i, t in held.items() if t is not None} for ns, held in texts.items()})
+        max_label = 0
         for namespace, shelf in state.shelves.items():
-            max_label = await asyncio.to_thread(self._restore_snapshot, space, namespace, shelf)
-            state.next_label = max(state.next_label, max_label + 1)
+            max_label = max(max_label, await asyncio.to_thread(self._restore_snapshot, space, namespace, shelf))
             self._keep_indexed(state, namespace, shelf)
+        if max_label > state.synced:  # a graph saved before the clock existed holds labels beyond it
+            await clock.raise_to(self._db, space.id, max_label)
         return state
+
+    async def _read_rows(self, state: _SpaceState, after: int, sizes: dict[str, int] | None = None) -> Texts:
+        """Put the rows written after label `after` into memory (those it holds already stay); returns
+        their texts by namespace and id (None: the row has none), for the keyword index."""
+        texts: Texts = {}
+        while True:
+            rows = await clock.rows_after(self._db, state.space.id, after)
+            for namespace, held in self._put_rows(state, rows, sizes).items():
+                texts.setdefault(namespace, {}).update(held)
+            if rows:
+                after = int(rows[-1]["label"])
+            if len(rows) < clock.ROWS_PAGE:
+                return texts
+
+    @staticmethod
+    def _put_rows(state: _SpaceState, rows: list[dict[str, Any]], sizes: dict[str, int] | None = None) -> Texts:
+        by_namespace: dict[str, list] = {}
+        for row in rows:
+            shelf = state.shelves.get(row["namespace"])
+            slot = shelf.slot_of.get(row["id"]) if shelf is not None else None
+            if slot is None or shelf.labels[slot] != row["label"]:  # type: ignore[union-attr]
+                by_namespace.setdefault(row["namespace"], {})[row["id"]] = row  # the latest of an id wins
+        texts: Texts = {}
+        for namespace, latest in by_namespace.items():
+            group = list(latest.values())
+            shelf = state.shelf(namespace, create=True, capacity=(sizes or {}).get(namespace, 16))
+            raws = [row["metadata"].encode() if row["metadata"] else None for row in group]
+            shelf.put_many(
+                [row["id"] for row in group],
+                np.frombuffer(b"".join(bytes(row["embedding"]) for row in group), dtype="<f4").reshape(len(group), -1),
+                [orjson.loads(raw) if raw else None for raw in raws],
+                raws,
+                np.asarray([row["label"] for row in group], dtype=np.int64),
+            )
+            texts[namespace] = {row["id"]: row["text"] for row in group}
+        return texts
 
     def _restore_snapshot(self, space: Space, namespace: str, shelf: _Shelf) -> int:
         """Take up a saved graph, marking which rows it holds; returns the highest label it ever held."""
@@ -613,6 +641,11 @@ class LocalVectorStore:
     async def drop(self, space: Space) -> None:
         async with self._db.transaction(bulk=True) as tx:
             await tx.execute("DELETE FROM vectors WHERE collection_id = ?", space.id)
+            await clock.forget(tx, space.id)
+        await self.forget(space)
+
+    async def forget(self, space: Space) -> None:
+        """Let go of a space's memory and snapshot, not of its rows (another process dropped it)."""
         self._spaces.pop(space.id, None)
         self._loading.pop(space.id, None)
         await self._keywords.drop(space.id)
@@ -622,13 +655,13 @@ class LocalVectorStore:
         state = await self._state(space)
         raws = [orjson.dumps(r.metadata) if r.metadata else None for r in records]
         async with state.write_lock:
-            first = state.next_label
-            params: list[Any] = []
-            for i, (r, raw) in enumerate(zip(records, raws)):
-                params += (space.id, namespace, r.id, first + i, np.asarray(r.values, dtype="<f4").tobytes(),
-                           raw.decode() if raw else None, r.text)
             placeholders = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(records))
             async with self._db.transaction(bulk=True) as tx:
+                first = await clock.take(tx, space.id, len(records))
+                params: list[Any] = []
+                for i, (r, raw) in enumerate(zip(records, raws)):
+                    params += (space.id, namespace, r.id, first + i, np.asarray(r.values, dtype="<f4").tobytes(),
+                               raw.decode() if raw else None, r.text)
                 await tx.execute(
                     "INSERT INTO vectors (collection_id, namespace, id, label, embedding, metadata, text)"
                     f" VALUES {placeholders} ON CONFLICT (collection_id, namespace, id) DO UPDATE SET"
@@ -637,7 +670,7 @@ class LocalVectorStore:
                     *params,
                 )
             # Committed: now memory follows, with no await in between, so readers see all or nothing.
-            state.next_label = first + len(records)
+            state.advance(first, first + len(records) - 1)
             shelf = state.shelf(namespace, create=True)
             shelf.put_many([r.id for r in records], np.stack([r.values for r in records]),
                            [r.metadata for r in records], raws, np.arange(first, first + len(records)))
@@ -785,6 +818,8 @@ class LocalVectorStore:
             if dry_run or not doomed:
                 return Deleted(len(doomed), doomed)
             async with self._db.transaction(bulk=True) as tx:
+                label = await clock.take(tx, space.id, 1)
+                await clock.bury(tx, space.id, namespace, label, None if delete_all else doomed)
                 if delete_all:
                     await tx.execute("DELETE FROM vectors WHERE collection_id = ? AND namespace = ?", space.id, namespace)
                 else:
@@ -797,18 +832,107 @@ class LocalVectorStore:
                             namespace,
                             *chunk,
                         )
-            if len(doomed) == shelf.n:  # emptied: the namespace and its graph go whole
-                del state.shelves[namespace]
-                for path in self._snapshot_paths(space, namespace):
-                    path.unlink(missing_ok=True)
-                await self._keywords.clear(space.id, namespace)  # before answering, under the write lock
-                return Deleted(len(doomed), doomed)
-            for record_id in doomed:
-                shelf.remove(record_id)
-            shelf.dirty = True
-            self._keep_indexed(state, namespace, shelf)  # the graph drops the removed labels
-            await self._keywords.write(space.id, namespace, dict.fromkeys(doomed))
+            state.advance(label, label)
+            emptied = self._take_out(state, namespace, shelf, doomed)
+            await self._unindex_texts(space, namespace, doomed, emptied)  # before answering, under the write lock
             return Deleted(len(doomed), doomed)
+
+    def _take_out(self, state: _SpaceState, namespace: str, shelf: _Shelf, doomed: list[str]) -> bool:
+        """Remove these from memory; whether the namespace went whole (with its graph)."""
+        if len(doomed) == shelf.n:
+            del state.shelves[namespace]
+            for path in self._snapshot_paths(state.space, namespace):
+                path.unlink(missing_ok=True)
+            return True
+        for record_id in doomed:
+            shelf.remove(record_id)
+        shelf.dirty = True
+        self._keep_indexed(state, namespace, shelf)  # the graph drops the removed labels
+        return False
+
+    async def _unindex_texts(self, space: Space, namespace: str, doomed: list[str], emptied: bool) -> None:
+        if emptied:
+            await self._keywords.clear(space.id, namespace)
+        else:
+            await self._keywords.write(space.id, namespace, dict.fromkeys(doomed))
+
+    # --- following other replicas (clock.py) -------------------------------------------------------
+
+    async def catch_up(self, space: Space) -> None:
+        """Apply what other processes wrote to this space since memory last followed the table. A space
+        not in memory has nothing to catch up: it loads whole at its first use."""
+        state = self._spaces.get(space.id)
+        if state is not None:
+            await self._catch_up(state, (await clock.read(self._db, [space.id])).get(space.id))
+
+    async def reconcile(self) -> None:
+        """Catch every space in memory up with the table (one read of the clock for all of them)."""
+        states = list(self._spaces.values())
+        last = await clock.read(self._db, [state.space.id for state in states])
+        for state in states:
+            await self._catch_up(state, last.get(state.space.id))
+
+    async def _catch_up(self, state: _SpaceState, last: int | None) -> None:
+        space = state.space
+        if last is None:
+            if (state.synced or state.shelves) and self._spaces.get(space.id) is state:
+                await self.forget(space)  # written to, and its clock is gone: dropped by another process
+            return
+        if last <= state.synced:
+            state.synced_at = time.monotonic()
+            return
+        async with state.write_lock:
+            if self._spaces.get(space.id) is not state or last <= state.synced:
+                return
+            if time.monotonic() - state.synced_at > clock.TOMBSTONE_KEEP_S / 2:
+                # Tombstones it needs may be pruned: load it again at its next use instead.
+                self._spaces.pop(space.id, None)
+                return
+            stones = await clock.tombstones_after(self._db, space.id, state.synced)
+            rows: list[dict[str, Any]] = []
+            while True:
+                page = await clock.rows_after(self._db, space.id, int(rows[-1]["label"]) if rows else state.synced)
+                rows += page
+                if len(page) < clock.ROWS_PAGE:
+                    break
+            # Read; now applied with no await in between, so a query sees the space before or after.
+            doomed: dict[str, list[str]] = {}
+            for stone in stones:
+                shelf = state.shelves.get(stone.namespace)
+                if shelf is None:
+                    continue
+                if stone.id is None:  # the namespace emptied: what was written before it goes
+                    older = shelf.labels < stone.label
+                    doomed.setdefault(stone.namespace, []).extend(i for i, old in zip(shelf.ids, older) if old)
+                else:
+                    slot = shelf.slot_of.get(stone.id)
+                    if slot is not None and shelf.labels[slot] < stone.label:
+                        doomed.setdefault(stone.namespace, []).append(stone.id)
+            emptied = {}
+            for namespace, ids in doomed.items():
+                ids = list(dict.fromkeys(ids))
+                emptied[namespace] = (ids, self._take_out(state, namespace, state.shelves[namespace], ids))
+            texts = self._put_rows(state, rows)
+            for namespace in texts:
+                shelf = state.shelves[namespace]
+                shelf.dirty = True
+                self._keep_indexed(state, namespace, shelf)
+            # The keyword index follows the same changes, still under the write lock; the clock moves on only
+            # then, so that a read that finds nothing left to catch up finds the keywords applied too.
+            for namespace, (ids, whole) in emptied.items():
+                await self._unindex_texts(space, namespace, ids, whole)
+            for namespace, held in texts.items():
+                await self._keywords.write(space.id, namespace, held)
+            state.synced, state.synced_at = last, time.monotonic()
+
+    def memory(self) -> list[tuple[str, str, int, int]]:
+        """(space id, namespace, vectors, bytes) of what this process holds in memory, for /metrics."""
+        return [
+            (space_id, ns, shelf.n, shelf.memory_bytes())
+            for space_id, state in self._spaces.items()
+            for ns, shelf in state.shelves.items()
+            if shelf.n
+        ]
 
     async def namespaces(self, space: Space) -> dict[str, int]:
         state = await self._state(space)

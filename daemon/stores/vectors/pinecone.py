@@ -70,6 +70,9 @@ class PineconeVectorStore:
     def loaded_indexes(self) -> list[tuple[str, str, IndexStatus]]:
         return []
 
+    def memory(self) -> list[tuple[str, str, int, int]]:
+        return []  # the vectors live in Pinecone
+
     async def drop(self, space: Space) -> None:
         for namespace in await self.namespaces(space):
             await self._call(self._index.delete(delete_all=True, namespace=_pinecone_namespace(space, namespace)))
