@@ -158,8 +158,8 @@ def pg_schema():
 
 
 @contextmanager
-def daemon(mode: str, workdir: Path, command_prefix: Sequence[str] = ()):
-    settings = dict(LOAD_SETTINGS)
+def daemon(mode: str, workdir: Path, command_prefix: Sequence[str] = (), **extra: str):
+    settings = {**LOAD_SETTINGS, **extra}
     with pg_schema() if mode == "postgres+redis" else _nothing() as database_url:
         if database_url:
             settings.update(BASTION_DATABASE_URL=database_url, BASTION_REDIS_URL=REDIS_URL)

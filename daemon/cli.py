@@ -188,6 +188,8 @@ def _backup_command(settings: Settings, args: argparse.Namespace) -> int:
         path = Path(args.to)
         if path.exists():
             return _fail(f"{path} exists: choose a new file name", 2)
+        # A backup is background work beside a live daemon: on a busy machine the daemon's requests come first.
+        os.nice(10)
         summary = asyncio.run(backup(settings, path, settings.backup_passphrase, _progress))
         print(f"wrote {path}: {sum(summary.rows.values()):,} rows in {len(summary.rows)} tables, as of {summary.created_at}")
         return 0

@@ -233,12 +233,17 @@ def dump(source: SqliteSnapshot | PostgresSnapshot, write: Callable[[bytes], Non
     for table in source.tables():
         write(orjson.dumps({"table": table.name, "columns": table.columns, "binary": table.binary,
                             "boolean": table.boolean, "rows": table.rows}) + b"\n")
-        done = 0
+        done, lines = 0, []
         for row in source.rows(table):
-            write(_encode(row, table) + b"\n")
-            done += 1
-            if done % 10_000 == 0:
+            lines.append(_encode(row, table))
+            if len(lines) == BATCH:  # handed on in batches: each write costs a call into zlib and the cipher
+                write(b"\n".join(lines) + b"\n")
+                done += len(lines)
+                lines.clear()
                 progress(table.name, done, table.rows)
+        if lines:
+            write(b"\n".join(lines) + b"\n")
+            done += len(lines)
         progress(table.name, done, table.rows)
         counts[table.name] = done
     return counts
