@@ -14,6 +14,7 @@ from aiohttp import web
 
 from daemon.api import auth as auth_api
 from daemon.api import collections as collections_api
+from daemon.api import device as device_api
 from daemon.api import mfa as mfa_api
 from daemon.api import ops
 from daemon.api import realtime
@@ -23,7 +24,7 @@ from daemon.api import transfer as transfer_api
 from daemon.api import users as users_api
 from daemon.api import webview
 from daemon.bootstrap import FIRST_RUN_HINT
-from daemon.context import AUDIT, BACKUPS, AUTH, AUTHENTICATOR, MFA, USERS, CACHE, DB, ENDPOINTS, EVENTS, FEED, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, WEB_SESSIONS, Runtime
+from daemon.context import AUDIT, BACKUPS, AUTH, AUTHENTICATOR, DEVICE, MFA, USERS, CACHE, DB, ENDPOINTS, EVENTS, FEED, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, WEB_SESSIONS, Runtime
 from daemon.metrics import Metrics
 from daemon.pipeline import pipeline
 from daemon.services.realtime import Feed
@@ -152,6 +153,7 @@ async def _account_services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     services = await build_account_services(settings, app[DB], app[CACHE], app[EVENTS], app[SECRETS])
     app[AUTH], app[USERS], app[AUDIT], app[MFA] = services.auth, services.users, services.audit, services.mfa
+    app[DEVICE] = services.device
     app[AUTHENTICATOR] = services.auth
     app[WEB_SESSIONS] = services.web_sessions
     await services.sessions.warm()
@@ -251,7 +253,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_on_shutdown)
     app.on_shutdown.append(realtime.on_shutdown)  # 1001 to every WebSocket
 
-    for module in (ops, auth_api, mfa_api, users_api, collections_api, text_api, transfer_api, backups_api, realtime):
+    for module in (ops, auth_api, mfa_api, device_api, users_api, collections_api, text_api, transfer_api, backups_api, realtime):
         module.add_routes(app)
         app[ENDPOINTS].extend(module.routes.endpoints)
     webview.add_routes(app)  # the HTML pages are not API routes: kept out of ENDPOINTS and /openapi.json

@@ -44,6 +44,7 @@ AUTH = web.AppKey("auth", Any)  # services.auth.Auth
 USERS = web.AppKey("users", Any)  # services.users.Users
 AUDIT = web.AppKey("audit", Any)  # services.audit.Audit
 MFA = web.AppKey("mfa", Any)  # services.mfa.Mfa
+DEVICE = web.AppKey("device", Any)  # services.device.DeviceLogins
 WEB_SESSIONS = web.AppKey("web_sessions", Any)  # services.web_sessions.WebSessions
 VECTORS = web.AppKey("vectors", Any)  # services.vectors.VectorService
 TEXT = web.AppKey("text", Any)  # services.text.TextService

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from shared.errors import STATUS, ApiError, Code, FieldError
 from shared.servers import BadServerURL, normalise_server  # noqa: F401  (part of this module's API)
 from shared.models import Health, Page
-from shared.models.auth import ApiKey, CreatedApiKey, Session, TokenPair, TotpConfirmed, TotpSecret
+from shared.models.auth import ApiKey, CreatedApiKey, DeviceAuthorization, DeviceRequest, Session, TokenPair, TotpConfirmed, TotpSecret
 from shared.models.backups import BackupList, BackupRun
 from shared.models.users import AuditEvent, ResetToken, User
 from shared.models.text import EmbedderList
@@ -231,6 +231,24 @@ class Client:
 
     async def disable_totp(self, password: str, code: str) -> None:
         await self.request("DELETE", "/api/v1/auth/mfa/totp", body={"password": password, "code": code})
+
+    async def start_device_login(self, client_name: str) -> DeviceAuthorization:
+        return await self._model(DeviceAuthorization, "POST", "/api/v1/auth/device", body={"client_name": client_name},
+                                 auth=False)
+
+    async def device_token(self, device_code: str) -> TokenPair:
+        """One poll: the token pair once approved, else ApiError authorization_pending, slow_down, ..."""
+        answer = TokenPair.model_validate(await self.request(
+            "POST", "/api/v1/auth/device/token", body={"device_code": device_code}, auth=False))
+        self._set_tokens(Tokens.issued(answer.model_dump()))
+        return answer
+
+    async def pending_devices(self) -> list[DeviceRequest]:
+        return (await self._page(DeviceRequest, "/api/v1/auth/device/pending", {})).items
+
+    async def decide_device(self, user_code: str, approve: bool) -> DeviceRequest:
+        return await self._model(DeviceRequest, "POST", "/api/v1/auth/device/approve",
+                                 body={"user_code": user_code, "approve": approve})
 
     async def reset_mfa(self, user_id: str) -> None:
         await self.request("DELETE", f"/api/v1/users/{_seg(user_id)}/mfa")

@@ -62,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--no-tui", action="store_true", help="leave the daemon running and do not open the console")
 
     login = command(commands, "login", "log in; the tokens go to the OS keyring")
-    login.add_argument("--email", required=True)
+    login.add_argument("--email", help="your account (not with --device)")
+    login.add_argument("--device", action="store_true",
+                       help="no password here: approve a code in the web view or a signed-in console (RFC 8628)")
     login.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     login.add_argument("--code-stdin", action="store_true",
                        help="read the second factor's code from standard input (the line after the password)")
@@ -286,6 +288,10 @@ async def _login(args: argparse.Namespace) -> int:
     state = config.load_state()
     server = _server(args, state)
     credentials.check()
+    if args.device:
+        return await _device_login(args, state, server)
+    if not args.email:
+        raise UsageError("--email is needed (or log in with --device)")
     password = _password(args, f"Password for {args.email} on {server}: ")
     from shared.client import Client
 
@@ -318,6 +324,41 @@ async def _end_cli_session(server: str, tokens: Tokens) -> None:
                 await old.logout()
         except (ApiError, Unreachable):
             pass  # expired, revoked, or the server went away meanwhile: the new login stands either way
+
+
+async def _device_login(args: argparse.Namespace, state: config.State, server: str) -> int:
+    """RFC 8628: show the code (and its QR code) on standard error, poll at the server's interval, keep the
+    tokens of whoever approved it."""
+    import socket
+
+    from shared.client import Client
+    from shared.qr import terminal_qr
+
+    async with Client(server, user_agent=CLI_AGENT) as client:
+        grant = await client.start_device_login(f"bastion CLI on {socket.gethostname()}"[:100])
+        print(f"{terminal_qr(grant.verification_uri_complete)}\nTo sign in, open {grant.verification_uri} where you "
+              f"are signed in and enter the code {grant.user_code}\n(or scan the QR code; waiting for approval…)",
+              file=sys.stderr, flush=True)
+        interval = grant.interval
+        deadline = time.monotonic() + grant.expires_in
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                answer = await client.device_token(grant.device_code)
+                break
+            except ApiError as exc:
+                if exc.code == Code.SLOW_DOWN:
+                    interval += 5  # RFC 8628 section 3.5: for this poll and every one after it
+                elif exc.code != Code.AUTHORIZATION_PENDING or time.monotonic() > deadline:
+                    raise
+        previous = credentials.load(client.server, answer.user.email)
+        credentials.save(client.server, answer.user.email, client.tokens)
+    if previous is not None:
+        await _end_cli_session(server, previous)
+    state.remember(server, answer.user.email)
+    config.save_state(state)
+    _emit(args, answer.user, text=f"logged in to {server} as {answer.user.email} ({answer.user.role})")
+    return EXIT_OK
 
 
 async def _logout(args: argparse.Namespace) -> int:

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from daemon.api.routing import Routes
 from daemon.clock import parse
-from daemon.context import AUTH, CLIENT_IP, EVENTS, PRINCIPAL, USERS, VECTORS, WEB_SESSIONS
+from daemon.context import AUTH, CLIENT_IP, DEVICE, EVENTS, PRINCIPAL, USERS, VECTORS, WEB_SESSIONS
 from daemon.pipeline.errors import field_errors
 from daemon.services import realtime
 from daemon.services.principal import Principal
@@ -226,6 +226,9 @@ async def login(request: web.Request, visit: Visit) -> web.StreamResponse:
                 email, password, request[CLIENT_IP], request.headers.get("User-Agent", "")
             )
         except ApiError as exc:
+            if exc.code == Code.MFA_REQUIRED:
+                return render(request, visit, "login_code.html",
+                              {"title": "Second factor", "mfa_token": exc.extra["mfa_token"]})
             if exc.code not in (Code.INVALID_CREDENTIALS, Code.RATE_LIMITED):
                 raise
             problem = exc
@@ -236,6 +239,30 @@ async def login(request: web.Request, visit: Visit) -> web.StreamResponse:
         return response
     response = _see_other("/ui/")
     set_session_cookie(response, secret)  # a new secret: the one the form was served with is spent
+    return response
+
+
+@page("POST", "/login/code", who="anyone", rate="auth")
+async def login_code(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """A login's second factor: the code for the mfa_token the password earned"""
+    mfa_token, code = visit.form.get("mfa_token", ""), visit.form.get("code", "").strip()
+    try:
+        if not (0 < len(mfa_token) <= 200 and 0 < len(code) <= 64):
+            raise ApiError(Code.INVALID_MFA_CODE, "enter the code from your authenticator app")
+        secret = await request.app[WEB_SESSIONS].verify_mfa(mfa_token, code, request[CLIENT_IP],
+                                                            request.headers.get("User-Agent", ""))
+    except ApiError as exc:
+        if exc.code not in (Code.INVALID_MFA_CODE, Code.UNAUTHORIZED, Code.RATE_LIMITED):
+            raise
+        # A wrong code may be tried again with the same token (up to its five tries); a dead one starts over.
+        again = exc.code == Code.INVALID_MFA_CODE
+        response = render(request, visit, "login_code.html" if again else "login.html",
+                          {"title": "Second factor" if again else "Log in", "mfa_token": mfa_token, "email": "",
+                           "problem": exc}, status=exc.status)
+        response.headers.update(exc.headers)
+        return response
+    response = _see_other("/ui/")
+    set_session_cookie(response, secret)
     return response
 
 
@@ -560,6 +587,36 @@ async def search(request: web.Request, visit: Visit) -> web.StreamResponse:
         context["problem"] = exc
         return render(request, visit, "collection.html", context, status=exc.status)
     return render(request, visit, "collection.html", context)
+
+
+# --- device login approval -------------------------------------------------------------------------------
+
+
+@page("GET", "/device")
+async def device(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Approve a device login"""
+    user_code = request.query.get("user_code", "")[:20]
+    return render(request, visit, "device.html", {"title": "Approve a device", "user_code": user_code})
+
+
+@page("POST", "/device")
+async def decide_device(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Approve or deny a device login"""
+    approve = {"approve": True, "deny": False}.get(visit.form.get("action", ""))
+    user_code = visit.form.get("user_code", "").strip()[:20]
+    if approve is None or not user_code:
+        raise ApiError(Code.VALIDATION_FAILED, "enter the code and choose approve or deny",
+                       errors=[FieldError("action", "expected 'approve' or 'deny'")])
+    context: dict[str, Any] = {"title": "Approve a device", "user_code": ""}
+    try:
+        context["decided"] = await request.app[DEVICE].decide(visit.principal, user_code, approve, request[CLIENT_IP])
+        context["approved"] = approve
+    except ApiError as exc:
+        if exc.code not in (Code.NOT_FOUND, Code.FORBIDDEN):
+            raise
+        return render(request, visit, "device.html", {**context, "user_code": user_code, "problem": exc},
+                      status=exc.status)
+    return render(request, visit, "device.html", context)
 
 
 # --- wiring ---------------------------------------------------------------------------------------------

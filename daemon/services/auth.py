@@ -142,20 +142,21 @@ class Auth:
         if self._passwords.needs_rehash(row["password_hash"]):
             await self._accounts.update_user(row["id"], {"password_hash": await self._passwords.hash(password)})
         await self._mfa.gate(row)  # refuses with an mfa_token when a second factor is due
-        return await self._open_session(row, ip, user_agent, mfa=False)
+        return await self.open_session(row, ip, user_agent, mfa=False)
 
     async def verify_mfa(self, mfa_token: str, code: str, ip: str, user_agent: str) -> TokenPair:
         """A login's second step: the `mfa_token` of its right password, and a code."""
-        return await self._open_session(await self._mfa.verify(mfa_token, code, ip), ip, user_agent, mfa=True)
+        return await self.open_session(await self._mfa.verify(mfa_token, code, ip), ip, user_agent, mfa=True)
 
     async def confirm_totp(self, principal: Principal | None, code: str, mfa_token: str | None, ip: str,
                            user_agent: str) -> TotpConfirmed:
         """TOTP's first code; confirmed with the `mfa_token` of a login, it also opens that login's session."""
         codes, user = await self._mfa.confirm_totp(principal, code, mfa_token, ip)
-        session = await self._open_session(user, ip, user_agent, mfa=True) if principal is None else None
+        session = await self.open_session(user, ip, user_agent, mfa=True) if principal is None else None
         return TotpConfirmed(recovery_codes=codes, session=session)
 
-    async def _open_session(self, row: dict, ip: str, user_agent: str, mfa: bool) -> TokenPair:
+    async def open_session(self, row: dict, ip: str, user_agent: str, mfa: bool) -> TokenPair:
+        """A new session for the user `row` (a login that passed every check, or an approved device)."""
         moment = now()
         session_id = new_id("ses")
         refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)

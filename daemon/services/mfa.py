@@ -279,7 +279,7 @@ class Mfa:
 
     async def _check_password(self, user: Row, password: str, ip: str) -> None:
         guess = await self._guesses.reserve(PASSWORD_CHANGE, account=user["id"])
-        if not await self._passwords.verify(await self._accounts.password_hash(user["id"]), password):
+        if not await guess.check(self._passwords.verify(await self._accounts.password_hash(user["id"]), password)):
             await self._audit.record("mfa.password_failed", target_id=user["id"], ip=ip)
             raise ApiError(Code.INVALID_CREDENTIALS, "the password is wrong")
         await guess.right()

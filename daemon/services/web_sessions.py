@@ -33,6 +33,7 @@ from daemon.services.auth import Auth
 from daemon.services.principal import Principal
 from daemon.stores.sql.web_sessions import WebSessionRows
 from shared.errors import ApiError, Code
+from shared.models.auth import TokenPair
 
 # token_urlsafe(32): 43 characters of the URL-safe alphabet. Anything else in a cookie is ignored
 # before it reaches the database.
@@ -93,7 +94,13 @@ class WebSessions:
 
         Always a new secret, never the one the login form was served with, so a secret planted in a
         browser before login is worth nothing after it."""
-        pair = await self._auth.login(email, password, ip, user_agent)
+        return await self._keep(await self._auth.login(email, password, ip, user_agent))
+
+    async def verify_mfa(self, mfa_token: str, code: str, ip: str, user_agent: str) -> str:
+        """A login's second step (after `login` raised `mfa_required`); the new session's secret, as `login`."""
+        return await self._keep(await self._auth.verify_mfa(mfa_token, code, ip, user_agent))
+
+    async def _keep(self, pair: TokenPair) -> str:
         secret = new_secret()
         moment = now()
         await self._rows.purge(iso(moment))

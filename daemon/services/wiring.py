@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from daemon.services.audit import Audit
 from daemon.services.auth import Auth
 from daemon.services.guesses import Guesses
+from daemon.services.device import DeviceLogins
 from daemon.services.mfa import Mfa, SecretSealer
 from daemon.services.passwords import Passwords
 from daemon.services.sessions import Sessions
@@ -21,6 +22,7 @@ from daemon.stores.secrets import SecretStore
 from daemon.stores.sql import Database
 from daemon.stores.sql.accounts import Accounts
 from daemon.stores.sql.web_sessions import WebSessionRows
+from daemon.stores.sql.device import DeviceRows
 from daemon.stores.sql.mfa import MfaRows
 
 
@@ -34,6 +36,7 @@ class AccountServices:
     passwords: Passwords
     web_sessions: WebSessions
     mfa: Mfa
+    device: DeviceLogins
 
     def close(self) -> None:
         self.passwords.close()
@@ -63,4 +66,5 @@ async def build_account_services(
     # A web-view login is a login of `auth`: its browser session wraps an auth session.
     web_sessions = WebSessions(WebSessionRows(db), auth, settings.refresh_token_ttl_s)
     return AccountServices(auth=auth, users=users, audit=audit, sessions=sessions, user_cache=user_cache,
-                           passwords=passwords, web_sessions=web_sessions, mfa=mfa)
+                           passwords=passwords, web_sessions=web_sessions, mfa=mfa,
+                           device=DeviceLogins(DeviceRows(db), accounts, auth, audit))

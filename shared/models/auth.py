@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field, StrictBool
 
 from shared.models import Strict
 from shared.models.users import DisplayName, Password, User
@@ -126,3 +126,38 @@ class DisableTotp(Strict):
 class VerifyMfa(Strict):
     mfa_token: MfaToken
     code: MfaCode
+
+
+# -- device login (RFC 8628) ----------------------------------------------------------------------------
+
+
+class StartDeviceLogin(Strict):
+    client_name: str = Field("", max_length=100)  # shown to whoever approves: "bastion CLI on build-01"
+
+
+class DeviceAuthorization(BaseModel):
+    device_code: str  # the device keeps this to poll with; never shown
+    user_code: str  # the person types or scans this where they are signed in
+    verification_uri: str
+    verification_uri_complete: str
+    expires_in: int
+    interval: int
+
+
+class DeviceToken(Strict):
+    device_code: str = Field(min_length=1, max_length=200)
+
+
+class DeviceApproval(Strict):
+    user_code: str = Field(min_length=1, max_length=20)
+    approve: StrictBool
+
+
+class DeviceRequest(BaseModel):
+    """A device login waiting for approval, as the approver sees it."""
+
+    user_code: str
+    client_name: str
+    ip: str
+    created_at: datetime
+    expires_at: datetime

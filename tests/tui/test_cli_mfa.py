@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pyotp
 import pytest
@@ -22,15 +23,21 @@ from tui import credentials
 pytestmark = pytest.mark.usefixtures("keyring_ready")
 
 
-@pytest.fixture(scope="module")
-def strict_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+@contextmanager
+def daemon_and_cli_home(tmp_path_factory: pytest.TempPathFactory, name: str, **settings: str) -> Iterator[Daemon]:
+    """A daemon of the module's own, and a CLI state of its own (the tests' logins stay out of the others')."""
     with pytest.MonkeyPatch.context() as patch:
-        home = tmp_path_factory.mktemp("cli-mfa-home")
+        home = tmp_path_factory.mktemp(f"{name}-home")
         patch.setenv("XDG_CONFIG_HOME", str(home / "config"))
         patch.setenv("XDG_STATE_HOME", str(home / "state"))
-        with daemon_process.with_admin(tmp_path_factory.mktemp("bastiond-mfa"),
-                                       BASTION_MFA_REQUIRED_ROLES="admin") as running:
+        with daemon_process.with_admin(tmp_path_factory.mktemp(name), **settings) as running:
             yield running
+
+
+@pytest.fixture(scope="module")
+def strict_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    with daemon_and_cli_home(tmp_path_factory, "bastiond-mfa", BASTION_MFA_REQUIRED_ROLES="admin") as running:
+        yield running
 
 
 def code(secret: str, steps_ahead: int = 0) -> str:

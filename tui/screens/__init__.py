@@ -13,6 +13,7 @@ def screens_by_name() -> dict[str, type[Screen]]:
     from tui.screens.audit import AuditScreen
     from tui.screens.collections import CollectionsScreen
     from tui.screens.dashboard import DashboardScreen
+    from tui.screens.devices import DevicesScreen
     from tui.screens.keys import KeysScreen
     from tui.screens.search import SearchScreen
     from tui.screens.sessions import SessionsScreen
@@ -26,4 +27,5 @@ def screens_by_name() -> dict[str, type[Screen]]:
         "collections": CollectionsScreen,
         "search": SearchScreen,
         "audit": AuditScreen,
+        "devices": DevicesScreen,
     }
