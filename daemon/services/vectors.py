@@ -403,7 +403,9 @@ class VectorService:
         wanted = body.include_values or body.include_metadata
         unread = [m.id for m in matches if wanted and m.id not in hits]
         records = await self.store.fetch(row.space, body.namespace, unread) if unread else {}
-        texts = await self.store.texts(row.space, body.namespace, [m.id for m in matches]) if body.include_text else {}
+        texts = {}
+        if body.include_text and self.store.keywords:  # a backend without keywords keeps no text
+            texts = await self.store.texts(row.space, body.namespace, [m.id for m in matches])
         for match in matches:
             source = hits.get(match.id) or records.get(match.id)
             if body.include_values and source is not None and source.values is not None:

@@ -210,3 +210,30 @@ async def test_a_mode_the_collection_cannot_serve_is_refused(api, alice, query_b
     response = await api.post(f"{BASE}/docs/query", json=query_body, headers=alice.headers)
     assert response.status == 422
     assert field in [e["field"] for e in (await problem(response))["errors"]]
+
+
+async def test_a_backend_that_keeps_no_text_refuses_it_and_still_answers_vector_queries(aiohttp_client, data_dir):
+    # Pinecone's data plane, as the contract suite's stand-in serves it (no Pinecone is reachable here).
+    from aiohttp.test_utils import TestServer
+
+    from tests.standins.pinecone_server import PineconeStandIn
+
+    server = TestServer(PineconeStandIn("standin-key", 3, "cosine").app(), host="127.0.0.1")
+    await server.start_server()
+    try:
+        settings = Settings.from_env({"BASTION_VECTOR_BACKEND": "pinecone", "PINECONE_API_KEY": "standin-key",
+                                      "PINECONE_HOST": f"http://127.0.0.1:{server.port}"}, data_dir=data_dir)
+        api = await aiohttp_client(create_app(settings))
+        alice = await signed_up(api, "alice@example.com")
+        await create(api, alice, dimension=3)
+        refused = await upsert(api, alice, [{"id": "a", "values": [1, 0, 0], "text": "words"}])
+        assert refused.status == 422 and (await problem(refused))["errors"][0]["field"] == "vectors.0.text"
+        assert (await upsert(api, alice, [{"id": "a", "values": [1, 0, 0]}])).status == 200
+        response = await api.post(f"{BASE}/docs/query", json={"text": "words"}, headers=alice.headers)
+        assert response.status == 422 and "mode" in [e["field"] for e in (await problem(response))["errors"]]
+        matches = await query(api, alice, vector=[1, 0, 0], include_text=True)
+        assert ids(matches) == ["a"] and "text" not in matches[0]
+        response = await api.post(BASE, json={"name": "emb", "embed": {"model": tiny_model.NAME}}, headers=alice.headers)
+        assert response.status == 422
+    finally:
+        await server.close()
