@@ -15,6 +15,7 @@ from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, start
 
 SOCKETS = 500
 LOGINS = 20
+ACCOUNTS = 4  # one account may have 10 logins in flight from one address (the guess limit)
 GRACE_S = 20
 # Long enough that the checks made during the drain finish inside it even on a busy machine.
 DRAIN_S = 6
@@ -39,6 +40,9 @@ async def test_sigterm_drains_then_finishes_requests_closes_every_socket_with_10
         daemon.create_admin()
         token = daemon.admin_token()
         bearer = {"Authorization": f"Bearer {token}"}
+        emails = [f"login{n}@example.com" for n in range(ACCOUNTS)]
+        for email in emails:
+            daemon.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD, "role": "user"}, token)
         ws_url = daemon.url.replace("http://", "ws://") + "/api/v1/ws"
         timeout = aiohttp.ClientTimeout(total=WAIT_S)
         async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -53,9 +57,9 @@ async def test_sigterm_drains_then_finishes_requests_closes_every_socket_with_10
                     if msg["type"] == "subscribed":
                         break
 
-            async def login() -> int:
+            async def login(n: int) -> int:
                 async with session.post(daemon.url + "/api/v1/auth/login",
-                                        json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}) as response:
+                                        json={"email": emails[n % ACCOUNTS], "password": ADMIN_PASSWORD}) as response:
                     await response.read()
                     return response.status
 
@@ -68,7 +72,7 @@ async def test_sigterm_drains_then_finishes_requests_closes_every_socket_with_10
                     raise AssertionError(f"GET {path}: {exc} (no longer served: the drain ended early)") from None
 
             # Two hashes run at a time, so once the first login is answered the others are in the daemon.
-            logins = [asyncio.ensure_future(login()) for _ in range(LOGINS)]
+            logins = [asyncio.ensure_future(login(n)) for n in range(LOGINS)]
             done, _ = await asyncio.wait(logins, timeout=WAIT_S, return_when=asyncio.FIRST_COMPLETED)
             assert done, "no login was answered"
             closes = [asyncio.ensure_future(closed_with(ws)) for ws in sockets]
