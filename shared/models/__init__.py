@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from datetime import datetime
+from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 T = TypeVar("T")
+
+
+def _timestamp_text(value: object) -> object:
+    # pydantic's lax datetime also takes a number as Unix seconds; the contract's timestamps are RFC 3339
+    # text, so a number (0 would be 1970) is a 422, not a date nobody meant.
+    if isinstance(value, (int, float)):
+        raise ValueError("must be an RFC 3339 timestamp, such as 2026-11-25T19:00:00Z")
+    return value
+
+
+# A timestamp in a request body.
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp_text)]
 
 
 class Strict(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, EmailStr, Field, StrictBool
 
-from shared.models import Strict
+from shared.models import Strict, Timestamp
 from shared.models.users import DisplayName, Password, User
 
 Scope = Literal["read", "write", "admin"]
@@ -59,7 +59,7 @@ class ResetPassword(Strict):
 class CreateApiKey(Strict):
     name: str = Field(min_length=1, max_length=100)
     scopes: list[Scope] = Field(min_length=1)
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
 
 
 class ApiKey(BaseModel):

@@ -3,12 +3,11 @@ and `bastiond import` sends them in batches to POST /api/v1/admin/import/users."
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import EmailStr, Field, StrictBool
 
-from shared.models import Strict
+from shared.models import Strict, Timestamp
 from shared.models.users import DisplayName, Role
 
 MAX_IMPORT = 1000
@@ -25,7 +24,7 @@ class ExportedUser(Strict):
     role: Role = "user"
     disabled: StrictBool = False
     password_hash: PasswordHash
-    created_at: datetime | None = None
+    created_at: Timestamp | None = None
 
 
 class ImportUsers(Strict):

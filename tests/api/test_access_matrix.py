@@ -83,5 +83,9 @@ async def test_keys_are_shown_once_listed_without_secret_and_expire(api):
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     response = await api.post("/api/v1/auth/api-keys", json={"name": "old", "scopes": ["read"], "expires_at": past}, headers=alice.headers)
     assert response.status == 422
+    # A number is not a timestamp (pydantic would read it as Unix seconds): 422, no key made.
+    far = int((datetime.now(UTC) + timedelta(days=30)).timestamp())
+    response = await api.post("/api/v1/auth/api-keys", json={"name": "epoch", "scopes": ["read"], "expires_at": far}, headers=alice.headers)
+    assert response.status == 422
     assert (await api.delete(f"/api/v1/auth/api-keys/{created['id']}", headers=alice.headers)).status == 204
     assert (await api.get("/api/v1/users/me", headers=key_headers)).status == 401

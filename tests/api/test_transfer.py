@@ -41,6 +41,7 @@ async def test_an_imported_account_logs_in_with_its_old_password_and_is_audited(
     ({"users": [_user(disabled="yes")]}, "disabled"),
     ({"users": [_user(email="not an email")]}, "email"),
     ({"users": [_user(is_admin=True)]}, "is_admin"),
+    ({"users": [_user(created_at=0)]}, "created_at"),  # a number is not a timestamp (it was 1970; schemathesis)
 ])
 async def test_a_malformed_record_is_refused_whole_and_nothing_is_added(api, admin, body, where):
     response = await api.post(ROUTE, json={"users": [*body["users"], _user(id="usr_01jfine", email="fine@example.com")]}

@@ -70,8 +70,8 @@ def test_a_small_vector_run_answers_every_query_and_reports_recall() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads(done.stdout[done.stdout.index("["):])
     queried = [r for r in rows if r["scenario"].startswith("vector query over HTTP")]
-    assert {r["scenario"] for r in queried} == {"vector query over HTTP, structured 2,000x384",
-                                                "vector query over HTTP, uniform 2,000x384"}
+    assert {r["scenario"] for r in queried} == {f"vector query over HTTP, {shape} 2,000x384"
+                                                for shape in ("mixture", "uniform", "anisotropic")}
     for row in queried:
         assert row["errors"] == 0 and row["rps"] > 0, row
         recall = float(row["note"].split("recall@10 ")[1].split(";")[0])
