@@ -43,6 +43,10 @@ class UsersScreen(StoreScreen):
 
     _x_for: bool | None = None  # whether `x` was last shown for a disabled user (None: no user)
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._formatted: dict[str, tuple[User, tuple[str, ...]]] = {}
+
     def body(self) -> ComposeResult:
         yield FilterTable("email", "name", "role", "state", "last login", id="users", server_filter=True)
 
@@ -52,10 +56,18 @@ class UsersScreen(StoreScreen):
         # The server's order (the pages as they came); a user created or changed live that the filter the
         # server was asked with would not find stays out.
         self.query_one(FilterTable).show([
-            (u.id, _cells(u)) for u in state.users.values()
+            (u.id, self._cells_of(u)) for u in state.users.values()
             if not query or query in u.email.lower() or query in u.display_name.lower()
         ])
         self._follow_x()
+
+    def _cells_of(self, user: User) -> tuple[str, ...]:
+        """A user's cells, formatted again only when the store holds a new version of the user (an event
+        changes one user: the thousands of others loaded by scrolling keep theirs)."""
+        known = self._formatted.get(user.id)
+        if known is None or known[0] is not user:
+            known = self._formatted[user.id] = (user, _cells(user))
+        return known[1]
 
     def on_filter_table_filtered(self, event: FilterTable.Filtered) -> None:
         self.app.load_users(event.text)
