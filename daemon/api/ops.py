@@ -88,7 +88,9 @@ def _require_metrics_token(request: web.Request) -> None:
                        headers={"WWW-Authenticate": "Bearer"})
 
 
-@routes.get("/metrics", summary="Prometheus metrics", tag="operations", response=str, access="public", rate="api",
+# Not rate limited: the limits live in Redis, and a scrape must answer while Redis is down (bastion_backend_up
+# says so). A flood of scrapes costs one shared readiness check a second; BASTION_METRICS_TOKEN closes it.
+@routes.get("/metrics", summary="Prometheus metrics", tag="operations", response=str, access="public", rate="",
     media_type="text/plain", errors=(401,))
 async def metrics(request: web.Request) -> web.Response:
     _require_metrics_token(request)

@@ -111,6 +111,10 @@ async def test_redis_down_fails_closed_and_recovers_without_a_restart(stack):
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await http.ws_connect("/api/v1/ws", headers=bearer)
         assert refused.value.status == 503 and int(refused.value.headers["Retry-After"]) > 0
+        # /metrics still answers, with Redis down in its gauges: the moment an operator's alerts need it.
+        response = await http.get("/metrics")
+        assert response.status == 200, await response.text()
+        assert 'bastion_backend_up{service="redis"} 0.0' in await response.text()
 
         redis_server.start()  # the same port, empty: as after a Redis restart without persistence
 
