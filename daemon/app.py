@@ -24,7 +24,7 @@ from daemon.api import transfer as transfer_api
 from daemon.api import users as users_api
 from daemon.api import webview
 from daemon.bootstrap import FIRST_RUN_HINT
-from daemon.context import AUDIT, BACKUPS, AUTH, AUTHENTICATOR, DEVICE, MFA, USERS, CACHE, DB, ENDPOINTS, EVENTS, FEED, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, WEB_SESSIONS, Runtime
+from daemon.context import AUDIT, BACKUPS, AUTH, AUTHENTICATOR, DEVICE, MFA, OIDC, USERS, CACHE, DB, ENDPOINTS, EVENTS, FEED, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, WEB_SESSIONS, Runtime
 from daemon.metrics import Metrics
 from daemon.pipeline import pipeline
 from daemon.services.realtime import Feed
@@ -156,6 +156,7 @@ async def _account_services(app: web.Application) -> AsyncIterator[None]:
     app[DEVICE] = services.device
     app[AUTHENTICATOR] = services.auth
     app[WEB_SESSIONS] = services.web_sessions
+    app[OIDC] = services.oidc
     await services.sessions.warm()
     if await services.users.count() == 0:
         log.warning(FIRST_RUN_HINT)
@@ -167,6 +168,8 @@ async def _account_services(app: web.Application) -> AsyncIterator[None]:
     finally:
         for task in tasks:
             task.cancel()
+        if services.oidc is not None:
+            await services.oidc.close()
         services.close()
 
 

@@ -45,6 +45,7 @@ USERS = web.AppKey("users", Any)  # services.users.Users
 AUDIT = web.AppKey("audit", Any)  # services.audit.Audit
 MFA = web.AppKey("mfa", Any)  # services.mfa.Mfa
 DEVICE = web.AppKey("device", Any)  # services.device.DeviceLogins
+OIDC = web.AppKey("oidc", Any)  # services.oidc.Oidc, or None without single sign-on
 WEB_SESSIONS = web.AppKey("web_sessions", Any)  # services.web_sessions.WebSessions
 VECTORS = web.AppKey("vectors", Any)  # services.vectors.VectorService
 TEXT = web.AppKey("text", Any)  # services.text.TextService

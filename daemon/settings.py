@@ -90,6 +90,17 @@ def _list(raw: str) -> tuple[str, ...]:
 _list.expects = "comma-separated list"  # type: ignore[attr-defined]
 
 
+def _domains(raw: str) -> tuple[str, ...]:
+    domains = tuple(item.lower().lstrip("@") for item in _list(raw))
+    for domain in domains:
+        if "." not in domain or "@" in domain or "/" in domain:
+            raise SettingsError("expected comma-separated email domains like example.com")
+    return domains
+
+
+_domains.expects = "comma-separated email domains"  # type: ignore[attr-defined]
+
+
 def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     try:
         return tuple(ipaddress.ip_network(item, strict=False) for item in _list(raw))
@@ -284,6 +295,21 @@ class Settings:
     mfa_required_roles: tuple[str, ...] = setting(
         "BASTION_MFA_REQUIRED_ROLES", _list, "roles that must log in with a second factor (e.g. admin)", ()
     )
+    oidc_issuer: str | None = setting(
+        "BASTION_OIDC_ISSUER", _url("https", "http"), "single sign-on: the OpenID Connect provider's issuer URL"
+    )
+    oidc_client_id: str | None = setting("BASTION_OIDC_CLIENT_ID", _text, "single sign-on: this daemon's client id")
+    oidc_client_secret: str | None = setting(
+        "BASTION_OIDC_CLIENT_SECRET", _text, "single sign-on: this daemon's client secret", secret=True
+    )
+    oidc_allowed_domains: tuple[str, ...] = setting(
+        "BASTION_OIDC_ALLOWED_DOMAINS", _domains,
+        "single sign-on: email domains whose verified accounts may sign in the first time (linked or created)", (),
+    )
+    oidc_redirect_uri: str | None = setting(
+        "BASTION_OIDC_REDIRECT_URI", _url("https", "http"),
+        "single sign-on: the callback URL registered at the provider (default: this host's /ui/sso/callback)",
+    )
     login_concurrency: int = setting(
         "BASTION_LOGIN_CONCURRENCY", _int_range(1, 64), "password hashes computed at once", 2
     )
@@ -337,6 +363,10 @@ class Settings:
             except SettingsError as exc:
                 raise SettingsError(f"{f.metadata['env']}: {exc}") from None
         values.update(overrides)
+        oidc = [values.get(name) for name in ("oidc_issuer", "oidc_client_id", "oidc_client_secret")]
+        if any(oidc) and not all(oidc):
+            raise SettingsError("BASTION_OIDC_ISSUER, BASTION_OIDC_CLIENT_ID and BASTION_OIDC_CLIENT_SECRET "
+                                "go together: set all three for single sign-on, or none")
         return cls(**values)
 
     @property

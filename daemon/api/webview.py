@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from daemon.api.routing import Routes
 from daemon.clock import parse
-from daemon.context import AUTH, CLIENT_IP, DEVICE, EVENTS, PRINCIPAL, USERS, VECTORS, WEB_SESSIONS
+from daemon.context import AUTH, CLIENT_IP, DEVICE, EVENTS, OIDC, PRINCIPAL, SETTINGS, USERS, VECTORS, WEB_SESSIONS
 from daemon.pipeline.errors import field_errors
 from daemon.services import realtime
 from daemon.services.principal import Principal
@@ -207,7 +207,11 @@ async def login_form(request: web.Request, visit: Visit) -> web.StreamResponse:
     """The login form"""
     if visit.principal is not None:
         return _see_other("/ui/")
-    return render(request, visit, "login.html", {"title": "Log in", "email": ""})
+    return render(request, visit, "login.html", _login_context(request, ""))
+
+
+def _login_context(request: web.Request, email: str) -> dict[str, Any]:
+    return {"title": "Log in", "email": email, "sso": request.app[OIDC] is not None}
 
 
 @page("POST", "/login", who="anyone", rate="auth")
@@ -234,7 +238,7 @@ async def login(request: web.Request, visit: Visit) -> web.StreamResponse:
             problem = exc
     if problem is not None:
         response = render(request, visit, "login.html",
-                          {"title": "Log in", "email": email[:MAX_EMAIL], "problem": problem}, status=problem.status)
+                          {**_login_context(request, email[:MAX_EMAIL]), "problem": problem}, status=problem.status)
         response.headers.update(problem.headers)
         return response
     response = _see_other("/ui/")
@@ -272,6 +276,60 @@ async def logout(request: web.Request, visit: Visit) -> web.StreamResponse:
     await request.app[WEB_SESSIONS].logout(visit.secret, request[CLIENT_IP])
     response = _see_other("/ui/login")
     set_session_cookie(response, new_secret())
+    return response
+
+
+# --- single sign-on (services/oidc.py) ----------------------------------------------------------------
+
+# The pre-login cookie of a single sign-on: it carries the secret its state, nonce and PKCE verifier derive
+# from. SameSite=Lax, unlike the session cookie: the provider sends the browser back from another site, and
+# a Strict cookie would stay behind. It lives as long as the sign-in may take.
+SSO_COOKIE = "__Host-bastion_sso"
+SSO_COOKIE_MAX_AGE = 600
+
+
+def _sso(request: web.Request):  # -> services.oidc.Oidc
+    oidc = request.app[OIDC]
+    if oidc is None:
+        raise ApiError(Code.NOT_FOUND, "single sign-on is not configured on this server")
+    return oidc
+
+
+def _callback_url(request: web.Request) -> str:
+    return request.app[SETTINGS].oidc_redirect_uri or f"{request.scheme}://{request.host}/ui/sso/callback"
+
+
+@page("GET", "/sso/start", who="anyone", rate="auth")
+async def sso_start(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Sign in with the single sign-on provider"""
+    # A link, not a form: the CSP's form-action 'self' would stop a form's redirect to the provider. Starting
+    # a sign-in changes nothing that another site could misuse: the flow is bound to this browser's cookie.
+    flow_secret, url = await _sso(request).begin(_callback_url(request))
+    response = _see_other(url)
+    response.set_cookie(SSO_COOKIE, flow_secret, path="/", httponly=True, secure=True, samesite="Lax",
+                        max_age=SSO_COOKIE_MAX_AGE)
+    return response
+
+
+@page("GET", "/sso/callback", who="anyone", rate="auth")
+async def sso_callback(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Where the single sign-on provider sends the browser back"""
+    oidc = _sso(request)
+    params = {name: request.query.get(name, "") for name in ("state", "code", "error") if name in request.query}
+    try:
+        pair = await oidc.finish(request.cookies.get(SSO_COOKIE), params, _callback_url(request),
+                                 request[CLIENT_IP], request.headers.get("User-Agent", ""))
+    except ApiError as exc:
+        response = render(request, visit, "sso_refused.html", {"title": "Single sign-on refused", "error": exc},
+                          status=exc.status)
+        response.headers.update(exc.headers)
+    else:
+        secret = await request.app[WEB_SESSIONS].open(pair)
+        # A page that moves on by itself, not a redirect: the browser arrived here from the provider's site,
+        # and would not send the new SameSite=Strict cookie along a redirect that began there.
+        response = render(request, None, "sso_done.html", {"title": "Signed in", "email": pair.user.email})
+        set_session_cookie(response, secret)
+    response.del_cookie(SSO_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")  # spent either way
     return response
 
 

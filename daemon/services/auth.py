@@ -144,6 +144,12 @@ class Auth:
         await self._mfa.gate(row)  # refuses with an mfa_token when a second factor is due
         return await self.open_session(row, ip, user_agent, mfa=False)
 
+    async def login_federated(self, row: dict, ip: str, user_agent: str) -> TokenPair:
+        """A login that a single sign-on provider vouched for (services/oidc.py) in place of the password:
+        the same second-factor gate and the same session as any other."""
+        await self._mfa.gate(row)
+        return await self.open_session(row, ip, user_agent, mfa=False)
+
     async def verify_mfa(self, mfa_token: str, code: str, ip: str, user_agent: str) -> TokenPair:
         """A login's second step: the `mfa_token` of its right password, and a code."""
         return await self.open_session(await self._mfa.verify(mfa_token, code, ip), ip, user_agent, mfa=True)

@@ -27,6 +27,8 @@ from shared.models.transfer import ExportedUser, ImportResult
 from shared.models.users import CreateUser, ResetToken, UpdateMe, UpdateUser, User, UserQuery
 
 RESET_TTL = timedelta(hours=1)
+# Not an argon2 hash, so no password ever verifies against it (passwords.py answers False for it).
+NO_PASSWORD = "!no-password"
 
 
 def normalise_email(email: str) -> str:
@@ -78,6 +80,16 @@ class Users:
         self, email: str, password: str, role: str, display_name: str, actor: Principal | None, ip: str | None
     ) -> User:
         check_policy(password)
+        return await self._insert(email, await self._passwords.hash(password), role, display_name,
+                                  actor.user_id if actor else None, ip)
+
+    async def create_federated(self, email: str, display_name: str, ip: str | None, via: str) -> User:
+        """An account made at its first single sign-on (services/oidc.py): role `user`, and no password
+        of its own until an administrator issues a reset."""
+        return await self._insert(email, NO_PASSWORD, "user", display_name[:200], None, ip, via=via)
+
+    async def _insert(self, email: str, password_hash: str, role: str, display_name: str, actor_id: str | None,
+                      ip: str | None, **detail: str) -> User:
         stamp = iso(now())
         row = {
             "id": new_id("usr"),
@@ -85,7 +97,7 @@ class Users:
             "display_name": display_name,
             "role": role,
             "disabled": False,
-            "password_hash": await self._passwords.hash(password),
+            "password_hash": password_hash,
             "created_at": stamp,
             "updated_at": stamp,
         }
@@ -93,9 +105,7 @@ class Users:
             await self._accounts.insert_user(row)
         except UniqueViolation:
             raise ApiError(Code.CONFLICT, "an account with this email exists") from None
-        await self._audit.record(
-            "user.created", actor_id=actor.user_id if actor else None, target_id=row["id"], ip=ip, role=role
-        )
+        await self._audit.record("user.created", actor_id=actor_id, target_id=row["id"], ip=ip, role=role, **detail)
         return await self._changed("user.created", row["id"])
 
     async def create_by_admin(self, actor: Principal, body: CreateUser, ip: str | None) -> User:

@@ -94,13 +94,15 @@ class WebSessions:
 
         Always a new secret, never the one the login form was served with, so a secret planted in a
         browser before login is worth nothing after it."""
-        return await self._keep(await self._auth.login(email, password, ip, user_agent))
+        return await self.open(await self._auth.login(email, password, ip, user_agent))
 
     async def verify_mfa(self, mfa_token: str, code: str, ip: str, user_agent: str) -> str:
         """A login's second step (after `login` raised `mfa_required`); the new session's secret, as `login`."""
-        return await self._keep(await self._auth.verify_mfa(mfa_token, code, ip, user_agent))
+        return await self.open(await self._auth.verify_mfa(mfa_token, code, ip, user_agent))
 
-    async def _keep(self, pair: TokenPair) -> str:
+    async def open(self, pair: TokenPair) -> str:
+        """A browser session around a session the auth service opened (a login, its second step, a single
+        sign-on); returns its secret for the cookie."""
         secret = new_secret()
         moment = now()
         await self._rows.purge(iso(moment))

@@ -9,6 +9,7 @@ from daemon.services.auth import Auth
 from daemon.services.guesses import Guesses
 from daemon.services.device import DeviceLogins
 from daemon.services.mfa import Mfa, SecretSealer
+from daemon.services.oidc import Oidc, build_oidc
 from daemon.services.passwords import Passwords
 from daemon.services.sessions import Sessions
 from daemon.services.tokens import Tokens, load_keys
@@ -37,6 +38,7 @@ class AccountServices:
     web_sessions: WebSessions
     mfa: Mfa
     device: DeviceLogins
+    oidc: Oidc | None  # single sign-on, when configured
 
     def close(self) -> None:
         self.passwords.close()
@@ -67,4 +69,5 @@ async def build_account_services(
     web_sessions = WebSessions(WebSessionRows(db), auth, settings.refresh_token_ttl_s)
     return AccountServices(auth=auth, users=users, audit=audit, sessions=sessions, user_cache=user_cache,
                            passwords=passwords, web_sessions=web_sessions, mfa=mfa,
-                           device=DeviceLogins(DeviceRows(db), accounts, auth, audit))
+                           device=DeviceLogins(DeviceRows(db), accounts, auth, audit),
+                           oidc=build_oidc(settings, accounts, users, auth, audit))
