@@ -217,7 +217,7 @@ async def _backups(app: web.Application) -> AsyncIterator[None]:
     finally:
         if schedule is not None:
             schedule.cancel()
-        backups.close()
+        await backups.close()
 
 
 async def _on_shutdown(app: web.Application) -> None:

@@ -10,6 +10,7 @@ on one of them: each writes into its own directory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from datetime import UTC, datetime
@@ -68,7 +69,17 @@ class Backups:
                 sys.executable, "-m", "daemon", "backup", "--to", str(self._dir / run.name),
                 env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
             )
-            _, stderr = await child.communicate()
+            try:
+                _, stderr = await child.communicate()
+            except asyncio.CancelledError:
+                # The daemon is stopping: the backup stops with it, and its half-written archive goes.
+                # Waiting for the child here closes its pipe and transport, which a child left running
+                # would hold open past the event loop.
+                child.kill()
+                await child.wait()
+                (self._dir / run.name).unlink(missing_ok=True)
+                run.state, run.error = "failed", "the daemon stopped while it was written"
+                raise
         except OSError as exc:
             run.state, run.error = "failed", f"cannot start bastiond backup: {exc.strerror or exc}"
         else:
@@ -101,9 +112,12 @@ class Backups:
         if self._task is not None:
             await asyncio.shield(self._task)
 
-    def close(self) -> None:
-        """At shutdown: a backup being written is left to finish in its own process, not waited for."""
+    async def close(self) -> None:
+        """At shutdown: a backup being written is stopped and its partial archive removed (the next one is
+        whole); the schedule, or an operator, takes it again after the restart."""
         if self._task is not None and not self._task.done():
-            log.warning("shutting down while a backup is written; it goes on in its own process")
+            log.warning("shutting down while a backup is written; it is stopped")
             self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 

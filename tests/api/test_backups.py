@@ -4,6 +4,7 @@ on its own every BASTION_BACKUP_EVERY."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -60,6 +61,18 @@ async def test_an_admin_starts_a_backup_and_the_newest_ones_are_kept(backing_up,
     archive.check(newest)
     header = next(archive.lines(newest, PASSPHRASE))
     assert b'"format":1' in header
+
+
+async def test_a_daemon_stopping_during_a_backup_stops_it_and_leaves_no_partial_archive(backing_up, tmp_path: Path):
+    # Before, the child went on writing after the daemon stopped, and its pipe was left open past the event
+    # loop (a ResourceWarning that failed whichever test the garbage collector ran in).
+    admin = await signed_up(backing_up, "admin@example.com", "admin")
+    response = await backing_up.post(ROUTE, headers=admin.headers)
+    assert response.status == 202 and (await response.json())["state"] == "running"
+    await backing_up.close()  # the app's cleanup runs while `bastiond backup` is still starting
+    backups = tmp_path / "backups"
+    await asyncio.sleep(5)  # what a child left running would write meanwhile
+    assert list(backups.iterdir()) == []
 
 
 async def test_without_a_passphrase_a_backup_is_refused_and_only_admins_may_ask(api):
