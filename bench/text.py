@@ -21,7 +21,14 @@ What runs, one after another, in this process unless said:
               queries over HTTP, GET /healthz, and the same queries in-process on tantivy (the ceiling);
               nDCG@10 of keyword, vector and hybrid over HTTP; then an embedding ingest (text alone, the daemon
               embeds) while another connection reads GET /api/v1/users/me, whose p99 is reported
-Options: --n, --queries, --embed-n (records of the embedding ingest), --json.
+  CPU         the daemon's CPU time (all its threads, from /proc) per ingested record and per keyword query
+              and /healthz: unlike rates and latencies, it hardly moves with the machine's other load, so it
+              is the figure to compare two runs or two commits with
+  instructions  with --instructions N: another bastiond under valgrind's callgrind holding the first N
+              documents; the instructions its process executes per keyword query and per /healthz, counted
+              as bench/instructions.py counts them (one request at a time after a warm-up), which the
+              machine's load does not move at all
+Options: --n, --queries, --embed-n (records of the embedding ingest), --instructions, --json.
 """
 
 from __future__ import annotations
@@ -129,11 +136,11 @@ async def tantivy_in_process(data: LabelledSet, directory: Path):
         await index.write("bench", "", {f"d{i}": data.texts[i] for i in range(start, min(start + BATCH, len(data.texts)))})
     ingest = len(data.texts) / (time.perf_counter() - started)
     for text in data.query_texts[:20]:  # warm-up
-        index.search("bench", "", text, TOP_K)
+        index.top("bench", "", text, TOP_K)
     times, rankings = [], []
     for text in data.query_texts:
         t = time.perf_counter()
-        hits, _ = index.search("bench", "", text, TOP_K)
+        hits = index.top("bench", "", text, TOP_K)
         times.append(time.perf_counter() - t)
         rankings.append([int(h.id[1:]) for h in hits])
     return index, {"ingest_per_s": round(ingest), **latency(times), "ndcg10": round(mean_ndcg(data, rankings), 4)}
@@ -162,8 +169,35 @@ def bm25s_in_process(data: LabelledSet) -> dict:
 
 # --- over HTTP ------------------------------------------------------------------------------------------------
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and all its threads, dead ones included (Linux /proc)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_us_each(pid: int, work, count: int) -> float:
+    """The daemon's CPU time per item while `work()` runs `count` of them (ticks of 10 ms: count enough)."""
+    before = cpu_seconds(pid)
+    work()
+    return round((cpu_seconds(pid) - before) * 1e6 / count, 1)
+
+
 def ids_of(answer: bytes) -> list[int]:
     return [int(m["id"][1:]) for m in json.loads(answer)["matches"]]
+
+
+def _with_collection(daemon) -> tuple[str, Client, Client]:
+    """A new admin's token and client on this daemon, with the collection `text` made; a client without a token."""
+    import orjson
+
+    email, password = f"bench-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(16)
+    daemon.create_admin(email, password)
+    token = daemon.call("POST", "/api/v1/auth/login", {"email": email, "password": password})["access_token"]
+    client = Client(daemon.url, {"Authorization": f"Bearer {token}"})
+    client.call("POST", "/api/v1/collections", orjson.dumps({"name": "text", "dimension": DIM}))
+    return token, client, Client(daemon.url, {})
 
 
 def over_http(data: LabelledSet, work: Path, index, doc_vectors: np.ndarray, query_vectors: np.ndarray,
@@ -175,12 +209,7 @@ def over_http(data: LabelledSet, work: Path, index, doc_vectors: np.ndarray, que
     out: dict = {}
     daemon = start(work / "bastion", BASTION_EMBED_MODEL_DIR=str(work / "models"), **HTTP_SETTINGS)
     try:
-        email, password = f"bench-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(16)
-        daemon.create_admin(email, password)
-        token = daemon.call("POST", "/api/v1/auth/login", {"email": email, "password": password})["access_token"]
-        client = Client(daemon.url, {"Authorization": f"Bearer {token}"})
-        health = Client(daemon.url, {})
-        client.call("POST", "/api/v1/collections", orjson.dumps({"name": "text", "dimension": DIM}))
+        token, client, health = _with_collection(daemon)
         bodies = [orjson.dumps({"vectors": [
             {"id": f"d{i}", "values": doc_vectors[i].tolist(), "text": data.texts[i]}
             for i in range(s, min(s + BATCH, len(data.texts)))
@@ -188,12 +217,15 @@ def over_http(data: LabelledSet, work: Path, index, doc_vectors: np.ndarray, que
         half = len(bodies) // 2
         # The first half one request at a time, the second with PARALLEL connections (as `bastion vectors
         # upsert` sends by default); only the requests are timed.
+        pid = daemon.process.pid
         started = time.perf_counter()
-        upsert_all([client], bodies[:half])
+        out["ingest_cpu_us_per_record_sequential"] = cpu_us_each(
+            pid, lambda: upsert_all([client], bodies[:half]), sum_records(bodies[:half]))
         out["ingest_text_sequential_per_s"] = round(sum_records(bodies[:half]) / (time.perf_counter() - started))
         writers = [Client(daemon.url, {"Authorization": f"Bearer {token}"}) for _ in range(PARALLEL)]
         started = time.perf_counter()
-        upsert_all(writers, bodies[half:])
+        out[f"ingest_cpu_us_per_record_{PARALLEL}_connections"] = cpu_us_each(
+            pid, lambda: upsert_all(writers, bodies[half:]), sum_records(bodies[half:]))
         out[f"ingest_text_{PARALLEL}_connections_per_s"] = round(sum_records(bodies[half:]) / (time.perf_counter() - started))
         out["index_settled_s"] = settle(client, len(data.texts))
 
@@ -215,12 +247,18 @@ def over_http(data: LabelledSet, work: Path, index, doc_vectors: np.ndarray, que
             healthz += [health.call("GET", "/healthz")[0] for _ in range(TURN)]
             for q in range(first, min(first + TURN, len(data.query_texts))):
                 t = time.perf_counter()
-                index.search("bench", "", data.query_texts[q], TOP_K)
+                index.top("bench", "", data.query_texts[q], TOP_K)
                 engine.append(time.perf_counter() - t)
         out["keyword_http"] = {**latency(http), "ndcg10": round(mean_ndcg(data, rankings), 4)}
         out["healthz"] = latency(healthz)
         out["engine_in_turns"] = latency(engine)
         out["keyword_ratio"] = round(out["keyword_http"]["p50_ms"] / (out["engine_in_turns"]["p50_ms"] + out["healthz"]["p50_ms"]), 2)
+        # Each query a few times more (at least 600 requests: /proc counts CPU in 10 ms ticks).
+        passes = max(1, -(-600 // len(bodies["keyword"])))
+        count = passes * len(bodies["keyword"])
+        out["keyword_daemon_cpu_us"] = cpu_us_each(
+            pid, lambda: [client.call("POST", path, b) for _ in range(passes) for b in bodies["keyword"]], count)
+        out["healthz_daemon_cpu_us"] = cpu_us_each(pid, lambda: [health.call("GET", "/healthz") for _ in range(count)], count)
         for mode in ("vector", "hybrid"):
             times, rankings = [], []
             for body in bodies[mode]:
@@ -232,6 +270,41 @@ def over_http(data: LabelledSet, work: Path, index, doc_vectors: np.ndarray, que
     finally:
         daemon.stop()
     return out
+
+
+def keyword_instructions(data: LabelledSet, work: Path, doc_vectors: np.ndarray, n: int, requests: int) -> dict:
+    """Instructions per keyword query (bench.text's queries in turn) and per GET /healthz, in a bastiond under
+    callgrind whose collection holds the first `n` documents (ingest under valgrind is slow: keep n small)."""
+    import itertools
+    import shutil
+
+    import orjson
+
+    from bench.instructions import callgrind, per_request
+    from tests.daemon_process import start
+
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        return {"error": "valgrind is not installed (apt-get install valgrind)"}
+    out = work / "text.callgrind"
+    daemon = start(work / "bastion-callgrind", command_prefix=callgrind(out), **HTTP_SETTINGS)
+    try:
+        token, client, health = _with_collection(daemon)
+        upsert_all([client], [orjson.dumps({"vectors": [
+            {"id": f"d{i}", "values": doc_vectors[i].tolist(), "text": data.texts[i]} for i in range(s, min(s + BATCH, n))
+        ]}) for s in range(0, n, BATCH)])
+        queries = itertools.cycle([orjson.dumps({"text": t, "top_k": TOP_K}) for t in data.query_texts])
+
+        def keyword() -> None:
+            _, status, answer = client.call("POST", "/api/v1/collections/text/query", next(queries))
+            if status != 200:
+                raise RuntimeError(f"a keyword query answered {status}: {answer[:300]!r}")
+
+        keyword_count = per_request(daemon.process.pid, out, keyword, requests)
+        healthz_count = per_request(daemon.process.pid, out, lambda: health.call("GET", "/healthz"), requests)
+    finally:
+        daemon.stop()
+    return {"documents": n, "requests": requests, "keyword_query": round(keyword_count),
+            "healthz": round(healthz_count), "keyword_over_healthz": round(keyword_count / healthz_count, 2)}
 
 
 def sum_records(bodies: list[bytes]) -> int:
@@ -316,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--embed-n", type=int, default=5_000)
+    parser.add_argument("--instructions", type=int, default=0, metavar="N",
+                        help="also count instructions per keyword query under callgrind, with N documents (5000: ~1 min)")
+    parser.add_argument("--instructions-requests", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -329,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         results = {"n": args.n, "queries": args.queries, "tantivy": tantivy, "bm25s": bm25s_in_process(data),
                    "vector_exact_in_process_ndcg10": round(mean_ndcg(data, [list(map(int, r)) for r in exact]), 4)}
         results["http"] = over_http(data, work, index, doc_vectors, query_vectors, args.embed_n)
+        if args.instructions:
+            results["instructions"] = keyword_instructions(
+                data, work, doc_vectors, min(args.instructions, args.n), args.instructions_requests)
         asyncio.run(index.close())
     results["seconds"] = round(time.perf_counter() - started)
     print(json.dumps(results, indent=None if args.json else 2))

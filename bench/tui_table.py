@@ -2,7 +2,7 @@
 the console as it was (every user loaded, every event clearing the table and adding every row again), in the
 same run.
 
-    .venv/bin/python -m bench.tui_table [--users 100000] [--events 20] [--scrolled 10000]
+    .venv/bin/python -m bench.tui_table [--users 100000] [--events 20] [--scrolled 10000] [--profile FILE]
 
 A real `bastiond` (embedded SQLite) holds `--users` users, written straight into its database (making them
 through the API would hash 100,000 passwords). The console is the real `BastionApp`, headless at 120x40, logged
@@ -13,16 +13,20 @@ in with a token from the daemon; nothing goes to the keyring or the state file.
   until the screen has been painted with it; the figure is the CPU time the console's process spent (so the
   frame timer's waits are not in it, and the daemon, another process, is not either). Median of `--events`.
   Measured with the first page loaded, and again after the operator has scrolled `--scrolled` rows in.
-- baseline: the same users through the old way. Opening loaded every page (`Client.iter_users`) and drew all
-  of them; each event redrew every row: the old table's clear-and-re-add (`old_redraw` below, the widget's
-  code before b95ce57), timed the same way.
+- baselines, in the same app, with Textual's DataTable (what the console's tables were) in place of the
+  screen's table: (1) the console before the table of its own: the event through the store as now, then the
+  changed cell updated in place by key (`update_cell`, no re-measured width), timed the same way, with the
+  first page and after scrolling; (2) the console before b95ce57: opening loaded every page
+  (`Client.iter_users`) and drew all of them, and each event redrew every row: the old table's clear-and-re-add
+  (`old_redraw` below, the widget's code then).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
+import cProfile
+import os
 import sqlite3
 import statistics
 import subprocess
@@ -119,7 +123,13 @@ async def measure(url: str, tokens, args) -> dict[str, float]:
                 times.append(time.process_time() - before)
             return statistics.median(times)
 
+        profile = cProfile.Profile() if args.profile else None
+        if profile:
+            profile.enable()
         figures["event"] = await event_cpu(args.events, "first")
+        if profile:
+            profile.disable()
+            profile.dump_stats(args.profile)
         figures["rows_at_open"] = app.screen.query_one(FilterTable).table.row_count
         while len(app.store.state.users) < args.scrolled and app.store.state.users_cursor:
             loaded = len(app.store.state.users)
@@ -129,21 +139,55 @@ async def measure(url: str, tokens, args) -> dict[str, float]:
         figures["rows_scrolled"] = app.screen.query_one(FilterTable).table.row_count
         figures["event_scrolled"] = await event_cpu(args.events, "scrolled")
 
-        # The old way, in the same app and on the same screen: every page loaded, every row redrawn per event.
-        table = app.screen.query_one(FilterTable).table
-        columns = app.screen.query_one(FilterTable).columns
+        # The baselines, in the same app and on the same screen: Textual's DataTable in place of the screen's
+        # table (which stays, hidden, and still follows the store).
+        filter_table = app.screen.query_one(FilterTable)
+        columns = filter_table.columns
+        old = DataTable(cursor_type="row", zebra_stripes=True)
+        old.styles.height = "1fr"
+        filter_table.table.display = False
+        await filter_table.mount(old)
+        column_keys = old.add_columns(*columns)
+
+        async def datatable_event_cpu(count: int, phase: str) -> float:
+            """As the console before this change: the event through the store, then the one changed cell
+            updated in place by key in the DataTable (which re-renders every visible cell)."""
+            users = list(app.store.state.users.values())
+            times = []
+            for n in range(count):
+                user, name = users[n % 30], f"DataTable {phase} {n}"
+                before = time.process_time()
+                app.post_message(LiveChange(EventArrived(renamed(user, name, n))))
+                await until(lambda: app.store.state.users[user.id].display_name == name, "the event")
+                old.update_cell(user.id, column_keys[1], Text(name), update_width=False)
+                await painted(app)
+                times.append(time.process_time() - before)
+            return statistics.median(times)
+
+        first_page = list(app.store.state.users.values())[:figures["rows_at_open"]]
+        for user in first_page:
+            old.add_row(*(Text(c) for c in _cells(user)), key=user.id)
+        await painted(app)
+        figures["datatable_event"] = await datatable_event_cpu(args.events, "first")
+        for user in list(app.store.state.users.values())[len(first_page):]:
+            old.add_row(*(Text(c) for c in _cells(user)), key=user.id)
+        await painted(app)
+        figures["datatable_rows_scrolled"] = old.row_count
+        figures["datatable_event_scrolled"] = await datatable_event_cpu(args.events, "scrolled")
+
+        # The console before b95ce57: every page loaded, every row redrawn per event.
         started = time.perf_counter()
         async with Client(url, tokens=tokens) as client:
             everyone = [u async for u in client.iter_users()]
-        old_redraw(table, columns, [(u.id, _cells(u)) for u in sorted(everyone, key=lambda u: u.email)])
+        old_redraw(old, columns, [(u.id, _cells(u)) for u in sorted(everyone, key=lambda u: u.email)])
         await painted(app)
         figures["old_open"] = time.perf_counter() - started
-        figures["old_rows"] = table.row_count
+        figures["old_rows"] = old.row_count
         old_times = []
         for n in range(max(1, args.events // 5)):  # seconds each: fewer of them
             before = time.process_time()
             everyone[n] = everyone[n].model_copy(update={"display_name": f"Old {n}"})
-            old_redraw(table, columns, [(u.id, _cells(u)) for u in sorted(everyone, key=lambda u: u.email)])
+            old_redraw(old, columns, [(u.id, _cells(u)) for u in sorted(everyone, key=lambda u: u.email)])
             await painted(app)
             old_times.append(time.process_time() - before)
         figures["old_event"] = statistics.median(old_times)
@@ -155,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--scrolled", type=int, default=10_000, help="rows loaded by scrolling, for the 2nd figure")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the first page's live events here "
+                        "(their figure is then the profiler's too)")
     args = parser.parse_args(argv)
     from shared.client import Tokens
 
@@ -173,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| now: first page, rows changed by key | {figures['open']:.3f} | {figures['event'] * 1000:.1f} "
           f"| {figures['rows_at_open']:,.0f} |")
     print(f"| now, after scrolling | | {figures['event_scrolled'] * 1000:.1f} | {figures['rows_scrolled']:,.0f} |")
-    print(f"| before (baseline): every page, clear-and-re-add | {figures['old_open']:.3f} "
+    print(f"| before (baseline): DataTable, the cell updated in place by key | | "
+          f"{figures['datatable_event'] * 1000:.1f} | {figures['rows_at_open']:,.0f} |")
+    print(f"| before (baseline), after scrolling | | {figures['datatable_event_scrolled'] * 1000:.1f} "
+          f"| {figures['datatable_rows_scrolled']:,.0f} |")
+    print(f"| before b95ce57 (baseline): every page, clear-and-re-add | {figures['old_open']:.3f} "
           f"| {figures['old_event'] * 1000:.1f} | {figures['old_rows']:,.0f} |")
     print("targets: open under 1 s, a live event under 16 ms (one frame)")
     return 0

@@ -40,7 +40,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+# Before numpy loads OpenBLAS, which reads it once: its threads sleep as soon as a product is done. By
+# default each spins for about 0.1 s after one (a whole core: 100 ms of CPU in a 200 ms sleep after one
+# brute-force query here), and this harness sends a query to the daemon right after a brute force, so
+# the daemon's query shared the 2 cores with the harness's spinning thread. The brute force keeps every core.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402
 
 DIM = 384
 TOP_K = 10
@@ -103,9 +109,10 @@ def recall(found: list[list[int]], truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t.tolist())) / max(1, min(TOP_K, len(t))) for f, t in zip(found, truth)]))
 
 
-def rss_mb(pid: int | str = "self") -> float:
+def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
+    """A process's resident memory in MiB; `field` RssAnon or RssFile for its heap or its mapped files."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -450,6 +457,7 @@ def measure_bastion(path: Path, precision: str) -> dict:
         settle, index, _, _ = _wait_settled(client, n, matrix, work)
         out["restart_ready_s"] = out["restart_answer_s"] + settle
         out["rss_after_restart_mb"] = rss_mb(daemon.process.pid)
+        out["rss_after_restart_anon_file_mb"] = [rss_mb(daemon.process.pid, f) for f in ("RssAnon", "RssFile")]
         client.close()
     except Exception as exc:  # a table with the failure in it beats no table
         out["error"] = f"{type(exc).__name__}: {exc}"
@@ -531,8 +539,10 @@ def table(shape: str, n: int, results: dict) -> list[str]:
         lines.append(f"\nwhile building: {d['count']} queries over HTTP p50 {d['p50_ms']:.2f} ms (p99 {d['p99_ms']:.2f}),"
                      f" numpy brute force in turns with them p50 {d['brute']['p50_ms']:.2f} ms")
     if "index" in http:
+        heap, files = http.get("rss_after_restart_anon_file_mb", [float("nan")] * 2)
         lines.append(f"index when built: {http['index']}; after the queries: {http.get('index_after_queries')};"
-                     f" RSS after restart {http.get('rss_after_restart_mb', float('nan')):,.0f} MB")
+                     f" RSS after restart {http.get('rss_after_restart_mb', float('nan')):,.0f} MB"
+                     f" (heap {heap:,.0f}, mapped files {files:,.0f})")
     return lines
 
 
@@ -583,6 +593,8 @@ def main() -> int:
             prepare(path, shape, args.n, args.queries)
             results = {name: run_worker(name, path) for name in engines}
             results["bastion over HTTP"] = measure_bastion(path, args.precision)
+        # The raw figures first: a run at a million takes half an hour, and the table must not be its only copy.
+        print(f"raw {shape}: {json.dumps(results, default=str)}", file=sys.stderr, flush=True)
         for line in table(shape, args.n, results):
             print(line, file=out, flush=True)
         rows += json_rows(shape, args.n, results["bastion over HTTP"])

@@ -15,6 +15,7 @@ from aiohttp import web
 from daemon.api import auth as auth_api
 from daemon.api import collections as collections_api
 from daemon.api import device as device_api
+from daemon.api import mail as mail_api
 from daemon.api import mfa as mfa_api
 from daemon.api import ops
 from daemon.api import realtime
@@ -24,7 +25,7 @@ from daemon.api import transfer as transfer_api
 from daemon.api import users as users_api
 from daemon.api import webview
 from daemon.bootstrap import FIRST_RUN_HINT
-from daemon.context import AUDIT, BACKUPS, AUTH, AUTHENTICATOR, DEVICE, MFA, OIDC, USERS, CACHE, DB, ENDPOINTS, EVENTS, FEED, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, WEB_SESSIONS, Runtime
+from daemon.context import AUDIT, BACKUPS, AUTH, AUTHENTICATOR, DEVICE, MAIL, MFA, OIDC, PASSKEYS, USERS, CACHE, DB, ENDPOINTS, EVENTS, FEED, METRICS, READINESS, REDIS, RUNTIME, SECRETS, SETTINGS, TEXT, VECTORS, WEB_SESSIONS, Runtime
 from daemon.metrics import Metrics
 from daemon.pipeline import pipeline
 from daemon.services.realtime import Feed
@@ -157,17 +158,24 @@ async def _account_services(app: web.Application) -> AsyncIterator[None]:
     app[AUTHENTICATOR] = services.auth
     app[WEB_SESSIONS] = services.web_sessions
     app[OIDC] = services.oidc
+    app[MAIL] = services.mail
+    app[PASSKEYS] = services.passkeys
     await services.sessions.warm()
     if await services.users.count() == 0:
         log.warning(FIRST_RUN_HINT)
     tasks = [asyncio.create_task(_reload_signing_keys(services.auth, settings.signing_key_reload_s)),
              asyncio.create_task(services.sessions.follow(), name="revocation-mirror"),
              asyncio.create_task(services.user_cache.follow(), name="user-cache")]
+    if services.mail.configured:
+        tasks.append(asyncio.create_task(services.mail.run(), name="mail"))
     try:
         yield
     finally:
         for task in tasks:
             task.cancel()
+        if services.mail.configured:
+            # Waited for: a send cut short closes its SMTP connection before the loop goes.
+            await asyncio.gather(tasks[-1], return_exceptions=True)
         if services.oidc is not None:
             await services.oidc.close()
         services.close()
@@ -189,7 +197,9 @@ async def _vectors(app: web.Application) -> AsyncIterator[None]:
         settings.vector_backend, app[DB], settings.data_dir / "vectors", settings.vector_exact_max,
         settings.pinecone_api_key, settings.pinecone_host,
     )
-    service = VectorService(Catalog(app[DB]), store, app[EVENTS], app[TEXT])
+    # On PostgreSQL other replicas write the collections table too; on SQLite this daemon alone does.
+    service = VectorService(Catalog(app[DB]), store, app[EVENTS], app[TEXT],
+                            keep_rows=app[DB].dialect != "postgresql")
     follower = None
     try:
         await service.warm()
@@ -256,7 +266,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_on_shutdown)
     app.on_shutdown.append(realtime.on_shutdown)  # 1001 to every WebSocket
 
-    for module in (ops, auth_api, mfa_api, device_api, users_api, collections_api, text_api, transfer_api, backups_api, realtime):
+    for module in (ops, auth_api, mfa_api, device_api, mail_api, users_api, collections_api, text_api, transfer_api, backups_api, realtime):
         module.add_routes(app)
         app[ENDPOINTS].extend(module.routes.endpoints)
     webview.add_routes(app)  # the HTML pages are not API routes: kept out of ENDPOINTS and /openapi.json

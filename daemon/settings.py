@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class SettingsError(ValueError):
@@ -154,6 +155,18 @@ def _duration(raw: str) -> int:
 
 
 _duration.expects = "a duration: 30m, 6h, 1d"  # type: ignore[attr-defined]
+
+
+def _check_webauthn(origins: tuple[str, ...], rp_id: str | None) -> None:
+    """A browser makes passkeys only for an rp id that is its page's host or a domain above it (WebAuthn
+    section 5.1.3), so a setting that breaks this would fail every registration: refuse it at start."""
+    if rp_id and not origins:
+        raise SettingsError("BASTION_WEBAUTHN_RP_ID needs BASTION_WEBAUTHN_ORIGINS (the origins passkeys are used on)")
+    rp_id = rp_id or (urlsplit(origins[0]).hostname if origins else None)
+    for origin in origins:
+        host = urlsplit(origin).hostname or ""
+        if host != rp_id and not host.endswith(f".{rp_id}"):
+            raise SettingsError(f"BASTION_WEBAUTHN_ORIGINS: {origin} is not on the relying party id {rp_id}")
 
 
 def _default_data_dir() -> Path:
@@ -310,6 +323,24 @@ class Settings:
         "BASTION_OIDC_REDIRECT_URI", _url("https", "http"),
         "single sign-on: the callback URL registered at the provider (default: this host's /ui/sso/callback)",
     )
+    smtp_url: str | None = setting(
+        "BASTION_SMTP_URL", _url("smtp", "smtp+starttls", "smtps"),
+        "mail (password reset, email verification): smtp://[user:password@]host[:port] (STARTTLS when offered), "
+        "smtp+starttls:// (STARTTLS required, port 587) or smtps:// (TLS from the start, port 465)", secret=True,
+    )
+    mail_from: str = setting("BASTION_MAIL_FROM", _text, "the From address of Bastion's mail", "Bastion <bastion@localhost>")
+    public_url: str | None = setting(
+        "BASTION_PUBLIC_URL", _url("https", "http"),
+        "the web view's address as people reach it (https://bastion.example.com): the links in mail start with it",
+    )
+    webauthn_origins: tuple[str, ...] = setting(
+        "BASTION_WEBAUTHN_ORIGINS", _origins,
+        "passkeys: the web view's origins as browsers see them (https://bastion.example.com); unset: no passkeys", (),
+    )
+    webauthn_rp_id: str | None = setting(
+        "BASTION_WEBAUTHN_RP_ID", _text,
+        "passkeys: the relying party id, a domain every origin is on (default: the first origin's host)",
+    )
     login_concurrency: int = setting(
         "BASTION_LOGIN_CONCURRENCY", _int_range(1, 64), "password hashes computed at once", 2
     )
@@ -367,7 +398,21 @@ class Settings:
         if any(oidc) and not all(oidc):
             raise SettingsError("BASTION_OIDC_ISSUER, BASTION_OIDC_CLIENT_ID and BASTION_OIDC_CLIENT_SECRET "
                                 "go together: set all three for single sign-on, or none")
+        if values.get("smtp_url") and not values.get("public_url"):
+            # Never the Host header of the request that asked for the mail: anyone can send one, and the link
+            # with the reset token would then point at their server.
+            raise SettingsError("BASTION_SMTP_URL needs BASTION_PUBLIC_URL: the address the links in mail point to")
+        _check_webauthn(values.get("webauthn_origins", ()), values.get("webauthn_rp_id"))
         return cls(**values)
+
+    @property
+    def passkeys(self) -> bool:
+        return bool(self.webauthn_origins)
+
+    @property
+    def rp_id(self) -> str:
+        """The WebAuthn relying party id: a passkey is bound to it, so changing it orphans every passkey."""
+        return self.webauthn_rp_id or urlsplit(self.webauthn_origins[0]).hostname or ""
 
     @property
     def backups_path(self) -> Path:

@@ -40,10 +40,14 @@ class TransferError(Exception):
     """A refusal worth one line: the daemon answered an error, or a file is not what it should be."""
 
 
-def _open_for_export(path: Path, resume: bool) -> tuple[BinaryIO, bytes | None]:
-    """The file to append to, and its last complete line when resuming (a line cut short is dropped)."""
+def _refuse_overwrite(path: Path, resume: bool) -> None:
     if path.exists() and not resume:
         raise TransferError(f"{path} exists: pass --resume to continue that export, or choose a new file name")
+
+
+def _open_for_export(path: Path, resume: bool) -> tuple[BinaryIO, bytes | None]:
+    """The file to append to, and its last complete line when resuming (a line cut short is dropped)."""
+    _refuse_overwrite(path, resume)
     if not path.exists():
         return open(path, "xb"), None
     handle = open(path, "r+b")
@@ -80,18 +84,35 @@ async def export_users(settings: Settings, path: Path, resume: bool, progress: P
 class _Api:
     def __init__(self, http: aiohttp.ClientSession, server: str, token: str) -> None:
         self._http = http
+        self._server = server
         self._base = server.rstrip("/") + "/api/v1"
         self._headers = {"Authorization": f"Bearer {token}"}
 
     async def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200,),
                    params: dict[str, str] | None = None) -> tuple[int, Any]:
-        async with self._http.request(method, self._base + path, json=body, headers=self._headers,
-                                      params=params) as response:
-            answer = await response.json(content_type=None) if response.content_length != 0 else None
-            if response.status not in ok:
-                detail = (answer or {}).get("detail") or (answer or {}).get("title") or response.reason
-                raise TransferError(f"{method} {path} answered {response.status}: {detail}")
-            return response.status, answer
+        try:
+            async with self._http.request(method, self._base + path, json=body, headers=self._headers,
+                                          params=params) as response:
+                try:
+                    answer = await response.json(content_type=None) if response.content_length != 0 else None
+                except ValueError:  # an HTML error page: a proxy, or another server at that address
+                    raise TransferError(f"{method} {path} answered {response.status}, not in JSON: is "
+                                        f"{self._server} a Bastion daemon?") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Refused, reset, timed out, or an address that is no URL: one line, as for any other refusal.
+            raise TransferError(f"cannot reach {self._server}: {_reason(exc)}") from None
+        if response.status not in ok:
+            detail = (answer or {}).get("detail") or (answer or {}).get("title") or response.reason
+            raise TransferError(f"{method} {path} answered {response.status}: {detail}")
+        return response.status, answer
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "not a URL (expected http://host:port)"
+    return str(getattr(exc, "os_error", None) or exc) or type(exc).__name__
 
 
 def _session() -> aiohttp.ClientSession:
@@ -99,12 +120,15 @@ def _session() -> aiohttp.ClientSession:
 
 
 async def export_collection(server: str, token: str, name: str, path: Path, resume: bool, progress: Progress) -> int:
-    handle, last = _open_for_export(path, resume)
+    _refuse_overwrite(path, resume)  # before the daemon is asked anything
     written = 0
-    with handle:
-        async with _session() as http:
-            api = _Api(http, server, token)
-            _, collection = await api.call("GET", f"/collections/{name}")
+    async with _session() as http:
+        api = _Api(http, server, token)
+        # Asked before the file is made: a collection that is not there, or a daemon that does not answer,
+        # leaves no empty file behind for the next try to trip over.
+        _, collection = await api.call("GET", f"/collections/{name}")
+        handle, last = _open_for_export(path, resume)
+        with handle:
             if last is None:
                 fields = {k: collection[k] for k in CollectionCreate.model_fields if k in collection}
                 handle.write(orjson.dumps({"collection": fields}) + b"\n")

@@ -290,6 +290,20 @@ class Client:
             body={"current_password": current_password, "new_password": new_password},
         )
 
+    async def request_password_reset(self, email: str) -> None:
+        """A reset link by mail (202 whether or not the account exists)."""
+        await self.request("POST", "/api/v1/auth/password-reset/request", body={"email": email}, auth=False)
+
+    async def reset_password(self, reset_token: str, new_password: str) -> None:
+        await self.request("POST", "/api/v1/auth/password-reset",
+                           body={"reset_token": reset_token, "new_password": new_password}, auth=False)
+
+    async def request_email_verification(self) -> None:
+        await self.request("POST", "/api/v1/auth/verify-email/request")
+
+    async def verify_email(self, token: str) -> None:
+        await self.request("POST", "/api/v1/auth/verify-email", body={"token": token}, auth=False)
+
     async def create_api_key(self, name: str, scopes: list[str], expires_at: str | None = None) -> CreatedApiKey:
         body: dict[str, Any] = {"name": name, "scopes": scopes}
         if expires_at:

@@ -18,6 +18,7 @@ class Code(StrEnum):
     MFA_REQUIRED = "mfa_required"
     MFA_ENROLMENT_REQUIRED = "mfa_enrolment_required"
     INVALID_MFA_CODE = "invalid_mfa_code"
+    PASSKEY_REFUSED = "passkey_refused"
     # RFC 8628's answers to a device polling for its tokens (section 3.5): 400 with these codes.
     AUTHORIZATION_PENDING = "authorization_pending"
     SLOW_DOWN = "slow_down"
@@ -44,6 +45,7 @@ STATUS: dict[Code, int] = {
     Code.MFA_REQUIRED: 401,
     Code.MFA_ENROLMENT_REQUIRED: 401,
     Code.INVALID_MFA_CODE: 401,
+    Code.PASSKEY_REFUSED: 401,
     Code.AUTHORIZATION_PENDING: 400,
     Code.SLOW_DOWN: 400,
     Code.EXPIRED_TOKEN: 400,
@@ -69,6 +71,7 @@ TITLE: dict[Code, str] = {
     Code.MFA_REQUIRED: "A second factor is required",
     Code.MFA_ENROLMENT_REQUIRED: "Set up a second factor to log in",
     Code.INVALID_MFA_CODE: "The code is wrong or already used",
+    Code.PASSKEY_REFUSED: "The passkey was not accepted",
     Code.AUTHORIZATION_PENDING: "Not approved yet",
     Code.SLOW_DOWN: "Polling too fast",
     Code.EXPIRED_TOKEN: "The device code has expired",

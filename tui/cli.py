@@ -73,11 +73,26 @@ def _parser() -> argparse.ArgumentParser:
     mfa = commands.add_parser("mfa", help="your second factor (TOTP)").add_subparsers(
         dest="action", metavar="ACTION", required=True)
     enrol = command(mfa, "enrol", "set TOTP up: a QR code to scan, then its first code; prints the recovery codes")
-    enrol.add_argument("--password-stdin", action="store_true")
-    enrol.add_argument("--code-stdin", action="store_true")
+    enrol.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    enrol.add_argument("--code-stdin", action="store_true",
+                       help="read the first code from standard input (the line after the password)")
     mfa_off = command(mfa, "disable", "turn TOTP off (your password and a code)")
-    mfa_off.add_argument("--password-stdin", action="store_true")
-    mfa_off.add_argument("--code-stdin", action="store_true")
+    mfa_off.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    mfa_off.add_argument("--code-stdin", action="store_true",
+                         help="read the code from standard input (the line after the password)")
+
+    password = commands.add_parser("password", help="a forgotten password: a link by mail").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    forgot = command(password, "forgot", "mail a reset link to EMAIL (the answer is the same whether or not it has "
+                                         "an account)")
+    forgot.add_argument("email")
+    reset = command(password, "reset", "set a new password with the token of the mail's link (after #token=)")
+    reset.add_argument("--stdin", action="store_true", help="read the token, then the new password, from standard input")
+    email = commands.add_parser("email", help="verify your email address").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    command(email, "send-verification", "mail a verification link to your address (logged in)")
+    verify = command(email, "verify", "verify with the token of the mail's link (after #token=)")
+    verify.add_argument("--stdin", action="store_true", help="read the token from standard input")
 
     users = commands.add_parser("users", help="manage users (admin)").add_subparsers(dest="action", metavar="ACTION",
                                                                                     required=True)
@@ -120,7 +135,8 @@ def _parser() -> argparse.ArgumentParser:
 
     vectors = commands.add_parser("vectors", help="upsert and query vectors").add_subparsers(
         dest="action", metavar="ACTION", required=True)
-    upsert = command(vectors, "upsert", "upsert vectors from a JSONL file: one {id, values, metadata?} per line. "
+    upsert = command(vectors, "upsert", "upsert vectors from a JSONL file: one {id, values?, text?, metadata?} per "
+                     "line (text alone where the collection embeds it). "
                      "The file is streamed in batches sent in parallel, with a progress bar on a terminal; after a "
                      "failure the same command again resumes after the batches already acknowledged")
     upsert.add_argument("collection")
@@ -379,6 +395,43 @@ async def _logout(args: argparse.Namespace) -> int:
         state.forget(server, account.email)
         config.save_state(state)
     _emit(args, {"server": server, "email": account.email}, text=f"logged out of {server} ({account.email})")
+    return EXIT_OK
+
+
+def _secret_line(args: argparse.Namespace, prompt: str, what: str) -> str:
+    """A token or a password: the next line of standard input with --stdin, else asked without echo."""
+    if getattr(args, "stdin", False):
+        value = sys.stdin.readline().strip()
+    elif sys.stdin.isatty():
+        value = getpass.getpass(prompt).strip()
+    else:
+        raise UsageError(f"no terminal to ask for the {what}: use --stdin")
+    if not value:
+        raise UsageError(f"the {what} is empty")
+    return value
+
+
+async def _links_by_mail(args: argparse.Namespace) -> int:
+    """`bastion password forgot|reset` and `bastion email verify`: no login needed (the mail is the proof);
+    `bastion email send-verification` is the logged-in user's."""
+    from shared.client import Client
+
+    if args.command == "email" and args.action == "send-verification":
+        async with _client(args) as client:
+            await client.request_email_verification()
+        _emit(args, {"requested": True}, text="a verification link is on its way to your address")
+        return EXIT_OK
+    async with Client(_server(args, config.load_state()), user_agent=CLI_AGENT) as client:
+        if args.action == "forgot":
+            await client.request_password_reset(args.email)
+            _emit(args, {"requested": True}, text=f"if {args.email} has an account there, a reset link is on its way")
+        elif args.action == "reset":
+            token = _secret_line(args, "Token from the mail's link (after #token=): ", "token")
+            await client.reset_password(token, _secret_line(args, "New password: ", "password"))
+            _emit(args, {"password_reset": True}, text="the password is changed; every session of the account ended")
+        else:
+            await client.verify_email(_secret_line(args, "Token from the mail's link (after #token=): ", "token"))
+            _emit(args, {"email_verified": True}, text="the email address is verified")
     return EXIT_OK
 
 
@@ -654,12 +707,23 @@ async def _events(args: argparse.Namespace, client: Client) -> int:
             print(f"bastion: the stream dropped ({message['reason']}); reconnecting in {message['retry_in']:.1f} s",
                   file=sys.stderr, flush=True)
         elif kind == "subscribed":
+            if not connected and not message.get("topics"):
+                # Every topic was refused (each named above): waiting would print nothing, for ever.
+                raise ApiError(Code.FORBIDDEN, "none of the topics asked for can be followed")
             if dropped:
                 after = f"resuming after event {feed.last_event_id}" if feed.last_event_id else "nothing to resume"
                 print(f"bastion: reconnected; {after}", file=sys.stderr, flush=True)
             connected, dropped = True, False
         elif kind == "error":
-            print(f"bastion: {message.get('topic', '')}: {message.get('code', 'error')}", file=sys.stderr)
+            detail = message.get("detail") or message.get("code") or "refused"
+            if "topic" not in message and not connected:
+                # The subscription itself was refused (a malformed --topic or --since): no `subscribed` follows.
+                try:
+                    code = Code(message.get("code"))
+                except ValueError:
+                    code = Code.VALIDATION_FAILED
+                raise ApiError(code, detail)
+            print(f"bastion: {message.get('topic') or 'the stream'}: {detail}", file=sys.stderr, flush=True)
         elif kind == "resync":
             why = message.get("reason") or "the history no longer reaches back that far"
             print(f"bastion: some events were missed ({why})", file=sys.stderr, flush=True)
@@ -699,7 +763,17 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Client], Awaitable[int]]] = {
 
 async def _with_client(args: argparse.Namespace) -> int:
     async with _client(args) as client:
-        return await COMMANDS[args.command](args, client)
+        try:
+            return await COMMANDS[args.command](args, client)
+        except ApiError as exc:
+            if exc.code in (Code.UNAUTHORIZED, Code.TOKEN_REUSED) and client.tokens is not None:
+                # The keyring's session is over (logged out elsewhere, revoked, a password reset, expired):
+                # the server's reason alone does not say what to do next.
+                account = config.load_state().account_for(client.server)
+                email = account.email if account else "EMAIL"
+                exc.detail = (f"{exc.detail}; the session has ended: log in again with bastion login --server "
+                              f"{client.server} --email {email}")
+            raise
 
 
 # -- bastion up --------------------------------------------------------------------------------------
@@ -729,10 +803,16 @@ def _daemon_info() -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
+def _private_file(path: Path, flags: int) -> int:
+    """A file in the data directory, 0600 from its first byte: the daemon holds that directory private and
+    warns at start about anything in it that others may read (it would, about our log and pid files)."""
+    return os.open(path, flags | os.O_CREAT, 0o600)
+
+
 def _start_daemon(data_dir: Path, url: str) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     log = data_dir / "bastiond.log"
-    with log.open("ab") as out:
+    with open(_private_file(log, os.O_WRONLY | os.O_APPEND), "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "daemon", "serve"], stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,  # it outlives this command
@@ -745,7 +825,8 @@ def _start_daemon(data_dir: Path, url: str) -> None:
         if time.monotonic() > deadline:
             raise UsageError(f"bastiond did not answer within 30 s (see {log})")
         time.sleep(0.1)
-    (data_dir / "bastiond.pid").write_text(f"{process.pid}\n")
+    with open(_private_file(data_dir / "bastiond.pid", os.O_WRONLY | os.O_TRUNC), "w") as pid_file:
+        pid_file.write(f"{process.pid}\n")
     print(f"bastiond is running at {url} (pid {process.pid}, data in {data_dir}, log {log}); "
           f"stop it with: kill $(cat {data_dir / 'bastiond.pid'})")
 
@@ -812,8 +893,9 @@ def _tui(server: str | None) -> int:
         except BadServerURL as exc:
             raise UsageError(str(exc)) from None
     credentials.check()  # no keyring: one line and exit 1, before the screen is taken over
-    BastionApp(server, user_config=user_config).run()
-    return EXIT_OK
+    app = BastionApp(server, user_config=user_config)
+    app.run()
+    return app.return_code or EXIT_OK  # 1 after a crash (Textual has printed it): not "done" for a script
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -845,6 +927,8 @@ def _command(args: argparse.Namespace) -> int:
             return asyncio.run(_login(args))
         if args.command == "logout":
             return asyncio.run(_logout(args))
+        if args.command in ("password", "email"):
+            return asyncio.run(_links_by_mail(args))
         return asyncio.run(_with_client(args))
     except (UsageError, InputError, BadServerURL, config.ConfigError) as exc:
         return _fail(str(exc), EXIT_USAGE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from daemon.api.routing import Routes
-from daemon.context import AUTH, BODY, CLIENT_IP, PRINCIPAL, QUERY, SETTINGS, USERS
+from daemon.context import AUTH, BODY, CLIENT_IP, MAIL, PRINCIPAL, QUERY, SETTINGS, USERS
 from shared.errors import ApiError, Code
 from shared.models import Page, PageQuery
 from shared.models.auth import (
@@ -33,7 +33,9 @@ async def register(request: web.Request) -> User:
     if request.app[SETTINGS].registration != "open":
         raise ApiError(Code.FORBIDDEN, "registration is closed; ask an administrator for an account")
     body: Register = request[BODY]
-    return await request.app[USERS].create(body.email, body.password, "user", body.display_name, None, request[CLIENT_IP])
+    user = await request.app[USERS].create(body.email, body.password, "user", body.display_name, None, request[CLIENT_IP])
+    request.app[MAIL].welcome(user.id, request[CLIENT_IP])  # a verification link, when mail is configured
+    return user
 
 
 @routes.post("/login", summary="Log in with email and password", tag=TAG, body=Login, response=TokenPair,

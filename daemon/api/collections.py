@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily
@@ -10,6 +11,7 @@ from prometheus_client.registry import Collector
 
 from daemon.api.routing import Routes
 from daemon.context import BODY, PRINCIPAL, QUERY, VECTORS
+from daemon.pipeline.vector_json import decode_upsert
 from daemon.services.vectors import VectorService
 from shared.models import Page, PageQuery
 from shared.models.vectors import (
@@ -56,14 +58,15 @@ async def delete_collection(request: web.Request) -> None:
 
 
 @routes.post("/collections/{name}/upsert", summary="Insert or replace up to 1000 vectors, all or none", tag=TAG,
-             body=UpsertRequest, response=UpsertResult, max_body="max_upsert_bytes")
+             body=UpsertRequest, response=UpsertResult, max_body="max_upsert_bytes", decode=decode_upsert)
 async def upsert_vectors(request: web.Request) -> UpsertResult:
     return await request.app[VECTORS].upsert(request[PRINCIPAL], request.match_info["name"], request[BODY])
 
 
 @routes.post("/collections/{name}/query", summary="The nearest vectors, optionally filtered by metadata", tag=TAG,
              body=QueryRequest, response=QueryResult, scope="read")
-async def query_vectors(request: web.Request) -> QueryResult:
+async def query_vectors(request: web.Request) -> dict[str, Any]:
+    # QueryResult's shape in plain dicts, which cost a tenth of the models (VectorService.query).
     return await request.app[VECTORS].query(request[PRINCIPAL], request.match_info["name"], request[BODY])
 
 

@@ -37,6 +37,9 @@ class Endpoint:
     scope: str | None = None  # API-key scope needed; by default read for GET, write otherwise
     rate: str = "api"  # the rate-limit class, see pipeline/rate_limit.py
     max_body: int | str | None = None  # overrides the default body limit: bytes, or the name of a Settings field
+    # How the body's bytes become what the body model validates; None: orjson.loads. It must raise
+    # orjson.JSONDecodeError where orjson.loads would (pipeline/vector_json.py).
+    decode: Callable[[bytes | bytearray], Any] | None = None
     errors: tuple[int, ...] = ()  # error statuses worth documenting beyond the usual ones
     media_type: str = "application/json"  # of the success response
 

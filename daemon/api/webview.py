@@ -35,17 +35,20 @@ from pydantic import ValidationError
 
 from daemon.api.routing import Routes
 from daemon.clock import parse
-from daemon.context import AUTH, CLIENT_IP, DEVICE, EVENTS, OIDC, PRINCIPAL, SETTINGS, USERS, VECTORS, WEB_SESSIONS
-from daemon.pipeline.errors import field_errors
+from daemon.context import (AUTH, CLIENT_IP, DEVICE, EVENTS, MAIL, MFA, OIDC, PASSKEYS, PRINCIPAL, REQUEST_ID, SETTINGS,
+                            USERS, VECTORS, WEB_SESSIONS)
+from daemon.pipeline.errors import field_errors, problem_response
+from daemon.pipeline.validation import validated
 from daemon.services import realtime
 from daemon.services.principal import Principal
 from daemon.services.vectors import topic as collection_topic
-from daemon.services.web_sessions import csrf_matches, csrf_token, new_secret, well_formed
+from daemon.services.web_sessions import csrf_matches, csrf_token, new_secret, row_id, well_formed
 from shared.errors import ApiError, Code, FieldError
 from shared.models import Page, PageQuery
-from shared.models.auth import CreateApiKey
+from shared.models.auth import CreateApiKey, ResetPassword
 from shared.models.users import UpdateUser, User, UserQuery
 from shared.models.vectors import CollectionCreate, QueryRequest
+from shared.qr import svg_qr
 
 # __Host-: the browser takes this cookie only from this host, Secure, with Path=/ and no Domain, so a
 # sibling subdomain cannot plant a session of its choosing in a visitor's browser.
@@ -97,7 +100,8 @@ def _cross_site(request: web.Request) -> bool:
 
 
 def render(request: web.Request, visit: Visit | None, template: str, context: Mapping[str, Any], status: int = 200) -> web.Response:
-    base = {"me": visit.me if visit else None, "csrf": csrf_token(visit.secret) if visit else ""}
+    base = {"me": visit.me if visit else None, "csrf": csrf_token(visit.secret) if visit else "",
+            "passkeys_on": request.app[PASSKEYS] is not None}
     return aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)
 
 
@@ -128,47 +132,53 @@ def _refuse_unread_form(request: web.Request, secret: str | None) -> web.Respons
 
 def page(method: str, path: str, *, who: Who = "user", rate: str = "api") -> Callable[[View], View]:
     def register(view: View) -> View:
-        @functools.wraps(view)
-        async def handler(request: web.Request) -> web.StreamResponse:
-            secret = request.cookies.get(COOKIE)
-            form: Mapping[str, str] = {}
-            if method == "POST":
-                if _cross_site(request):
-                    return _error_page(request, None, ApiError(Code.FORBIDDEN, "this form was sent from another site"))
-                refused = _refuse_unread_form(request, secret)
-                if refused is not None:
-                    return refused
-                posted = await request.post()
-                form = {name: value for name, value in posted.items() if isinstance(value, str)}
-                if not csrf_matches(secret, form.get("csrf")):
-                    return _error_page(request, None, ApiError(Code.FORBIDDEN, _NO_CSRF))
-            principal = await request.app[WEB_SESSIONS].principal(secret, request[CLIENT_IP])
-            request[PRINCIPAL] = principal  # the access log records who it was
-            fresh = not well_formed(secret)
-            me = await request.app[USERS].get(principal, principal.user_id) if principal else None
-            visit = Visit(new_secret() if fresh else secret, fresh, principal, me, form)
-            if principal is None and who != "anyone":
-                response: web.StreamResponse = _see_other("/ui/login")
-            elif who == "admin" and not principal.is_admin:
-                response = _error_page(request, visit, ApiError(Code.FORBIDDEN, "administrators only"))
-            else:
-                try:
-                    response = await view(request, visit)
-                except ApiError as exc:
-                    response = _error_page(request, visit, exc)
-                except ValidationError as exc:
-                    response = _error_page(request, visit, ApiError(
-                        Code.VALIDATION_FAILED, "the request is not valid", errors=field_errors(exc)))
-            if visit.fresh and COOKIE not in response.cookies:
-                set_session_cookie(response, visit.secret)
-            # Pages show who is logged in and what they may see: no cache may keep them.
-            response.headers["Cache-Control"] = "no-store"
-            return response
-
+        handler = _page_handler(method, who, view)
         pages.route(method, path, summary=(view.__doc__ or path).strip(), tag="web", access="public", rate=rate)(handler)
         return handler
 
     return register
+
+
+def _page_handler(method: str, who: Who, view: View) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The view behind the checks every page shares: CSRF for forms, the session, who may see it."""
+    @functools.wraps(view)
+    async def handler(request: web.Request) -> web.StreamResponse:
+        secret = request.cookies.get(COOKIE)
+        form: Mapping[str, str] = {}
+        if method == "POST":
+            if _cross_site(request):
+                return _error_page(request, None, ApiError(Code.FORBIDDEN, "this form was sent from another site"))
+            refused = _refuse_unread_form(request, secret)
+            if refused is not None:
+                return refused
+            posted = await request.post()
+            form = {name: value for name, value in posted.items() if isinstance(value, str)}
+            if not csrf_matches(secret, form.get("csrf")):
+                return _error_page(request, None, ApiError(Code.FORBIDDEN, _NO_CSRF))
+        principal = await request.app[WEB_SESSIONS].principal(secret, request[CLIENT_IP])
+        request[PRINCIPAL] = principal  # the access log records who it was
+        fresh = not well_formed(secret)
+        me = await request.app[USERS].get(principal, principal.user_id) if principal else None
+        visit = Visit(new_secret() if fresh else secret, fresh, principal, me, form)
+        if principal is None and who != "anyone":
+            response: web.StreamResponse = _see_other("/ui/login")
+        elif who == "admin" and not principal.is_admin:
+            response = _error_page(request, visit, ApiError(Code.FORBIDDEN, "administrators only"))
+        else:
+            try:
+                response = await view(request, visit)
+            except ApiError as exc:
+                response = _error_page(request, visit, exc)
+            except ValidationError as exc:
+                response = _error_page(request, visit, ApiError(
+                    Code.VALIDATION_FAILED, "the request is not valid", errors=field_errors(exc)))
+        if visit.fresh and COOKIE not in response.cookies:
+            set_session_cookie(response, visit.secret)
+        # Pages show who is logged in and what they may see: no cache may keep them.
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return handler
 
 
 # --- the hook for the WebSocket gateway ----------------------------------------------------------------
@@ -211,7 +221,8 @@ async def login_form(request: web.Request, visit: Visit) -> web.StreamResponse:
 
 
 def _login_context(request: web.Request, email: str) -> dict[str, Any]:
-    return {"title": "Log in", "email": email, "sso": request.app[OIDC] is not None}
+    return {"title": "Log in", "email": email, "sso": request.app[OIDC] is not None,
+            "mail": request.app[MAIL].configured, "passkeys": request.app[PASSKEYS] is not None}
 
 
 @page("POST", "/login", who="anyone", rate="auth")
@@ -230,9 +241,9 @@ async def login(request: web.Request, visit: Visit) -> web.StreamResponse:
                 email, password, request[CLIENT_IP], request.headers.get("User-Agent", "")
             )
         except ApiError as exc:
-            if exc.code == Code.MFA_REQUIRED:
-                return render(request, visit, "login_code.html",
-                              {"title": "Second factor", "mfa_token": exc.extra["mfa_token"]})
+            second = await _second_step(request, visit, exc)
+            if second is not None:
+                return second
             if exc.code not in (Code.INVALID_CREDENTIALS, Code.RATE_LIMITED):
                 raise
             problem = exc
@@ -244,6 +255,18 @@ async def login(request: web.Request, visit: Visit) -> web.StreamResponse:
     response = _see_other("/ui/")
     set_session_cookie(response, secret)  # a new secret: the one the form was served with is spent
     return response
+
+
+async def _second_step(request: web.Request, visit: Visit, refused: ApiError) -> web.Response | None:
+    """Where a login goes once its first factor passed (the password, or the single sign-on provider's word)
+    when the account needs a second: the code page, or TOTP enrolment for a role that requires a second factor.
+    No session exists until that step is done. None for any other refusal."""
+    if refused.code == Code.MFA_REQUIRED:
+        return render(request, visit, "login_code.html",
+                      {**_login_context(request, ""), "title": "Second factor", "mfa_token": refused.extra["mfa_token"]})
+    if refused.code == Code.MFA_ENROLMENT_REQUIRED:  # the role needs a second factor: set it up now
+        return await _totp_shown(request, visit, None, refused.extra["mfa_token"])
+    return None
 
 
 @page("POST", "/login/code", who="anyone", rate="auth")
@@ -261,8 +284,8 @@ async def login_code(request: web.Request, visit: Visit) -> web.StreamResponse:
         # A wrong code may be tried again with the same token (up to its five tries); a dead one starts over.
         again = exc.code == Code.INVALID_MFA_CODE
         response = render(request, visit, "login_code.html" if again else "login.html",
-                          {"title": "Second factor" if again else "Log in", "mfa_token": mfa_token, "email": "",
-                           "problem": exc}, status=exc.status)
+                          {**_login_context(request, ""), "title": "Second factor" if again else "Log in",
+                           "mfa_token": mfa_token, "problem": exc}, status=exc.status)
         response.headers.update(exc.headers)
         return response
     response = _see_other("/ui/")
@@ -276,6 +299,253 @@ async def logout(request: web.Request, visit: Visit) -> web.StreamResponse:
     await request.app[WEB_SESSIONS].logout(visit.secret, request[CLIENT_IP])
     response = _see_other("/ui/login")
     set_session_cookie(response, new_secret())
+    return response
+
+
+# --- a second factor: TOTP enrolment (services/mfa.py) ---------------------------------------------------
+
+
+@page("GET", "/mfa")
+async def second_factor(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Your second factor"""
+    return render(request, visit, "mfa.html", {"title": "Second factor", "step": "start"})
+
+
+async def _totp_shown(request: web.Request, visit: Visit, password: str | None, mfa_token: str | None) -> web.Response:
+    """Starts an enrolment (the password of a signed-in user, or the mfa_token of a login whose role needs
+    one) and shows its secret as a QR code and as text, with the form for the first code."""
+    secret = await request.app[MFA].start_totp(visit.principal if mfa_token is None else None, password, mfa_token,
+                                               request[CLIENT_IP])
+    return render(request, visit, "mfa.html", {"title": "Second factor", "step": "confirm", "mfa_token": mfa_token,
+                                               "secret": secret.secret, "qr": svg_qr(secret.otpauth_uri)})
+
+
+@page("POST", "/mfa/totp", rate="auth")
+async def start_totp(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Set up TOTP: your password, then the secret to scan"""
+    try:
+        return await _totp_shown(request, visit, visit.form.get("password", "")[:MAX_PASSWORD] or None, None)
+    except ApiError as exc:
+        if exc.code not in (Code.INVALID_CREDENTIALS, Code.VALIDATION_FAILED, Code.CONFLICT, Code.RATE_LIMITED):
+            raise
+        response = render(request, visit, "mfa.html", {"title": "Second factor", "step": "start", "problem": exc},
+                          status=exc.status)
+        response.headers.update(exc.headers)
+        return response
+
+
+@page("POST", "/mfa/totp/confirm", who="anyone", rate="auth")
+async def confirm_totp(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Turn TOTP on with its first code; the recovery codes, shown once"""
+    # Signed in: the session's own enrolment. Not signed in: the enrolment a login was led to, whose
+    # mfa_token opens the session once the code is right.
+    mfa_token = None if visit.principal else visit.form.get("mfa_token", "")[:200]
+    code = visit.form.get("code", "").strip()[:64]
+    try:
+        confirmed = await request.app[AUTH].confirm_totp(visit.principal, code, mfa_token, request[CLIENT_IP],
+                                                         request.headers.get("User-Agent", ""))
+    except ApiError as exc:
+        if exc.code not in (Code.INVALID_MFA_CODE, Code.UNAUTHORIZED, Code.CONFLICT, Code.RATE_LIMITED):
+            raise
+        if exc.code == Code.UNAUTHORIZED and visit.principal is None:  # the login's token is dead: start over
+            response = render(request, visit, "login.html", {**_login_context(request, ""), "problem": exc},
+                              status=exc.status)
+        else:  # a wrong code may be tried again (the QR code shown before still holds)
+            response = render(request, visit, "mfa.html", {"title": "Second factor", "problem": exc,
+                                                           "step": "confirm" if exc.code == Code.INVALID_MFA_CODE else "start",
+                                                           "mfa_token": mfa_token}, status=exc.status)
+        response.headers.update(exc.headers)
+        return response
+    context = {"title": "Second factor", "step": "done", "recovery_codes": confirmed.recovery_codes}
+    if confirmed.session is None:
+        return render(request, visit, "mfa.html", context)
+    # Answered here, not through a redirect: the recovery codes are in this one no-store page and nowhere else.
+    secret = await request.app[WEB_SESSIONS].open(confirmed.session)
+    response = render(request, None, "mfa.html", context)
+    set_session_cookie(response, secret)
+    return response
+
+
+# --- links by mail (services/mail.py): a forgotten password, a verified address --------------------------
+# The links carry their token in the fragment (#token=...), which no browser sends: /ui/static/link-token.js
+# moves it into the page's form, which posts it (CSRF-checked like every form). Without script, it is pasted.
+
+MAX_TOKEN = 200
+
+
+def _form_problem(request: web.Request, visit: Visit, template: str, context: dict[str, Any],
+                  exc: ApiError, expected: tuple[Code, ...]) -> web.Response:
+    """The form again, with the problem named, for the refusals a person can act on; anything else goes on."""
+    if exc.code not in expected:
+        raise exc
+    response = render(request, visit, template, {**context, "problem": exc}, status=exc.status)
+    response.headers.update(exc.headers)
+    return response
+
+
+@page("GET", "/forgot", who="anyone")
+async def forgot_form(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Ask for a password reset link"""
+    return render(request, visit, "forgot.html", {"title": "Forgotten password", "email": ""})
+
+
+@page("POST", "/forgot", who="anyone", rate="auth")
+async def forgot(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Send a password reset link (the same answer whether or not the account exists)"""
+    email = visit.form.get("email", "").strip()[:MAX_EMAIL]
+    context = {"title": "Forgotten password", "email": email}
+    try:
+        if not email:
+            raise ApiError(Code.VALIDATION_FAILED, "enter your email address")
+        await request.app[MAIL].request_reset(email, request[CLIENT_IP])
+    except ApiError as exc:
+        return _form_problem(request, visit, "forgot.html", context, exc, (Code.VALIDATION_FAILED, Code.RATE_LIMITED))
+    return render(request, visit, "forgot.html", {**context, "sent": True}, status=202)
+
+
+@page("GET", "/reset", who="anyone")
+async def reset_form(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Choose a new password with the link from the mail"""
+    return render(request, visit, "reset.html", {"title": "New password"})
+
+
+@page("POST", "/reset", who="anyone", rate="auth")
+async def reset(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Set the new password; every session of the account ends"""
+    token, password = visit.form.get("token", "").strip(), visit.form.get("new_password", "")
+    try:
+        if not 0 < len(token) <= MAX_TOKEN:
+            raise ApiError(Code.UNAUTHORIZED, "the link is not valid: open the link from the mail again")
+        if password != visit.form.get("repeat", ""):
+            raise ApiError(Code.VALIDATION_FAILED, "the two passwords differ",
+                           errors=[FieldError("repeat", "type the same password twice")])
+        body = validated(ResetPassword, {"reset_token": token, "new_password": password}, "new password")
+        await request.app[AUTH].reset_password(body.reset_token, body.new_password, request[CLIENT_IP])
+    except ApiError as exc:
+        return _form_problem(request, visit, "reset.html", {"title": "New password"}, exc,
+                             (Code.UNAUTHORIZED, Code.VALIDATION_FAILED, Code.RATE_LIMITED))
+    return render(request, visit, "reset.html", {"title": "New password", "done": True})
+
+
+@page("GET", "/verify-email", who="anyone")
+async def verify_email_form(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Verify an email address with the link from the mail"""
+    return render(request, visit, "verify_email.html", {"title": "Verify your email"})
+
+
+@page("POST", "/verify-email", who="anyone", rate="auth")
+async def verify_email(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Verify the address"""
+    token = visit.form.get("token", "").strip()
+    try:
+        if not 0 < len(token) <= MAX_TOKEN:
+            raise ApiError(Code.UNAUTHORIZED, "the link is not valid: open the link from the mail again")
+        await request.app[MAIL].verify(token, request[CLIENT_IP])
+    except ApiError as exc:
+        return _form_problem(request, visit, "verify_email.html", {"title": "Verify your email"}, exc,
+                             (Code.UNAUTHORIZED, Code.RATE_LIMITED))
+    return render(request, visit, "verify_email.html", {"title": "Verify your email", "done": True})
+
+
+# --- passkeys (services/passkeys.py) ---------------------------------------------------------------------
+# /ui/static/passkeys.js asks an /options route for a ceremony's options (a form post, so CSRF-checked like
+# any other), lets the browser's authenticator answer, and sends the answer in the page's own form: the
+# result is an ordinary page. Challenges are bound to the browser by its session cookie's secret.
+
+
+def _passkeys(request: web.Request):  # -> services.passkeys.Passkeys
+    passkeys = request.app[PASSKEYS]
+    if passkeys is None:
+        raise ApiError(Code.NOT_FOUND, "passkeys are not configured on this server (BASTION_WEBAUTHN_ORIGINS)")
+    return passkeys
+
+
+async def _options(request: web.Request, make: Awaitable[str]) -> web.Response:
+    """A ceremony's options as JSON; a refusal as problem+json, for the script to show."""
+    try:
+        return web.Response(text=await make, content_type="application/json")
+    except ApiError as exc:
+        response = problem_response(exc, request.get(REQUEST_ID))
+        response.headers.update(exc.headers)
+        return response
+
+
+async def _passkeys_page(request: web.Request, visit: Visit, status: int = 200, **context: Any) -> web.Response:
+    found = await _passkeys(request).list(visit.principal)
+    return render(request, visit, "passkeys.html", {"title": "Passkeys", "passkeys": found, **context}, status=status)
+
+
+@page("GET", "/passkeys")
+async def passkeys(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Your passkeys"""
+    return await _passkeys_page(request, visit)
+
+
+@page("POST", "/passkeys/options", rate="auth")
+async def passkey_registration_options(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """The options to make a new passkey, once your password (or a code) is right"""
+    form = visit.form
+    return await _options(request, _passkeys(request).registration_options(
+        visit.principal, form.get("password", "")[:MAX_PASSWORD] or None, form.get("code", "").strip()[:64] or None,
+        row_id(visit.secret), request[CLIENT_IP]))
+
+
+@page("POST", "/passkeys", rate="auth")
+async def add_passkey(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Add a passkey: the authenticator's answer to the options"""
+    try:
+        await _passkeys(request).register(visit.principal, visit.form.get("name", ""), visit.form.get("credential", ""),
+                                          row_id(visit.secret), request[CLIENT_IP])
+    except ApiError as exc:
+        if exc.code not in (Code.PASSKEY_REFUSED, Code.VALIDATION_FAILED, Code.CONFLICT):
+            raise
+        return await _passkeys_page(request, visit, exc.status, problem=exc)
+    return _see_other("/ui/passkeys")
+
+
+@page("POST", "/passkeys/{id}/remove")
+async def remove_passkey(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Remove one of your passkeys"""
+    passkeys = _passkeys(request)
+    asking = _confirm(request, visit, f"Remove the passkey {visit.form.get('name', '')}? It no longer signs you in.",
+                      "Remove", "/ui/passkeys")
+    if asking is not None:
+        return asking
+    await passkeys.remove(visit.principal, request.match_info["id"], request[CLIENT_IP])
+    return _see_other("/ui/passkeys")
+
+
+@page("POST", "/login/passkey/options", who="anyone", rate="auth")
+async def passkey_login_options(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """The options to sign in with a passkey: alone, or after the password (with its mfa_token)"""
+    mfa_token = visit.form.get("mfa_token", "")[:200] or None
+    return await _options(request, _passkeys(request).authentication_options(row_id(visit.secret), mfa_token))
+
+
+@page("POST", "/login/passkey", who="anyone", rate="auth")
+async def passkey_login(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Sign in with a passkey: the authenticator's answer"""
+    passkeys = _passkeys(request)
+    mfa_token = visit.form.get("mfa_token", "")[:200] or None
+    answer, browser, ip = visit.form.get("credential", ""), row_id(visit.secret), request[CLIENT_IP]
+    user_agent = request.headers.get("User-Agent", "")
+    try:
+        if mfa_token is None:
+            pair = await passkeys.sign_in(answer, browser, ip, user_agent)
+        else:
+            pair = await passkeys.second_factor(mfa_token, answer, browser, ip, user_agent)
+    except ApiError as exc:
+        if exc.code not in (Code.PASSKEY_REFUSED, Code.VALIDATION_FAILED, Code.UNAUTHORIZED, Code.RATE_LIMITED):
+            raise
+        # After the password, a refused passkey leaves the login's token with its other tries.
+        again = mfa_token is not None and exc.code != Code.UNAUTHORIZED
+        response = render(request, visit, "login_code.html" if again else "login.html",
+                          {**_login_context(request, ""), "title": "Second factor" if again else "Log in",
+                           "mfa_token": mfa_token, "problem": exc}, status=exc.status)
+        response.headers.update(exc.headers)
+        return response
+    response = _see_other("/ui/")
+    set_session_cookie(response, await request.app[WEB_SESSIONS].open(pair))
     return response
 
 
@@ -320,8 +590,10 @@ async def sso_callback(request: web.Request, visit: Visit) -> web.StreamResponse
         pair = await oidc.finish(request.cookies.get(SSO_COOKIE), params, _callback_url(request),
                                  request[CLIENT_IP], request.headers.get("User-Agent", ""))
     except ApiError as exc:
-        response = render(request, visit, "sso_refused.html", {"title": "Single sign-on refused", "error": exc},
-                          status=exc.status)
+        # A second factor is due: the same page as after a password (its form posts from this site, with the
+        # cookie of the session secret `page()` sets here, so it needs none of the provider's cross-site cookie).
+        response = await _second_step(request, visit, exc) or render(
+            request, visit, "sso_refused.html", {"title": "Single sign-on refused", "error": exc}, status=exc.status)
         response.headers.update(exc.headers)
     else:
         secret = await request.app[WEB_SESSIONS].open(pair)
@@ -480,10 +752,7 @@ def key_from_form(form: Mapping[str, str]) -> CreateApiKey:
         except ValueError:
             raise ApiError(Code.VALIDATION_FAILED, "the key is not valid",
                            errors=[FieldError("expires", "expected a date such as 2027-01-31")]) from None
-    try:
-        return CreateApiKey.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(Code.VALIDATION_FAILED, "the key is not valid", errors=field_errors(exc)) from None
+    return validated(CreateApiKey, data, "key")
 
 
 @page("POST", "/keys")
@@ -558,11 +827,7 @@ async def create_collection(request: web.Request, visit: Visit) -> web.StreamRes
     """Create a collection"""
     fields = {name: visit.form.get(name, "").strip() for name in _NEW_COLLECTION}
     try:
-        body = CollectionCreate.model_validate(fields)
-        created = await request.app[VECTORS].create(visit.principal, body)
-    except ValidationError as exc:
-        problem = ApiError(Code.VALIDATION_FAILED, "the collection is not valid", errors=field_errors(exc))
-        return await _collections_page(request, visit, problem.status, problem=problem, form=fields)
+        created = await request.app[VECTORS].create(visit.principal, validated(CollectionCreate, fields, "collection"))
     except ApiError as exc:
         if exc.code not in (Code.VALIDATION_FAILED, Code.CONFLICT):
             raise
@@ -621,10 +886,7 @@ def query_from_form(form: Mapping[str, str]) -> QueryRequest:
             errors.append(FieldError("filter", "expected a JSON object, e.g. {\"genre\": {\"$eq\": \"drama\"}}"))
     if errors:
         raise ApiError(Code.VALIDATION_FAILED, "the search is not valid", errors=errors)
-    try:
-        return QueryRequest.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(Code.VALIDATION_FAILED, "the search is not valid", errors=field_errors(exc)) from None
+    return validated(QueryRequest, data, "search")
 
 
 @page("POST", "/collections/{name}/query")
@@ -684,6 +946,11 @@ async def favicon(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "favicon.ico")
 
 
+async def no_such_page(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """A mistyped /ui/ address gets the site's own page (and its menu), not the API's problem+json."""
+    raise ApiError(Code.NOT_FOUND, "there is no such page here")
+
+
 def add_routes(app: web.Application) -> None:
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("daemon.web", "templates"), autoescape=True, default_helpers=False
@@ -692,3 +959,5 @@ def add_routes(app: web.Application) -> None:
     pages.add_to(app.router)
     app.router.add_static("/ui/static", STATIC_DIR, append_version=False)
     app.router.add_get("/favicon.ico", favicon)  # browsers ask for it at the root, whatever the page says
+    # Last: aiohttp tries the routes of a longer prefix first, so this takes only what no page or file took.
+    app.router.add_get("/ui/{path:.*}", _page_handler("GET", "anyone", no_such_page))

@@ -7,6 +7,9 @@ fields (422, naming each one).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -19,11 +22,23 @@ from daemon.settings import Settings
 from shared.errors import ApiError, Code
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: object, what: str) -> M:
+    """`data` as `model`, or the contract's 422 naming each field: the API and the web view's forms."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(Code.VALIDATION_FAILED, f"the {what} is not valid", errors=field_errors(exc)) from None
+
+
 def _too_large(limit: int) -> ApiError:
     return ApiError(Code.PAYLOAD_TOO_LARGE, f"the body is over the limit of {limit} bytes")
 
 
-async def parse_body(request: web.Request, model: type[BaseModel], limit: int) -> BaseModel:
+async def parse_body(request: web.Request, model: type[BaseModel], limit: int,
+                     decode: Callable[[bytes | bytearray], Any] = orjson.loads) -> BaseModel:
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     if request.content_type != "application/json":
@@ -37,13 +52,10 @@ async def parse_body(request: web.Request, model: type[BaseModel], limit: int) -
             raise _too_large(limit)
     try:
         # orjson refuses invalid UTF-8 and nesting deeper than 1024 levels, bounding the work.
-        data = orjson.loads(raw)
+        data = decode(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError(Code.INVALID_JSON, f"the body is not valid JSON: {exc.msg}") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(Code.VALIDATION_FAILED, "the body is not valid", errors=field_errors(exc)) from None
+    return validated(model, data, "body")
 
 
 def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
@@ -51,10 +63,7 @@ def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
     for key in request.query:
         found = request.query.getall(key)
         values[key] = found if len(found) > 1 else found[0]
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        raise ApiError(Code.VALIDATION_FAILED, "the query is not valid", errors=field_errors(exc)) from None
+    return validated(model, values, "query")
 
 
 def validation(settings: Settings):
@@ -68,7 +77,7 @@ def validation(settings: Settings):
                 limit = spec.max_body or settings.max_body_bytes
                 if isinstance(limit, str):  # a setting's name, e.g. "max_upsert_bytes"
                     limit = getattr(settings, limit)
-                request[BODY] = await parse_body(request, spec.body, limit)
+                request[BODY] = await parse_body(request, spec.body, limit, spec.decode or orjson.loads)
         return await handler(request)
 
     return middleware

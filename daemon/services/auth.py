@@ -280,6 +280,7 @@ class Auth:
             if user_id is None:
                 raise ApiError(Code.UNAUTHORIZED, "the reset token is not valid")
             await self._accounts.update_user(user_id, {"password_hash": new_hash, "updated_at": iso(now())}, tx)
+            await self._accounts.spend_user_resets(user_id, iso(now()), tx)  # an older link by mail, say
             await self._sessions.revoke_all(user_id, "password reset", conn=tx)
         await guess.right()
         await self._user_cache.changed("user.updated", user_id)  # updated_at

@@ -73,6 +73,18 @@ RESET_TOKEN = GuessPolicy("reset-token", "too many invalid reset tokens; try aga
     GuessLimit(("address",), 20, 60 * 60),
 ))
 
+# A request for mail (a reset link, a verification link) is counted like a guess and never given back: per
+# account, so that nobody can flood someone's inbox, and per address, so that one client cannot ask for many
+# accounts. Counted alike whether or not the account exists, so a 429 tells nothing about it either.
+MAIL_REQUEST = GuessPolicy("mail-request", "too many mail requests; try again later", (
+    GuessLimit(("account",), 3, 60 * 60),
+    GuessLimit(("address",), 10, 60 * 60),
+))
+# Verification links carry 256 random bits; counted per address as reset tokens are.
+EMAIL_TOKEN = GuessPolicy("email-token", "too many invalid verification links; try again later", (
+    GuessLimit(("address",), 20, 60 * 60),
+))
+
 
 class Reservation:
     """One guess, counted. `right()` when it was right; otherwise nothing: it stays counted."""

@@ -22,6 +22,7 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
@@ -125,8 +126,13 @@ class Mfa:
 
     async def verify(self, mfa_token: str, code: str, ip: str) -> Row:
         """The user whose `mfa_token` this is, once `code` (TOTP or recovery) is right; the token is spent."""
+        return await self.verify_factor(mfa_token, lambda user: self._check_code(user, code, ip), ip)
+
+    async def verify_factor(self, mfa_token: str, check: Callable[[Row], Awaitable[str]], ip: str) -> Row:
+        """The user whose `mfa_token` this is, once `check(user)` passed (it raises, or names the factor: a
+        code above, a passkey in services/passkeys.py); the token is spent. Each check spends a try first."""
         hashed, user = await self._take_try(mfa_token, "verify")
-        method = await self._check_code(user, code, ip)
+        method = await check(user)
         if not await self._rows.spend_challenge(hashed, iso(now())):
             raise self._dead_token()  # a concurrent request with the same token won
         await self._audit.record("mfa.verified", actor_id=user["id"], target_id=user["id"], ip=ip, method=method)
@@ -150,7 +156,7 @@ class Mfa:
                            ip: str) -> tuple[list[str], Row]:
         """The first good code turns TOTP on; returns the recovery codes (this once) and the user."""
         if principal is not None:
-            self._session_only(principal)
+            self.session_only(principal)
             user, hashed = await self._user(principal.user_id), None
         elif mfa_token is not None:
             hashed, user = await self._take_try(mfa_token, "enrol")
@@ -177,13 +183,14 @@ class Mfa:
         return codes, {**user, "mfa_enabled": True}
 
     async def disable_totp(self, principal: Principal, password: str, code: str, ip: str) -> None:
-        self._session_only(principal)
+        self.session_only(principal)
         user = await self._user(principal.user_id)
-        if not user["mfa_enabled"]:
+        factor = await self._rows.totp(user["id"])
+        if factor is None or not factor["confirmed_at"]:
             raise ApiError(Code.CONFLICT, "TOTP is not on")
         await self._check_password(user, password, ip)
         await self._check_code(user, code, ip)
-        await self._rows.remove(user["id"], iso(now()))
+        await self._rows.remove(user["id"], iso(now()), passkeys=False)  # passkeys are turned off one by one
         await self._user_cache.changed("user.updated", user["id"])
         await self._audit.record("mfa.disabled", actor_id=user["id"], target_id=user["id"], ip=ip)
 
@@ -196,10 +203,23 @@ class Mfa:
         await self._user_cache.changed("user.updated", user_id)
         await self._audit.record("mfa.reset", actor_id=principal.user_id, target_id=user_id, ip=ip)
 
+    async def reauthenticate(self, principal: Principal, password: str | None, code: str | None, ip: str) -> Row:
+        """A signed-in user shows it is still them before adding a sign-in method (a passkey): a TOTP or
+        recovery code when they have TOTP on and give one, else the password; counted as elsewhere."""
+        self.session_only(principal)
+        user = await self._user(principal.user_id)
+        if code:
+            await self._check_code(user, code, ip)
+        elif password:
+            await self._check_password(user, password, ip)
+        else:
+            raise ApiError(Code.VALIDATION_FAILED, "enter your password, or a code from your authenticator app")
+        return user
+
     # -- the parts ------------------------------------------------------------------------------------
 
     @staticmethod
-    def _session_only(principal: Principal) -> None:
+    def session_only(principal: Principal) -> None:
         if principal.session_id is None:
             raise ApiError(Code.FORBIDDEN, "an API key cannot change second factors; log in")
 
@@ -212,6 +232,17 @@ class Mfa:
     @staticmethod
     def _dead_token() -> ApiError:
         return ApiError(Code.UNAUTHORIZED, "the mfa_token is not valid (used, expired or too many wrong codes); log in again")
+
+    async def pending_user(self, mfa_token: str) -> Row:
+        """The user of a live login `mfa_token` waiting for its second factor, without spending a try (to
+        offer that user's passkeys)."""
+        challenge = await self._rows.live_challenge(token_hash(mfa_token), iso(now()), CODES_PER_CHALLENGE)
+        if challenge is None or challenge["purpose"] != "verify":
+            raise self._dead_token()
+        user = await self._accounts.user(challenge["user_id"])
+        if user is None or user["disabled"]:
+            raise self._dead_token()
+        return user
 
     async def _take_try(self, mfa_token: str, purpose: str) -> tuple[str, Row]:
         """Spend one of the token's five tries before its code is looked at; its user, who must still be
@@ -230,7 +261,7 @@ class Mfa:
     async def _enrolling_user(self, principal: Principal | None, password: str | None, mfa_token: str | None,
                               ip: str) -> Row:
         if principal is not None:
-            self._session_only(principal)
+            self.session_only(principal)
             if password is None:
                 raise ApiError(Code.VALIDATION_FAILED, "enter your password to set up TOTP")
             user = await self._user(principal.user_id)

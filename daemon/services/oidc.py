@@ -10,7 +10,9 @@
 - Accounts link by the provider's (issuer, sub), which never change. A provider account with no link signs
   in only with an email the provider says is verified, in BASTION_OIDC_ALLOWED_DOMAINS: it links to the
   Bastion account of that email, or creates one with the role `user` and no usable password.
-- The session is an ordinary one of the auth service (same second-factor gate, revocation and limits).
+- The session is an ordinary one of the auth service (same revocation and limits, and the same second-factor
+  gate: an account with TOTP on, or of a role that needs it, gets an `mfa_token` and the web view's code or
+  enrolment page, as after a right password; the session opens only once that is done).
 Every outcome is audited: sso.linked, user.created, login.succeeded, and sso.refused with its reason.
 """
 
@@ -113,14 +115,9 @@ class Oidc:
             row = await self._account(claims, ip)
             if row["disabled"]:
                 raise refused("disabled", "this Bastion account is disabled")
-            try:
-                return await self._auth.login_federated(row, ip, user_agent)
-            except ApiError as exc:
-                # Not yet led on to the web view's second-factor page: such an account logs in with password and code.
-                if exc.code not in (Code.MFA_REQUIRED, Code.MFA_ENROLMENT_REQUIRED):
-                    raise
-                raise refused("second_factor", "this account has a second factor at Bastion: log in with "
-                                               "your password and code instead") from None
+            # An account with a second factor (or a role that needs one) is refused here with an mfa_token, as
+            # after a right password: the web view asks for the code, and only that opens the session.
+            return await self._auth.login_federated(row, ip, user_agent)
         except ApiError as exc:
             if exc.code in (Code.FORBIDDEN, Code.UNAUTHORIZED):
                 await self._audit.record("sso.refused", ip=ip, issuer=self.config.issuer,

@@ -7,7 +7,11 @@
 - A query's mode: `vector`, `keyword` or `hybrid`, chosen from what the query gives when it names none
   (text alone: keyword, or hybrid where the collection embeds; text with a vector or an id: hybrid),
   and refused, naming the field, when the collection cannot serve it.
-- Hybrid: each ranking is read `hybrid_depth` deep and the two are fused by reciprocal rank (fusion.py).
+- Hybrid: each ranking is read `top_k` deep and the two are fused by reciprocal rank (fusion.py). Reading
+  deeper lets records that both rankings place low outvote what one ranking places first: on bench.text's
+  labelled sets (100,000 documents, three seeds) fusing 50 deep scored nDCG@10 0.790 against keyword 0.813,
+  fusing top_k deep 0.823 to 0.827, above both rankings at 5,000, 20,000, 50,000 and 100,000 documents.
+  It is Elasticsearch's default too (rank_window_size = size).
 """
 
 from __future__ import annotations
@@ -22,13 +26,6 @@ from shared.models.vectors import MAX_TEXT_BYTES, MAX_TOP_K, QueryRequest, Vecto
 
 if TYPE_CHECKING:
     import numpy as np
-
-HYBRID_DEPTH = 50  # at least this many candidates from each ranking, so that fusion has some to agree on
-
-
-def hybrid_depth(top_k: int) -> int:
-    return min(MAX_TOP_K, max(2 * top_k, HYBRID_DEPTH))
-
 
 def choose_mode(body: QueryRequest, embed_model: str | None, keywords: bool) -> tuple[str, list[FieldError]]:
     """The query's mode, and what makes it impossible for this collection (empty when it can be served)."""

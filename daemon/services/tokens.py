@@ -27,7 +27,11 @@ LEEWAY_S = 5
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "sid", "typ"]
 FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c")
 SECRET_NAME = "signing_keys"
-RELOAD_EVERY_S = 10.0
+# A token whose kid this replica does not know makes it read the keys again (another replica may have rotated
+# them), at most this often: a flood of forged kids costs the key store one read a second. Counted from the
+# last such read only, not from the periodic ones: at 10 s from any reload, a replica that had just reloaded
+# before a rotation refused the new key's tokens until its next reload (CI: 401 "the token's key is unknown").
+KID_RELOAD_EVERY_S = 1.0
 VERIFIED_CACHE_SIZE = 10_000
 
 
@@ -100,7 +104,7 @@ class Tokens:
         self.issuer = issuer
         self.audience = audience
         self.ttl_s = ttl_s
-        self._last_reload = time.monotonic()
+        self._last_kid_reload = -KID_RELOAD_EVERY_S
         self._verified: dict[str, dict[str, Any]] = {}
 
     def _set_keys(self, keys: list[SigningKey]) -> None:
@@ -109,7 +113,6 @@ class Tokens:
 
     async def reload(self) -> None:
         self._set_keys(await load_keys(self._store))
-        self._last_reload = time.monotonic()
 
     def issue(self, user_id: str, role: str, session_id: str) -> tuple[str, int]:
         now = int(time.time())
@@ -154,7 +157,8 @@ class Tokens:
             raise ApiError(Code.UNAUTHORIZED, "the token names its own key, which is not accepted")
         kid = header.get("kid")
         key = self._keys.get(kid) if isinstance(kid, str) else None
-        if key is None and isinstance(kid, str) and time.monotonic() - self._last_reload > RELOAD_EVERY_S:
+        if key is None and isinstance(kid, str) and time.monotonic() - self._last_kid_reload > KID_RELOAD_EVERY_S:
+            self._last_kid_reload = time.monotonic()
             await self.reload()  # another replica may have rotated the keys
             key = self._keys.get(kid)
         if key is None:

@@ -85,11 +85,12 @@ class Users:
 
     async def create_federated(self, email: str, display_name: str, ip: str | None, via: str) -> User:
         """An account made at its first single sign-on (services/oidc.py): role `user`, and no password
-        of its own until an administrator issues a reset."""
-        return await self._insert(email, NO_PASSWORD, "user", display_name[:200], None, ip, via=via)
+        of its own until a reset (an administrator's, or a link by mail); its address counts as verified, since
+        the provider vouched for it (oidc.py signs in only with `email_verified`)."""
+        return await self._insert(email, NO_PASSWORD, "user", display_name[:200], None, ip, verified=True, via=via)
 
     async def _insert(self, email: str, password_hash: str, role: str, display_name: str, actor_id: str | None,
-                      ip: str | None, **detail: str) -> User:
+                      ip: str | None, verified: bool = False, **detail: str) -> User:
         stamp = iso(now())
         row = {
             "id": new_id("usr"),
@@ -100,6 +101,7 @@ class Users:
             "password_hash": password_hash,
             "created_at": stamp,
             "updated_at": stamp,
+            "email_verified": verified,
         }
         try:
             await self._accounts.insert_user(row)
@@ -181,8 +183,13 @@ class Users:
 
     async def issue_reset(self, actor: Principal, user_id: str, ip: str | None) -> ResetToken:
         await self._load(user_id)
-        token = "prt_" + secrets.token_urlsafe(32)
-        expires = now() + RESET_TTL
-        await self._accounts.insert_reset(token_hash(token), user_id, iso(now()), iso(expires))
+        issued = await self.new_reset_token(user_id, RESET_TTL)
         await self._audit.record("password_reset.issued", actor_id=actor.user_id, target_id=user_id, ip=ip)
-        return ResetToken(reset_token=token, expires_at=expires)
+        return issued
+
+    async def new_reset_token(self, user_id: str, ttl: timedelta) -> ResetToken:
+        """A reset token (an admin's, or a link by mail: services/mail.py); only its hash is kept."""
+        token = "prt_" + secrets.token_urlsafe(32)
+        moment = now()
+        await self._accounts.insert_reset(token_hash(token), user_id, iso(moment), iso(moment + ttl))
+        return ResetToken(reset_token=token, expires_at=moment + ttl)

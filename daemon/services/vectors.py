@@ -7,6 +7,13 @@
   the field, checked before anything is written.
 - Events on `collections/<name>`: ids and counts, never values or metadata.
 - Text (records' text, embedding models, keyword and hybrid search): the rules are services/text.py's.
+- Queries on the embedded database use the collection's row as this process last read it (`keep_rows`):
+  there this daemon is the only writer of the table, as the local vector store already assumes (it
+  follows no other process's writes), so the row changes only here: a delete forgets it first and last,
+  and a read in flight across a delete is not kept. With PostgreSQL other replicas delete and recreate
+  collections, and they learn of each other's writes by reading (the vector clock, read on every query)
+  while events only say when to look; a row kept until an event came would let a replica that has not read
+  the event yet serve a deleted or recreated collection after its delete answered, so each query reads it.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import base64
 import binascii
 import itertools
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -22,7 +30,7 @@ import orjson
 from daemon import cursors
 from daemon.services.fusion import fuse
 from daemon.services.principal import Principal
-from daemon.services.text import TextService, choose_mode, hybrid_depth, record_errors
+from daemon.services.text import TextService, choose_mode, record_errors
 from daemon.stores.errors import UniqueViolation
 from daemon.stores.events import EventBus
 from daemon.stores.vectors import Hit, Record, Refused, VectorStore
@@ -41,9 +49,7 @@ from shared.models.vectors import (
     FetchRequest,
     FetchResult,
     IdPage,
-    Match,
     QueryRequest,
-    QueryResult,
     UpsertRequest,
     UpsertResult,
     VectorIn,
@@ -56,6 +62,11 @@ if TYPE_CHECKING:
 MAX_METADATA_BYTES = 40 * 1024
 MAX_REPORTED_ERRORS = 20
 MAX_EVENT_IDS = 1000
+# Kept rows (embedded database only) are read again after this, for a write this process cannot see (an
+# operator's SQL): the owner's id, set to NULL when the owner is deleted, matters only to that owner, who can
+# no longer sign in.
+ROW_TTL_S = 10.0
+MAX_KEPT_ROWS = 10_000
 
 
 def topic(name: str) -> str:
@@ -95,14 +106,16 @@ def _as_matrix(rows: list[Any], dimension: int, metric: str, fields: list[str], 
 
     bad = False
     for row, field in zip(rows, fields):
-        if not isinstance(row, list):
+        # An array: JSON numbers only, as the upsert route's decoder gives them (pipeline/vector_json.py).
+        if not isinstance(row, (list, np.ndarray)):
             errors.append(FieldError(field, "expected a list of numbers"))
             bad = True
         elif len(row) != dimension:
             errors.append(FieldError(field, f"expected {dimension} values, got {len(row)}"))
             bad = True
-    if not bad and not set(map(type, itertools.chain.from_iterable(rows))) <= {float, int}:
-        for row, field in zip(rows, fields):  # the slow way, only to name them
+    listed = [(row, field) for row, field in zip(rows, fields) if isinstance(row, list)]
+    if not bad and not set(map(type, itertools.chain.from_iterable(row for row, _ in listed))) <= {float, int}:
+        for row, field in listed:  # the slow way, only to name them
             wrong = next((j for j, value in enumerate(row) if not _is_number(value)), None)
             if wrong is not None:
                 errors.append(FieldError(f"{field}.{wrong}", "expected a number"))
@@ -202,12 +215,19 @@ def _cursor_in(cursor: str) -> str:
 
 
 class VectorService:
-    def __init__(self, catalog: Catalog, store: VectorStore, events: EventBus, text: TextService) -> None:
+    def __init__(
+        self, catalog: Catalog, store: VectorStore, events: EventBus, text: TextService, keep_rows: bool = False
+    ) -> None:
+        """`keep_rows`: this process is the table's only writer (the embedded database), so queries may use
+        the collection rows it read (see the module's docstring)."""
         self.catalog = catalog
         self.store = store
         self.events = events
         self.text = text
         self._names: dict[str, str] = {}  # collection id -> name, for the figures of /metrics
+        # name -> (read at, monotonic; the row), for queries; None: each query reads the row.
+        self._rows: dict[str, tuple[float, CollectionRow]] | None = {} if keep_rows else None
+        self._forgotten = 0  # counts every row forgotten, so that a read can tell whether one was meanwhile
 
     async def warm(self) -> None:
         rows = await self.catalog.all()
@@ -236,13 +256,44 @@ class VectorService:
         if not principal.can(scope):
             raise ApiError(Code.FORBIDDEN, f"this credential lacks the '{scope}' scope")
 
-    async def _visible(self, principal: Principal, name: str, scope: str) -> CollectionRow:
+    async def _visible(self, principal: Principal, name: str, scope: str, kept: bool = False) -> CollectionRow:
+        """`kept`: the row as this process last read it will do, where rows are kept (a query's)."""
         self._need(principal, scope)
-        row = await self.catalog.get(name)
+        row = await (self._kept_row(name) if kept and self._rows is not None else self.catalog.get(name))
         if row is None or not (principal.is_admin or row.owner_id == principal.user_id):
             raise ApiError(Code.NOT_FOUND, f"no collection named '{name}'")
         self._names[row.id] = row.name
         return row
+
+    async def _kept_row(self, name: str) -> CollectionRow | None:
+        """The SQL read a keyword query would otherwise spend most on after the search itself (22 us of ~180
+        inside the daemon, bench/RESULTS.md)."""
+        assert self._rows is not None
+        entry = self._rows.get(name)
+        now = time.monotonic()
+        if entry is not None and now - entry[0] < ROW_TTL_S:
+            return entry[1]
+        forgotten = self._forgotten
+        row = await self.catalog.get(name)
+        if row is not None and forgotten == self._forgotten:  # else a delete came meanwhile: it may be gone
+            if len(self._rows) >= MAX_KEPT_ROWS:
+                self._rows.clear()
+            self._rows[name] = (now, row)
+        return row
+
+    async def _unlist(self, row: CollectionRow) -> bool:
+        """Delete the collection's row. A kept copy goes before and after: a query that read it meanwhile
+        does not keep it."""
+        self._forget_row(row.name)
+        try:
+            return await self.catalog.delete(row)
+        finally:
+            self._forget_row(row.name)
+
+    def _forget_row(self, name: str) -> None:
+        self._forgotten += 1
+        if self._rows is not None:
+            self._rows.pop(name, None)
 
     async def can_read(self, principal: Principal, name: str) -> bool:
         """Whether this principal may see collection `name` (and so subscribe to `collections/<name>`)."""
@@ -288,13 +339,14 @@ class VectorService:
             )
         except UniqueViolation:
             raise ApiError(Code.CONFLICT, f"a collection named '{body.name}' exists") from None
+        self._forget_row(row.name)  # a row kept under this name is of one gone by a way this process did not see
         try:
             await self.store.create(row.space)
         except Refused as exc:
-            await self.catalog.delete(row)
+            await self._unlist(row)
             raise _invalid([FieldError("dimension", str(exc))], "this vector backend cannot hold the collection") from None
         except BaseException:
-            await self.catalog.delete(row)
+            await self._unlist(row)
             raise
         await self.events.publish(
             topic(row.name),
@@ -316,7 +368,7 @@ class VectorService:
     async def delete(self, principal: Principal, name: str) -> None:
         row = await self._visible(principal, name, "write")
         # The name goes first, so nobody reaches the vectors while they are being removed.
-        if await self.catalog.delete(row):
+        if await self._unlist(row):
             self._names.pop(row.id, None)
             await self.store.drop(row.space)
             await self.events.publish(topic(name), "collection.deleted", {"name": name, "owner_id": row.owner_id})
@@ -359,8 +411,12 @@ class VectorService:
         )
         return UpsertResult(upserted_count=count)
 
-    async def query(self, principal: Principal, name: str, body: QueryRequest) -> QueryResult:
-        row = await self._visible(principal, name, "read")
+    async def query(self, principal: Principal, name: str, body: QueryRequest) -> dict[str, Any]:
+        """A QueryResult's shape (the route's response model) in plain dicts and lists: the shape is fixed, and
+        the models cost a keyword query 17 us to make and 11 to serialise where these take 2 (ten matches),
+        of ~180 us inside the daemon (bench/RESULTS.md). Each match: id, score, then vector_score and
+        keyword_score (hybrid, where ranked by each), values, metadata and text (as asked), None left out."""
+        row = await self._visible(principal, name, "read", kept=True)
         mode, errors = choose_mode(body, row.embed_model, self.store.keywords)
         vector = None
         if body.vector is not None:
@@ -376,44 +432,51 @@ class VectorService:
             else:
                 assert body.text is not None and row.embed_model is not None  # choose_mode checked
                 vector = await self.text.embed_query(row.embed_model, body.text)
-        depth = hybrid_depth(body.top_k) if mode == "hybrid" else body.top_k
         by_vector: list[Hit] = []
         if vector is not None:
             by_vector = await self.store.query(
-                row.space, body.namespace, vector, depth, filter, body.include_values, body.include_metadata
+                row.space, body.namespace, vector, body.top_k, filter, body.include_values, body.include_metadata
             )
         by_keyword: list[Hit] = []
         if mode != "vector":
             assert body.text is not None
-            by_keyword = await self.store.keyword_query(row.space, body.namespace, body.text, depth, filter)
+            by_keyword = await self.store.keyword_query(row.space, body.namespace, body.text, body.top_k, filter)
+        ranked: list[dict[str, Any]]
         if mode == "hybrid":
-            vector_scores = {h.id: h.score for h in by_vector}
-            keyword_scores = {h.id: h.score for h in by_keyword}
-            ranked = [
-                Match(id=i, score=score, vector_score=vector_scores.get(i), keyword_score=keyword_scores.get(i))
-                for i, score in fuse([list(vector_scores), list(keyword_scores)])[: body.top_k]
-            ]
+            vector_scores = {h.id: float(h.score) for h in by_vector}
+            keyword_scores = {h.id: float(h.score) for h in by_keyword}
+            ranked = []
+            for i, score in fuse([list(vector_scores), list(keyword_scores)])[: body.top_k]:
+                match = {"id": i, "score": float(score)}
+                if i in vector_scores:
+                    match["vector_score"] = vector_scores[i]
+                if i in keyword_scores:
+                    match["keyword_score"] = keyword_scores[i]
+                ranked.append(match)
         else:
-            ranked = [Match(id=h.id, score=h.score) for h in (by_keyword if mode == "keyword" else by_vector)]
-        await self._include(row, body, ranked, {h.id: h for h in by_vector})
-        return QueryResult(matches=ranked, namespace=body.namespace)
+            ranked = [{"id": h.id, "score": float(h.score)} for h in (by_keyword if mode == "keyword" else by_vector)]
+        if body.include_values or body.include_metadata or body.include_text:
+            await self._include(row, body, ranked, {h.id: h for h in by_vector})
+        return {"matches": ranked, "namespace": body.namespace}
 
-    async def _include(self, row: CollectionRow, body: QueryRequest, matches: list[Match], hits: dict[str, Hit]) -> None:
+    async def _include(
+        self, row: CollectionRow, body: QueryRequest, matches: list[dict[str, Any]], hits: dict[str, Hit]
+    ) -> None:
         """Values, metadata and text as asked for: from the vector search's hits where it had them, else read."""
         wanted = body.include_values or body.include_metadata
-        unread = [m.id for m in matches if wanted and m.id not in hits]
+        unread = [m["id"] for m in matches if wanted and m["id"] not in hits]
         records = await self.store.fetch(row.space, body.namespace, unread) if unread else {}
         texts = {}
         if body.include_text and self.store.keywords:  # a backend without keywords keeps no text
-            texts = await self.store.texts(row.space, body.namespace, [m.id for m in matches])
+            texts = await self.store.texts(row.space, body.namespace, [m["id"] for m in matches])
         for match in matches:
-            source = hits.get(match.id) or records.get(match.id)
+            source = hits.get(match["id"]) or records.get(match["id"])
             if body.include_values and source is not None and source.values is not None:
-                match.values = source.values.tolist()
+                match["values"] = source.values.tolist()
             if body.include_metadata:
-                match.metadata = (source.metadata if source is not None else None) or {}
-            if body.include_text:
-                match.text = texts.get(match.id)
+                match["metadata"] = (source.metadata if source is not None else None) or {}
+            if body.include_text and match["id"] in texts:
+                match["text"] = texts[match["id"]]
 
     async def fetch(self, principal: Principal, name: str, body: FetchRequest) -> FetchResult:
         row = await self._visible(principal, name, "read")

@@ -8,8 +8,10 @@ from daemon.services.audit import Audit
 from daemon.services.auth import Auth
 from daemon.services.guesses import Guesses
 from daemon.services.device import DeviceLogins
+from daemon.services.mail import Mail
 from daemon.services.mfa import Mfa, SecretSealer
 from daemon.services.oidc import Oidc, build_oidc
+from daemon.services.passkeys import Passkeys
 from daemon.services.passwords import Passwords
 from daemon.services.sessions import Sessions
 from daemon.services.tokens import Tokens, load_keys
@@ -24,7 +26,10 @@ from daemon.stores.sql import Database
 from daemon.stores.sql.accounts import Accounts
 from daemon.stores.sql.web_sessions import WebSessionRows
 from daemon.stores.sql.device import DeviceRows
+from daemon.stores.sql.mail import MailRows
 from daemon.stores.sql.mfa import MfaRows
+from daemon.stores.smtp import SmtpMailer
+from daemon.stores.sql.passkeys import PasskeyRows
 
 
 @dataclass
@@ -39,6 +44,8 @@ class AccountServices:
     mfa: Mfa
     device: DeviceLogins
     oidc: Oidc | None  # single sign-on, when configured
+    mail: Mail
+    passkeys: Passkeys | None  # when BASTION_WEBAUTHN_ORIGINS names the web view's origins
 
     def close(self) -> None:
         self.passwords.close()
@@ -70,4 +77,9 @@ async def build_account_services(
     return AccountServices(auth=auth, users=users, audit=audit, sessions=sessions, user_cache=user_cache,
                            passwords=passwords, web_sessions=web_sessions, mfa=mfa,
                            device=DeviceLogins(DeviceRows(db), accounts, auth, audit),
-                           oidc=build_oidc(settings, accounts, users, auth, audit))
+                           oidc=build_oidc(settings, accounts, users, auth, audit),
+                           mail=Mail(SmtpMailer.from_url(settings.smtp_url, settings.mail_from) if settings.smtp_url
+                                     else None, settings.public_url, MailRows(db), accounts, users, user_cache,
+                                     guesses, audit),
+                           passkeys=Passkeys(PasskeyRows(db), accounts, mfa, auth, audit, user_cache, settings.rp_id,
+                                             settings.webauthn_origins) if settings.passkeys else None)

@@ -3,7 +3,7 @@
 Why tantivy: it is the Rust search engine's own Python binding (BM25, segments, deletes by term, atomic
 commits), and it takes writes one request at a time. Measured in-process at 100,000 documents on this
 machine (`python -m bench.text`, figures in bench/RESULTS.md): tantivy answers a three-word query in about
-0.1 ms at p50 and ingests 1,000-document batches, each committed and visible, at about 5,500 documents/s;
+0.1 ms at p50 and ingests 1,000-document batches, each committed and visible, at about 12,000 documents/s;
 bm25s answers in about 3 ms at p50 and has no incremental update at all: its index is built from the whole
 corpus, 11 s at 100,000 documents, so every upsert or delete would rebuild it. Qdrant's embedded engine
 (issue 16) was not adopted by the vector store, so its BM25 is not a candidate here.
@@ -32,16 +32,20 @@ import hashlib
 import logging
 import shutil
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import tantivy
+
+from daemon.stores.vectors import Hit
 
 log = logging.getLogger("bastion.keywords")
 
 FOLDED = "folded"
 MAX_WORD = 40  # characters: longer tokens are mostly base64, hashes or URLs, never typed as a query
-WRITER_HEAP = 15_000_000  # bytes, tantivy's floor for one writer thread
+# A writer's memory budget, not an allocation (16 open writers hold the same RSS at 15 and 64 MB). Below
+# about 50 MB each commit of 1,000 documents flushed and merged more: committed batches of 1,000 went at
+# 6,560 documents/s with 15 MB and 11,700 to 12,300/s with 50 to 100 MB (100,000 documents of 48 words).
+WRITER_HEAP = 64_000_000
 OPEN_WRITERS = 16  # writers kept open (each holds a merge thread pool); the least recently used closes
 OVERFETCH = 4  # with a filter, candidates asked per result before falling back to every match
 NAMESPACE_FILE = "namespace"
@@ -81,12 +85,7 @@ def _schema() -> tantivy.Schema:
 
 
 SCHEMA = _schema()
-
-
-@dataclass(frozen=True)
-class KeywordHit:
-    id: str
-    score: float
+_SHOULD = tantivy.Occur.Should
 
 
 class _Shelf:
@@ -269,26 +268,39 @@ class KeywordIndex:
 
     # --- search ----------------------------------------------------------------------------------------
 
-    def search(self, space_id: str, namespace: str, text: str, limit: int) -> tuple[list[KeywordHit], int]:
+    def top(self, space_id: str, namespace: str, text: str, limit: int) -> list[Hit]:
+        """The best `limit` records for these words, best first: `search` without the count of every match,
+        which tantivy then skips (a keyword query without a filter never uses it)."""
+        return self._search(space_id, namespace, text, limit, False)[0]
+
+    def search(self, space_id: str, namespace: str, text: str, limit: int) -> tuple[list[Hit], int]:
         """The best `limit` records for these words, best first, and how many records match any of them."""
-        shelf = self._shelf(space_id, namespace, create=False)
-        terms = words(text)
-        if shelf is None or not terms or limit < 1:
+        return self._search(space_id, namespace, text, limit, True)
+
+    def _search(
+        self, space_id: str, namespace: str, text: str, limit: int, count: bool
+    ) -> tuple[list[Hit], int]:
+        shelf = self._shelves.get((space_id, namespace))
+        if shelf is None or limit < 1:
             return [], 0
-        query = tantivy.Query.boolean_query(
-            [(tantivy.Occur.Should, tantivy.Query.term_query(SCHEMA, "text", term)) for term in terms]
-        )
+        terms = words(text)
+        if not terms:
+            return [], 0
+        query = tantivy.Query.boolean_query([(_SHOULD, tantivy.Query.term_query(SCHEMA, "text", t)) for t in terms])
         searcher = shelf.index.searcher()
-        found = searcher.search(query, limit, count=True)
-        if not found.hits:
-            return [], found.count
-        versions = searcher.fast_field_values("version", [address for _, address in found.hits])
+        found = searcher.search(query, limit, count=count)
+        ranked = found.hits  # a property that builds a new list each time it is read
+        total = found.count if count else 0
+        if not ranked:
+            return [], total
+        versions = searcher.fast_field_values("version", [address for _, address in ranked])
+        id_of = shelf.id_of
         hits = []
-        for (score, _), held in zip(found.hits, versions):
-            record_id = shelf.id_of.get(held)
+        for (score, _), held in zip(ranked, versions):
+            record_id = id_of.get(held)
             if record_id is not None:  # None only for a document written a moment ago, not yet mapped
-                hits.append(KeywordHit(record_id, score))
-        return hits, found.count
+                hits.append(Hit(record_id, score))  # the vector store's own hit: not made twice
+        return hits, total
 
     async def search_where(
         self,
@@ -297,7 +309,7 @@ class KeywordIndex:
         text: str,
         limit: int,
         keep: Callable[[list[str]], Awaitable[list[bool]]],
-    ) -> list[KeywordHit]:
+    ) -> list[Hit]:
         """The best `limit` records for these words among those `keep` accepts: the top few first, then,
         if too few of them pass, every match, so a filter never loses a record that exists."""
         hits, total = self.search(space_id, namespace, text, limit * OVERFETCH)

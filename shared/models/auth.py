@@ -161,3 +161,12 @@ class DeviceRequest(BaseModel):
     ip: str
     created_at: datetime
     expires_at: datetime
+
+
+class RequestPasswordReset(Strict):
+    # Any string up to the limit, as at login: the answer is the same 202 whatever it is.
+    email: str = Field(min_length=1, max_length=320)
+
+
+class VerifyEmail(Strict):
+    token: str = Field(min_length=1, max_length=200)

@@ -25,6 +25,7 @@ class User(BaseModel):
     updated_at: datetime
     last_login_at: datetime | None = None
     mfa_enabled: bool = False
+    email_verified: bool = False
 
 
 class UpdateMe(Strict):

@@ -196,6 +196,16 @@ BAD_INPUT = [
     ("query", {"vector": [1, 0, 0], "filter": {"$or": [{"n": 1}, {"n": {"$regex": "x"}}]}}, 422, "filter.$or[1].n.$regex"),
     ("upsert", {"vectors": [{"id": "a", "values": [1, True, 0]}]}, 422, "vectors.0.values.1"),  # not 1
     ("upsert", {"vectors": [{"id": "a", "values": "1,0,0"}]}, 422, "vectors.0.values"),
+    # The upsert route reads arrays of numbers straight into numpy (pipeline/vector_json.py): the same faults
+    ("upsert", {"vectors": [{"id": "a", "values": [[1], [0], [0]]}]}, 422, "vectors.0.values.0"),  # flattens to 3
+    ("upsert", {"vectors": [{"id": "a", "values": [[1, 0, 0]]}]}, 422, "vectors.0.values"),
+    ("upsert", {"vectors": [{"id": "a", "values": [1, None, 0]}]}, 422, "vectors.0.values.1"),
+    ("upsert", {"vectors": [{"id": "a", "values": [1, {"x": 0}, 0]}]}, 422, "vectors.0.values.1"),
+    ("upsert", {"vectors": [{"id": "a", "values": []}]}, 422, "vectors.0.values"),
+    ("upsert", {"vectors": [{"id": "a", "values": [0, 1e39, 0]}]}, 422, "vectors.0.values"),  # float64, not float32
+    ("upsert", {"vectors": [{"id": "a", "values": [0, -(10**40), 0]}]}, 422, "vectors.0.values"),  # beyond 64 bits and float32
+    ("upsert", {"vectors": [{"id": "a", "values": [0, 0, 0]}]}, 422, "vectors.0.values"),  # zero, in cosine
+    ("upsert", {"vectors": [{"id": "a", "values": [1, 0, 0]}, {"id": "b", "values": [1, 0]}]}, 422, "vectors.1.values"),
     ("upsert", {"vectors": [{"id": "a"}]}, 422, "vectors.0"),
     ("upsert", {"vectors": [{"id": "a", "values": [1, 0, 0], "values_b64": "AACAPwAAAAAAAAAA"}]}, 422, "vectors.0"),
     ("upsert", {"vectors": [{"id": "a", "values_b64": "AACAPwAAAAA="}]}, 422, "vectors.0.values_b64"),  # 2 floats
@@ -217,6 +227,23 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(api, ali
     assert response.status == status, found
     assert field in [e["field"] for e in found["errors"]], found
     assert (await (await api.get(f"{BASE}/docs", headers=alice.headers)).json())["count"] == 0
+
+
+async def test_json_numbers_are_stored_as_their_float32_values(api, alice):
+    """The upsert route reads arrays of numbers without Python floats (pipeline/vector_json.py): integers,
+    exponents, negative zero and a body with a '[' in a string all land as float32 of what was sent."""
+    import numpy as np
+
+    await make_collection(api, alice, dimension=4)
+    sent = {"a": [1, -0.0, 2.5e-3, 123456789], "b": [0.1, 1e-30, -3.4e38, 7], "c": [1e-46, 2, 3, 4]}
+    raw = orjson.dumps({"vectors": [{"id": i, "values": v, "metadata": {"tag": "[x]"}} for i, v in sent.items()]})
+    response = await api.post(f"{BASE}/docs/upsert", data=raw, headers={**alice.headers, "Content-Type": "application/json"})
+    assert response.status == 200, await response.text()
+    response = await api.post(f"{BASE}/docs/fetch", json={"ids": list(sent)}, headers=alice.headers)
+    found = (await response.json())["vectors"]
+    for i, values in sent.items():
+        assert found[i]["values"] == np.asarray(values, dtype=np.float32).tolist()
+        assert found[i]["metadata"] == {"tag": "[x]"}
 
 
 async def test_collection_rules_conflict_unknown_and_names(api, alice, bob):

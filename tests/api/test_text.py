@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from daemon.app import create_app
@@ -131,6 +133,25 @@ async def test_hybrid_fuses_the_vector_and_keyword_rankings(api, alice):
     assert bakery["keyword_score"] > 0 and "keyword_score" not in cafe and cafe["vector_score"] > 0
 
 
+async def test_hybrid_fuses_each_ranking_read_top_k_deep(api, alice):
+    """Both rankings are read top_k deep (Elasticsearch's default window): read 50 deep, "c" and "d", third
+    and fourth or fifth in each ranking, would outvote the first of each; on bench.text's labelled sets the
+    deeper window ranked worse than keyword search alone."""
+    await create(api, alice, dimension=2)
+    records = [  # by vector from [1, 0]: a, b, c, e, d; by keyword ("lyon"): d, e, c
+        {"id": "a", "values": [1, 0], "text": "w x y z"},
+        {"id": "b", "values": [0.9, 0.436], "text": "w x y z"},
+        {"id": "c", "values": [0.8, 0.6], "text": "lyon x y z"},
+        {"id": "d", "values": [-1, 0], "text": "lyon lyon lyon z"},
+        {"id": "e", "values": [-0.9, 0.436], "text": "lyon lyon y z"},
+    ]
+    assert (await upsert(api, alice, records)).status == 200
+    matches = await query(api, alice, vector=[1, 0], text="lyon", top_k=2)
+    assert ids(matches) == ["a", "d"]
+    assert "keyword_score" not in matches[0] and "vector_score" not in matches[1]
+    assert matches[0]["score"] == pytest.approx(1 / 61) == matches[1]["score"]
+
+
 async def test_a_collection_with_a_model_embeds_text_on_upsert_and_query(api, alice):
     created = await create(api, alice, embed={"model": tiny_model.NAME})
     assert created["dimension"] == tiny_model.DIMENSION and created["embed"] == {"model": tiny_model.NAME}
@@ -237,3 +258,87 @@ async def test_a_backend_that_keeps_no_text_refuses_it_and_still_answers_vector_
         assert response.status == 422
     finally:
         await server.close()
+
+
+# --- the collection's row on the keyword query's path -------------------------------------------------------
+
+
+def count_row_reads(api) -> list[str]:
+    """The names whose collection row the service reads from SQL from now on."""
+    from daemon.context import VECTORS
+
+    catalog = api.server.app[VECTORS].catalog
+    reads, read = [], catalog.get
+
+    async def counted(name):
+        reads.append(name)
+        return await read(name)
+
+    catalog.get = counted
+    return reads
+
+
+async def test_queries_on_the_embedded_database_read_the_collection_row_once_on_postgresql_each_time(
+        api, alice, sql_backend):
+    # On SQLite this daemon is the table's only writer; on PostgreSQL another replica may delete the
+    # collection between two queries, and only SQL knows (the next test, and tests/e2e/test_vector_replicas.py).
+    await create(api, alice, dimension=3)
+    assert (await upsert(api, alice, PLAIN)).status == 200
+    reads = count_row_reads(api)
+    for _ in range(3):
+        assert ids(await query(api, alice, text="café", mode="keyword")) == ["cafe", "bakery"]
+    assert reads == (["docs"] * 3 if sql_backend else ["docs"])
+
+
+async def test_a_collection_deleted_and_made_again_is_queried_as_the_new_one_at_once(api, alice, bob):
+    await create(api, alice, dimension=3)
+    assert (await upsert(api, alice, PLAIN)).status == 200
+    assert ids(await query(api, alice, text="lyon")) == ["bakery"]
+    assert (await api.delete(f"{BASE}/docs", headers=alice.headers)).status == 204
+    response = await api.post(f"{BASE}/docs/query", json={"text": "lyon"}, headers=alice.headers)
+    assert response.status == 404
+    # Made again by someone else: alice no longer sees it, bob sees only his records.
+    await create(api, bob, dimension=3)
+    assert (await upsert(api, bob, [{"id": "b1", "values": [1, 0, 0], "text": "Lyon again"}])).status == 200
+    response = await api.post(f"{BASE}/docs/query", json={"text": "lyon"}, headers=alice.headers)
+    assert response.status == 404
+    assert ids(await query(api, bob, text="lyon")) == ["b1"]
+
+
+async def test_a_query_that_read_the_row_while_the_collection_was_deleted_does_not_keep_it(api, alice):
+    from daemon.context import VECTORS
+
+    await create(api, alice, dimension=3)
+    assert (await upsert(api, alice, PLAIN)).status == 200
+    catalog = api.server.app[VECTORS].catalog
+    read, held, release = catalog.get, asyncio.Event(), asyncio.Event()
+
+    async def slow(name):  # the query's read: it finds the row, then the delete runs before it returns
+        row = await read(name)
+        catalog.get = read
+        held.set()
+        await release.wait()
+        return row
+
+    catalog.get = slow
+    first = asyncio.ensure_future(api.post(f"{BASE}/docs/query", json={"text": "lyon"}, headers=alice.headers))
+    await held.wait()
+    assert (await api.delete(f"{BASE}/docs", headers=alice.headers)).status == 204
+    release.set()
+    assert (await first).status == 200  # it began before the delete answered
+    response = await api.post(f"{BASE}/docs/query", json={"text": "lyon"}, headers=alice.headers)
+    assert response.status == 404
+
+
+async def test_every_mode_answers_matches_with_only_the_fields_they_have(api, alice):
+    await create(api, alice, dimension=3)
+    assert (await upsert(api, alice, PLAIN)).status == 200
+    keyword = await query(api, alice, text="café", mode="keyword")
+    assert [sorted(m) for m in keyword] == [["id", "score"]] * 2
+    hybrid = await query(api, alice, text="lyon", vector=[1, 0, 0], top_k=2)
+    fields = {m["id"]: sorted(m) for m in hybrid}  # cafe is near the vector alone, bakery in both rankings
+    assert fields == {"cafe": ["id", "score", "vector_score"], "bakery": ["id", "keyword_score", "score", "vector_score"]}
+    full = await query(api, alice, text="museum", mode="keyword", include_values=True, include_metadata=True,
+                       include_text=True)
+    assert full == [{"id": "museum", "score": full[0]["score"], "values": [0.0, 0.0, 1.0],
+                     "metadata": {"city": "lyon"}, "text": "The museum of fine arts"}]

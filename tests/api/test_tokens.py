@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from daemon.context import AUTH, SECRETS
-from daemon.services.tokens import SECRET_NAME, load_keys, rotate_keys
+from daemon.services.tokens import SECRET_NAME, Tokens, load_keys, rotate_keys
 from tests.helpers import problem
 
 ME = "/api/v1/users/me"
@@ -140,3 +140,18 @@ async def test_a_rotated_key_signs_while_the_old_one_still_verifies(api, alice):
     kids = {k["kid"] for k in (await (await api.get("/.well-known/jwks.json")).json())["keys"]}
     assert kids == {old_kid, new_key.kid}
     assert (await store.get(SECRET_NAME))["keys"][-1]["kid"] == new_key.kid
+
+
+async def test_a_key_rotated_elsewhere_verifies_here_even_right_after_a_reload(api, alice):
+    """Another replica rotates the keys just after this one's periodic reload, and signs with the new key at
+    its own next reload: this replica reads the keys again when it first meets the new kid. Before, a read
+    was allowed only 10 s after any reload, so here the new key's tokens were refused until the next one."""
+    store, here = api.app[SECRETS], api.app[AUTH]
+    await here.reload_keys()  # the periodic reload, just before the rotation
+    await rotate_keys(store, retire_after_s=900)
+    mine = here._tokens
+    elsewhere = Tokens(store, await load_keys(store), mine.issuer, mine.audience, mine.ttl_s)
+    claims = jwt.decode(alice.access_token, options={"verify_signature": False})
+    token, _ = elsewhere.issue(claims["sub"], claims["role"], claims["sid"])
+    response = await api.get(ME, headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 200, await response.text()

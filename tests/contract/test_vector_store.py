@@ -8,6 +8,8 @@ metric, with and without filters: the same ids in the same order, the same score
 
 from __future__ import annotations
 
+import asyncio
+
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -247,6 +249,23 @@ async def test_upsert_replaces_values_and_metadata_whole(make_store):
     assert await store.namespaces(space) == {"": 1}
     hits = await store.query(space, "", np.array([0, 1, 0, 0], np.float32), 5)
     assert [(h.id, h.score) for h in hits] == [("a", 2.0)]
+
+
+async def test_upserts_sent_at_once_are_each_acknowledged_and_the_last_of_an_id_wins(make_store):
+    store, space = await make_store(4, "dot")
+    if store.name != "local":  # Pinecone applies concurrent requests in no promised order
+        pytest.skip("concurrent upserts are the local store's promise")
+    rows = np.eye(4, dtype=np.float32)
+    sent = [store.upsert(space, "ns" if i % 3 == 0 else "", [Record("same", rows[i % 4] * (i + 1), {"i": i}),
+                                                           Record(f"own{i}", rows[i % 4])]) for i in range(20)]
+    assert await asyncio.gather(*sent) == [2] * 20
+    assert await store.namespaces(space) == {"": 14, "ns": 8}
+    for namespace, last in {"": 19, "ns": 18}.items():
+        got = (await store.fetch(space, namespace, ["same"]))["same"]
+        i = got.metadata["i"]
+        np.testing.assert_array_equal(got.values, rows[i % 4] * (i + 1))  # one request's record, whole
+        if isinstance(store, LocalVectorStore):  # one process applies them in the order they came
+            assert i == last
 
 
 async def test_namespaces_are_separate_and_counted(make_store):

@@ -193,3 +193,27 @@ def test_keyword_search_on_either_replica_follows_writes_on_the_other(replicas):
     b.call("POST", "/api/v1/collections/notes/delete", {"ids": ["n2"]}, token)
     assert keyword(a, "harbour") == []
     assert keyword(a, "mountains") == ["n1", "n3"]
+
+
+def test_a_collection_deleted_and_made_again_on_one_replica_is_queried_as_such_on_the_other_at_once(
+        tmp_path, shared, redis_prefix):
+    # B hears none of A's events (a prefix of its own): what it answers comes from SQL, not from what it heard.
+    with two_replicas(tmp_path, shared, {"BASTION_REDIS_PREFIX": f"{redis_prefix}b:"}) as (a, b):
+        token = a.admin_token()
+
+        def keyword(daemon: Daemon, words: str) -> list[str]:
+            body = {"text": words, "mode": "keyword"}
+            return [m["id"] for m in daemon.call("POST", "/api/v1/collections/notes/query", body, token)["matches"]]
+
+        a.call("POST", "/api/v1/collections", {"name": "notes", "dimension": DIM}, token)
+        a.call("POST", "/api/v1/collections/notes/upsert",
+               {"vectors": [{**_vectors(["old"], seed=5)[0], "text": "the harbour at night"}]}, token)
+        assert keyword(b, "harbour") == ["old"]
+        a.call("DELETE", "/api/v1/collections/notes", None, token)
+        with pytest.raises(Refused) as gone:
+            keyword(b, "harbour")
+        assert gone.value.status == 404
+        a.call("POST", "/api/v1/collections", {"name": "notes", "dimension": DIM}, token)
+        a.call("POST", "/api/v1/collections/notes/upsert",
+               {"vectors": [{**_vectors(["new"], seed=6)[0], "text": "a new harbour"}]}, token)
+        assert keyword(b, "harbour") == ["new"]

@@ -93,7 +93,6 @@ def test_kill_9_while_the_graph_builds_loses_nothing_and_the_restart_builds_it_a
     settings = {"BASTION_RATE_LIMIT_PER_MINUTE": "0", "BASTION_VECTOR_EXACT_MAX": "1000"}
     daemon = start(tmp_path / "data", **settings)
     values = _clustered(1, BUILD_N)
-    states = []
     try:
         daemon.create_admin()
         token = daemon.admin_token()
@@ -103,10 +102,12 @@ def test_kill_9_while_the_graph_builds_loses_nothing_and_the_restart_builds_it_a
             vectors = [{"id": f"v{i}", "values_b64": base64.b64encode(values[i].astype("<f4").tobytes()).decode()}
                        for i in range(start_at, start_at + 1000)]
             daemon.call("POST", "/api/v1/collections/graph/upsert", {"vectors": vectors}, token=token)
-            states.append(daemon.call("GET", "/api/v1/collections/graph", token=token)["indexes"][""]["state"])
-        assert "building" in states  # the graph began as soon as the namespace passed 1,000 vectors
-        state = daemon.call("GET", "/api/v1/collections/graph", token=token)["indexes"][""]
-        # Killed while it builds (or, on a fast machine, while it takes in the last upserts).
+        for _ in range(1200):  # "building" at once; the graph takes rows once the writes pause
+            state = daemon.call("GET", "/api/v1/collections/graph", token=token)["indexes"][""]
+            if state["state"] != "building" or state["size"] > 0:
+                break
+            time.sleep(0.05)
+        # Killed while it builds (or, on a fast machine, while it takes in the last held-out rows).
         assert state["state"] == "building" or state["size"] < BUILD_N, state
         daemon.process.send_signal(signal.SIGKILL)
         daemon.process.wait()

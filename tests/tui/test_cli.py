@@ -213,6 +213,42 @@ def test_events_tail_fails_at_once_when_it_cannot_start(daemon: Daemon) -> None:
     assert len(nobody.stderr.strip().splitlines()) == len(refused.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--since", "not-an-id"), "subscribe.since"),
+        (("--topic", "nonsense"), "subscribe.topics.0"),
+        (("--topic", "collections/no-such-collection"), "none of the topics asked for can be followed"),
+    ],
+)
+def test_events_tail_exits_when_its_subscription_is_refused(logged_in: Daemon, args, says) -> None:
+    """A tail that can follow nothing says why and exits 1, instead of waiting in silence for ever."""
+    done = bastion("events", "tail", *args)
+    assert done.returncode == 1, done.stderr
+    assert says in done.stderr.splitlines()[-1] and "Traceback" not in done.stderr
+
+
+def test_a_session_ended_elsewhere_says_to_log_in_again(logged_in: Daemon, unique: str, tmp_path: Path) -> None:
+    """Another account's login, in a home of its own, so that this module's shared login stays alive."""
+    email = f"ended-{unique}@example.com"
+    logged_in.call("POST", "/api/v1/users", {"email": email, "password": ADMIN_PASSWORD},
+                   token=logged_in.admin_token())
+    home = {"XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    assert bastion("login", "--server", logged_in.url, "--email", email, "--password-stdin",
+                   stdin=ADMIN_PASSWORD + "\n", env=home).returncode == 0
+    tokens = credentials.load(logged_in.url, email)
+    assert tokens is not None
+    logged_in.call("POST", "/api/v1/auth/logout", token=tokens.access_token)  # as from another terminal
+    try:
+        done = bastion("keys", "list", env=home)
+    finally:
+        credentials.forget(logged_in.url, email)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"bastion: Authentication required: the refresh token is not valid; the session has ended: log in again "
+        f"with bastion login --server {logged_in.url} --email {email}"]
+
+
 def test_without_a_login_commands_say_how_to_log_in() -> None:
     server = f"http://127.0.0.1:{free_port()}"
     done = bastion("users", "list", "--server", server)

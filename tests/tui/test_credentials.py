@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import keyring
 import pytest
@@ -94,6 +95,13 @@ print(credentials.store_name())
         assert loaded.stdout.strip() == f"refresh-{unique}", loaded.stderr
     finally:
         python(f"from tui import credentials; credentials.forget({server!r}, {account!r})", without_d_bus())
+    gone = python(f"from tui import credentials; print(credentials.load({server!r}, {account!r}))", without_d_bus())
+    assert gone.stdout.strip() == "None", gone.stderr
+    # An invalidated key is unreadable at once (above) but leaves /proc/keys only when the kernel's garbage
+    # collector, a work item of its own, has run: a CI run saw it still listed right after.
+    deadline = time.monotonic() + 10
+    while entry in kernel_keys() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert entry not in kernel_keys()
 
 

@@ -34,10 +34,27 @@ async def test_d_denies(daemon: Daemon) -> None:
         await open_screen(pilot, "devices", DevicesScreen)
         grant = daemon.call("POST", "/api/v1/auth/device", {"client_name": "to deny"})
         await until(pilot, lambda: any(r[0] == grant["user_code"] for r in table_rows(pilot)), "the request")
-        pilot.app.screen.query_one("DataTable").move_cursor(
+        pilot.app.screen.query_one("KeyedTable").move_cursor(
             row=[r[0] for r in table_rows(pilot)].index(grant["user_code"]))
         await pilot.press("d")
         await until(pilot, lambda: all(r[0] != grant["user_code"] for r in table_rows(pilot)), "the request to go")
     with pytest.raises(Refused) as refused:
         daemon.call("POST", "/api/v1/auth/device/token", {"device_code": grant["device_code"]})
     assert "access_denied" in str(refused.value)
+
+
+async def test_an_answer_after_leaving_the_screen_does_not_crash_the_console(daemon: Daemon) -> None:
+    """The list is read every 2 s: a reading that comes back after the operator moved to another screen (the
+    palette replaces this one) used to look for the removed table and end the console with a traceback."""
+    from tui.screens.users import UsersScreen
+
+    app = BastionApp(remember=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await open_screen(pilot, "devices", DevicesScreen)
+        devices = pilot.app.screen
+        await open_screen(pilot, "users", UsersScreen)
+        devices._shown([])  # what the reading's answer does when it arrives now
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, UsersScreen)
+    assert app.return_code in (0, None)

@@ -50,6 +50,11 @@ def test_up_starts_a_daemon_then_reuses_it_and_never_invents_an_admin(first_run:
     again = up(first_run, "--no-tui")
     assert again.returncode == 0, again.stderr
     assert f"reusing the bastiond already running at {url}" in again.stdout
+    # What `up` writes beside the daemon's data is as private as the rest, so the daemon finds nothing to warn of.
+    data = Path(first_run["BASTION_DATA_DIR"])
+    for name in ("bastiond.log", "bastiond.pid"):
+        assert (data / name).stat().st_mode & 0o777 == 0o600, name
+    assert "open to other users" not in (data / "bastiond.log").read_text()
 
 
 def test_up_guides_the_first_admin_and_opens_the_console_logged_in(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ from tests.daemon_process import ROOT
 
 def test_a_short_run_reports_every_part() -> None:
     done = subprocess.run([sys.executable, "-m", "bench.text", "--n", "2000", "--queries", "20", "--embed-n", "200",
-                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ})
+                           "--instructions", "500", "--instructions-requests", "50", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ})
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert result["tantivy"]["count"] == 20 and 0 < result["tantivy"]["ndcg10"] <= 1
@@ -22,6 +23,17 @@ def test_a_short_run_reports_every_part() -> None:
         assert http[part]["count"] == 20 and 0 < http[part]["ndcg10"] <= 1
     assert http["healthz"]["count"] == 20 and http["ingest_text_sequential_per_s"] > 0
     assert http["embedding_ingest"]["failures"] == 0 and http["embedding_ingest"]["records"] == 200
+    # The daemon's CPU time, the figure that hardly moves with the machine's load.
+    for part in ("ingest_cpu_us_per_record_sequential", "ingest_cpu_us_per_record_4_connections",
+                 "keyword_daemon_cpu_us", "healthz_daemon_cpu_us"):
+        assert http[part] >= 0
+    # Instructions per keyword query and per /healthz under callgrind, which the machine's load does not move.
+    counted = result["instructions"]
+    if shutil.which("valgrind"):
+        assert counted["documents"] == 500 and counted["requests"] == 50
+        assert counted["keyword_query"] > counted["healthz"] > 0
+    else:
+        assert "valgrind" in counted["error"]
     # Keyword search over HTTP ranks as the engine does in-process: the same words, the same BM25 (documents
     # of equal score may come in another order, as the two indexes were written in other batches).
     assert abs(http["keyword_http"]["ndcg10"] - result["tantivy"]["ndcg10"]) < 0.03

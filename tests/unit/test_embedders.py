@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import threading
+
 import numpy as np
 import pytest
 
-from daemon.stores.embedders import Embedders, EmbedderError
+from daemon.stores.embedders import EMBED_NICE, Embedders, EmbedderError
 from tests import tiny_model
 
 
@@ -72,3 +77,15 @@ def test_a_directory_without_a_usable_manifest_is_skipped(tmp_path):
         assert "mine" not in names and "bad" not in names
     finally:
         embedders.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+async def test_embedding_runs_in_a_thread_below_the_event_loops_priority(embedders):
+    """A large ingest must yield the CPU to requests: the worker thread alone is reniced, not the daemon."""
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop_priority = priority()
+    worker_priority = await asyncio.get_running_loop().run_in_executor(embedders._worker, priority)
+    assert worker_priority == min(19, loop_priority + EMBED_NICE) > loop_priority
+    assert priority() == loop_priority

@@ -167,6 +167,10 @@ def _fits(page, shot: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], f"{shot}: the page is {width} px wide"
+    # Nor does a table scroll inside its box: a row's buttons (Revoke, End) would be off screen.
+    scrolled = page.evaluate("() => [...document.querySelectorAll('.table-wrap')]"
+                             ".filter(box => box.scrollWidth > box.clientWidth).map(box => box.firstElementChild.id)")
+    assert not scrolled, f"{shot}: these tables scroll sideways: {scrolled}"
 
 
 @pytest.mark.parametrize("screen", WIDTHS)

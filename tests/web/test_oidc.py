@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 from daemon.api.webview import COOKIE, SSO_COOKIE
 from daemon.settings import Settings, SettingsError
 from tests import daemon_process
+from tests.api.test_mfa import code_at
 from tests.conftest import free_port
 from tests.daemon_process import ADMIN_PASSWORD, Daemon
 from tests.oidc_provider import RunningProvider, provider
@@ -84,6 +85,7 @@ def test_a_first_sign_in_creates_a_user_with_the_default_role_and_the_next_one_f
     expect(page.locator("#who")).to_have_text("carol@example.com")
     carol = _users(daemon)["carol@example.com"]
     assert carol["role"] == "user" and carol["display_name"] == "Carol Example"
+    assert carol["email_verified"] is True  # the provider vouched for it
     (linked,) = _audit(daemon, "sso.linked")
     assert linked["target_id"] == carol["id"] and linked["detail"]["created"] is True
     assert linked["detail"]["subject"] == "sub-carol"
@@ -168,6 +170,78 @@ def test_a_tampered_state_a_replayed_callback_and_one_in_another_browser_are_ref
     assert "carol@example.com" not in _users(daemon)
     reasons = [e["detail"]["reason"] for e in _audit(daemon, "sso.refused")]
     assert sorted(reasons) == ["no_flow", "no_flow", "state"]
+    page.context.close()
+
+
+def _wrong_code(secret: str) -> str:
+    """A code that no step the server accepts now gives."""
+    near = {code_at(secret, step) for step in (-1, 0, 1)}
+    return next(code for code in ("000000", "111111", "222222", "333333") if code not in near)
+
+
+def test_an_account_with_totp_signs_in_with_the_provider_and_then_its_code(sso, browser):  # noqa: F811
+    daemon, _ = sso
+    alice = daemon.call("POST", "/api/v1/auth/login", {"email": "alice@example.com", "password": ALICE_PASSWORD})
+    token = alice["access_token"]
+    secret = daemon.call("POST", "/api/v1/auth/mfa/totp", {"password": ALICE_PASSWORD}, token=token)["secret"]
+    daemon.call("POST", "/api/v1/auth/mfa/totp/confirm", {"code": code_at(secret, -1)}, token=token)
+
+    page = _new_page(browser)
+    with page.expect_response(lambda r: "/ui/sso/callback" in r.url) as answer:
+        _at_provider(page, daemon, "alice")
+    # The provider vouched for her, and her ID token passed: that is her first factor. The web view asks for the
+    # code on the page a password login leads to, and no session exists yet.
+    assert answer.value.status == 200
+    expect(page.locator("form[action='/ui/login/code'] input[name=code]")).to_be_visible()
+    expect(page.locator("#who")).to_have_count(0)
+    assert [s["current"] for s in daemon.call("GET", "/api/v1/auth/sessions", token=token)["items"]] == [True]
+
+    page.fill("input[name=code]", _wrong_code(secret))
+    with page.expect_response(lambda r: r.url.endswith("/ui/login/code")) as wrong:
+        page.click("#verify")
+    assert wrong.value.status == 401
+    expect(page.locator("#problem")).to_be_visible()
+    page.fill("input[name=code]", code_at(secret))
+    page.click("#verify")
+    expect(page.locator("#who")).to_have_text("alice@example.com", timeout=WAIT_MS)
+    sessions = daemon.call("GET", "/api/v1/auth/sessions", token=token)["items"]
+    assert len(sessions) == 2
+    assert [e["detail"]["method"] for e in _audit(daemon, "mfa.verified")] == ["totp"]
+    assert _audit(daemon, "sso.refused") == []
+    page.context.close()
+
+
+@pytest.fixture
+def sso_mfa_required(tmp_path) -> Iterator[tuple[Daemon, RunningProvider]]:
+    """A daemon whose every user must have a second factor, signing in through the real provider."""
+    port = free_port()
+    with provider(f"http://127.0.0.1:{port}/ui/sso/callback") as op:
+        running = daemon_process.start(
+            tmp_path / "data", port, BASTION_OIDC_ISSUER=op.issuer, BASTION_OIDC_CLIENT_ID=op.client_id,
+            BASTION_OIDC_CLIENT_SECRET=op.client_secret, BASTION_OIDC_ALLOWED_DOMAINS="example.com",
+            BASTION_MFA_REQUIRED_ROLES="user")
+        try:
+            running.create_admin()
+            yield running, op
+        finally:
+            running.stop()
+
+
+def test_a_first_sign_in_in_a_role_that_needs_a_second_factor_is_led_through_enrolment(sso_mfa_required, browser):  # noqa: F811
+    daemon, _ = sso_mfa_required
+    page = _new_page(browser)
+    _at_provider(page, daemon, "carol")
+    expect(page.locator("#mfa-required")).to_be_visible()
+    secret = page.locator("#secret").inner_text()
+    expect(page.locator("#who")).to_have_count(0)
+    carol = _users(daemon)["carol@example.com"]
+    assert carol["id"] not in {e["target_id"] for e in _audit(daemon, "login.succeeded")}  # no session before the code
+    page.fill("input[name=code]", code_at(secret))
+    page.click("#confirm-totp")
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+    page.click("#continue")
+    expect(page.locator("#who")).to_have_text("carol@example.com", timeout=WAIT_MS)
+    assert _users(daemon)["carol@example.com"]["mfa_enabled"] is True
     page.context.close()
 
 

@@ -237,3 +237,19 @@ async def test_another_users_collection_cannot_be_deleted_from_the_page(web):
     tab = await _logged_in(web, ALICE, "/ui/collections")
     assert (await tab.post("/ui/collections/theirs/delete", {"confirmed": "yes"})).status == 404
     assert (await web.get("/api/v1/collections/theirs", headers=admin.headers)).status == 200
+
+
+# --- an address that is no page -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/ui/nonexistent", "/ui/users/usr_x/nonsense", "/ui/collections/docs/x/y"])
+async def test_an_address_that_is_no_page_gets_the_sites_404_page_not_json(web, path):
+    admin = await _logged_in(web, ADMIN, "/ui/")
+    response = await admin.get(path)
+    assert response.status == 404 and response.content_type == "text/html"
+    assert "there is no such page here" in _text(admin.html)
+    assert "admin@example.com" in admin.html  # the menu and who is logged in, as on every page
+    # The pages and files around it are still what they were.
+    assert (await admin.get("/ui/users")).status == 200 and 'id="users"' in admin.html
+    assert (await admin.get("/ui/static/app.css")).status == 200
+    assert (await Tab(web).get("/ui/login")).status == 200

@@ -288,7 +288,7 @@ async def movies(web) -> str:
 
 def _match_ids(html: str) -> list[str]:
     table = html.split('id="matches"', 1)[1]
-    return re.findall(r"<tr><td>([^<]+)</td>", table)
+    return re.findall(r"<tr><td[^>]*>([^<]+)</td>", table)
 
 
 async def test_the_search_form_queries_the_vector_service(web, movies):
@@ -311,7 +311,7 @@ async def test_the_search_form_finds_text_by_keyword_and_hybrid(web, movies):
     await tab.get("/ui/collections/movies")
     response = await tab.post("/ui/collections/movies/query", {"text": "RIGHT stuff", "top_k": "5"})
     assert response.status == 200 and _match_ids(tab.html) == ["right"]
-    assert "<td>The right stuff</td>" in tab.html
+    assert "<td data-label=\"Text\">The right stuff</td>" in tab.html
     response = await tab.post("/ui/collections/movies/query", {"text": "air", "vector": "1 0 0", "top_k": "5"})
     assert _match_ids(tab.html)[:2] == ["up", "right"]  # "up" is the only keyword match: fused first
     response = await tab.post("/ui/collections/movies/query", {"text": "air", "mode": "vector"})

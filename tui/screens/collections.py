@@ -39,7 +39,7 @@ class CollectionsScreen(StoreScreen):
         ])
         self._detail()
 
-    def on_data_table_row_highlighted(self) -> None:
+    def on_keyed_table_row_highlighted(self) -> None:
         self._detail()
 
     def _detail(self) -> None:

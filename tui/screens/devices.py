@@ -42,7 +42,8 @@ class DevicesScreen(StoreScreen):
 
     def _shown(self, requests: list[Any]) -> None:
         self.requests = requests
-        self.draw()
+        if self.is_attached:  # the answer may come after the operator moved to another screen (this one is gone)
+            self.draw()
 
     def action_reload(self) -> None:
         self.app.act("load.devices", lambda client: client.pending_devices(), then=self._shown, exclusive=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from daemon.stores.sql import Batch, Connection, Database, Row
 
-USER_COLUMNS = "id, email, display_name, role, disabled, created_at, updated_at, last_login_at, mfa_enabled"
+USER_COLUMNS = "id, email, display_name, role, disabled, created_at, updated_at, last_login_at, mfa_enabled, email_verified"
 
 
 class Accounts:
@@ -226,6 +226,11 @@ class Accounts:
             "UPDATE password_resets SET spent_at = ? WHERE token_hash = ? AND spent_at IS NULL", now, token_hash
         )
         return row["user_id"] if taken else None
+
+    async def spend_user_resets(self, user_id: str, now: str, conn: Connection | None = None) -> None:
+        """Every reset token of the user still open is spent: a password just set by one leaves no other working."""
+        await self._c(conn).execute(
+            "UPDATE password_resets SET spent_at = ? WHERE user_id = ? AND spent_at IS NULL", now, user_id)
 
     # audit
 

@@ -5,6 +5,17 @@ from __future__ import annotations
 from daemon.stores.sql import Connection, Database, Row
 
 
+async def refresh_mfa_flag(conn: Connection, user_id: str, now: str) -> None:
+    """users.mfa_enabled says the user has a second factor, TOTP or a passkey: the one place that decides it
+    from the factors themselves, in the transaction that changed them."""
+    await conn.execute(
+        "UPDATE users SET updated_at = ?, mfa_enabled = ("
+        " EXISTS (SELECT 1 FROM totp_factors WHERE user_id = ? AND confirmed_at IS NOT NULL)"
+        " OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?)) WHERE id = ?",
+        now, user_id, user_id, user_id,
+    )
+
+
 class MfaRows:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -48,13 +59,16 @@ class MfaRows:
     async def mark_session_mfa(self, session_id: str, conn: Connection) -> None:
         await conn.execute("UPDATE sessions SET mfa = ? WHERE id = ?", True, session_id)
 
-    async def remove(self, user_id: str, now: str) -> int:
-        """Every factor of the user goes; returns how many TOTP factors did (0 or 1)."""
+    async def remove(self, user_id: str, now: str, passkeys: bool = True) -> int:
+        """Every factor of the user goes (or every one but the passkeys); returns how many TOTP factors did
+        (0 or 1)."""
         async with self.db.transaction() as tx:
             removed = await tx.execute("DELETE FROM totp_factors WHERE user_id = ?", user_id)
             await tx.execute("DELETE FROM recovery_codes WHERE user_id = ?", user_id)
             await tx.execute("DELETE FROM mfa_challenges WHERE user_id = ?", user_id)
-            await tx.execute("UPDATE users SET mfa_enabled = ?, updated_at = ? WHERE id = ?", False, now, user_id)
+            if passkeys:
+                await tx.execute("DELETE FROM passkeys WHERE user_id = ?", user_id)
+            await refresh_mfa_flag(tx, user_id, now)
         return removed
 
     # recovery codes

@@ -1,0 +1,86 @@
+"""The SQL of passkeys: credentials and the challenges handed out for them. Rules: services/passkeys.py."""
+
+from __future__ import annotations
+
+from daemon.stores.sql import Database, Row
+from daemon.stores.sql.mfa import refresh_mfa_flag
+
+_COLUMNS = "id, user_id, credential_id, public_key, sign_count, name, aaguid, transports, backed_up, created_at, last_used_at"
+
+
+def _row(row: Row | None) -> Row | None:
+    if row is not None:
+        row["public_key"] = bytes(row["public_key"])  # PostgreSQL hands back a memoryview
+    return row
+
+
+class PasskeyRows:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # challenges
+
+    async def insert_challenge(self, challenge_hash: str, purpose: str, browser: str, user_id: str | None,
+                               now: str, expires_at: str) -> None:
+        await self.db.execute("DELETE FROM webauthn_challenges WHERE expires_at <= ?", now)
+        await self.db.execute(
+            "INSERT INTO webauthn_challenges (challenge_hash, purpose, browser, user_id, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            challenge_hash, purpose, browser, user_id, now, expires_at,
+        )
+
+    async def spend_challenge(self, challenge_hash: str, purpose: str, browser: str, now: str) -> Row | None:
+        """The challenge, spent by this call, if it is live, of this purpose and this browser's; else None.
+        One UPDATE decides, so two requests racing with one challenge cannot both have it."""
+        spent = await self.db.execute(
+            "UPDATE webauthn_challenges SET spent_at = ? WHERE challenge_hash = ? AND purpose = ? AND browser = ?"
+            " AND spent_at IS NULL AND expires_at > ?",
+            now, challenge_hash, purpose, browser, now,
+        )
+        if not spent:
+            return None
+        return await self.db.fetch_one(
+            "SELECT challenge_hash, purpose, user_id FROM webauthn_challenges WHERE challenge_hash = ?", challenge_hash
+        )
+
+    # credentials
+
+    async def of_user(self, user_id: str) -> list[Row]:
+        rows = await self.db.fetch_all(f"SELECT {_COLUMNS} FROM passkeys WHERE user_id = ? ORDER BY created_at, id",
+                                       user_id)
+        return [_row(r) for r in rows]
+
+    async def by_credential_id(self, credential_id: str) -> Row | None:
+        return _row(await self.db.fetch_one(f"SELECT {_COLUMNS} FROM passkeys WHERE credential_id = ?", credential_id))
+
+    async def insert(self, row: Row) -> bool:
+        """False when the credential id is registered already (to anyone)."""
+        async with self.db.transaction() as tx:
+            if await tx.fetch_one("SELECT 1 AS x FROM passkeys WHERE credential_id = ?", row["credential_id"]):
+                return False
+            await tx.execute(
+                f"INSERT INTO passkeys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                *(row[name] for name in _COLUMNS.split(", ")),
+            )
+            await refresh_mfa_flag(tx, row["user_id"], row["created_at"])
+        return True
+
+    async def take_count(self, passkey_id: str, sign_count: int, now: str) -> bool:
+        """Record a use whose signature counter is `sign_count`: True unless the counter did not go up.
+
+        An authenticator that keeps no counter always says 0, and 0 after 0 is fine (WebAuthn section 6.1.1);
+        otherwise the new counter must pass the stored one, decided in one UPDATE so that two assertions
+        racing with the same counter cannot both pass."""
+        return await self.db.execute(
+            "UPDATE passkeys SET sign_count = ?, last_used_at = ? WHERE id = ?"
+            " AND (sign_count < ? OR (sign_count = 0 AND ? = 0))",
+            sign_count, now, passkey_id, sign_count, sign_count,
+        ) > 0
+
+    async def delete(self, passkey_id: str, user_id: str, now: str) -> bool:
+        """Only the owner's: False when `user_id` has no passkey of that id."""
+        async with self.db.transaction() as tx:
+            removed = await tx.execute("DELETE FROM passkeys WHERE id = ? AND user_id = ?", passkey_id, user_id)
+            if removed:
+                await refresh_mfa_flag(tx, user_id, now)
+        return removed > 0
