@@ -116,6 +116,12 @@ def return_free_memory() -> None:
         _libc.malloc_trim(0)
 
 
+def _log_failure(task: asyncio.Task) -> None:
+    """A background task that fails says so in the log, not at garbage collection or never."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("vector background task failed", exc_info=task.exception())
+
+
 def l2_norm(vector: np.ndarray) -> float:
     # What np.linalg.norm computes for a 1-d float vector, without its checks (a few microseconds a query).
     return math.sqrt(float(np.dot(vector, vector)))
@@ -467,6 +473,9 @@ class LocalVectorStore:
             if state is None:
                 state = await self._load(space)
                 self._spaces[space.id] = state
+                # Only now: a graph task ends at once when its space is not the current one (_current).
+                for namespace, shelf in state.shelves.items():
+                    self._keep_indexed(state, namespace, shelf)
         return state
 
     async def warm(self, spaces: list[Space]) -> None:
@@ -490,7 +499,6 @@ class LocalVectorStore:
         max_label = 0
         for namespace, shelf in state.shelves.items():
             max_label = max(max_label, await asyncio.to_thread(self._restore_snapshot, space, namespace, shelf))
-            self._keep_indexed(state, namespace, shelf)
         if max_label > state.synced:  # a graph saved before the clock existed holds labels beyond it
             await clock.raise_to(self._db, space.id, max_label)
         await asyncio.to_thread(return_free_memory)  # the rows as SQL gave them are gone
@@ -613,6 +621,7 @@ class LocalVectorStore:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
         return task
 
     def _current(self, state: _SpaceState, namespace: str, shelf: _Shelf) -> bool:
