@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import orjson
 from threadpoolctl import threadpool_limits
 
-from bench.vectors import DIM, TOP_K, Client, _wait_port, brute_force_query, make_data, make_metadata, normalised
+from bench.vectors import DIM, TOP_K, Client, _wait_port, brute_force_query, make_data, make_metadata, normalised, start_bare
 from tests.conftest import free_port
 from tests.daemon_process import ROOT, Daemon
 
@@ -145,13 +145,7 @@ def main() -> int:
             # The bare round trip, as bench.vectors serves it.
             bodies = [orjson.dumps({"vector": q.tolist(), "top_k": TOP_K}) for q in queries]
             first = next(iter(daemons.values()))[1]
-            (workdir / "bare-result.json").write_bytes(first.call("POST", QUERY_PATH, bodies[0])[2])
-            port = free_port()
-            (workdir / "bare-port").write_text(str(port))
-            bare = subprocess.Popen([sys.executable, "-m", "bench.vectors", "--worker", "bare", "--work", str(workdir)],
-                                    cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
-            _wait_port(port)
-            baseline = Client(f"http://127.0.0.1:{port}", {})
+            bare, baseline = start_bare(workdir, first.call("POST", QUERY_PATH, bodies[0])[2])
             for _, client in daemons.values():  # warm-up, and the answers must be the brute force's
                 for body, q in list(zip(bodies, queries))[:10]:
                     seconds, status, answer = client.call("POST", QUERY_PATH, body)

@@ -338,6 +338,20 @@ def worker_bare(path: Path) -> dict:
 
 
 WORKERS["bare"] = worker_bare
+
+
+def start_bare(path: Path, answer: bytes) -> tuple[subprocess.Popen, Client]:
+    """The bare baseline server in a process of its own, answering `answer` (a real query's body) to every
+    query; the caller terminates it."""
+    from tests.conftest import free_port
+
+    (path / "bare-result.json").write_bytes(answer)
+    port = free_port()
+    (path / "bare-port").write_text(str(port))
+    bare = subprocess.Popen([sys.executable, "-m", "bench.vectors", "--worker", "bare", "--work", str(path)],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
+    _wait_port(port)
+    return bare, Client(f"http://127.0.0.1:{port}", {})
 HTTP_SETTINGS = {"BASTION_RATE_LIMIT_PER_MINUTE": "0", "BASTION_AUTH_RATE_LIMIT_PER_MINUTE": "0",
                  "BASTION_ACCESS_TOKEN_TTL_S": "7200"}
 QUERY_PATH = "/api/v1/collections/bench/query"
@@ -387,7 +401,6 @@ def _wait_settled(client: Client, n: int, matrix: np.ndarray, work: Work) -> tup
 def measure_bastion(path: Path, precision: str) -> dict:
     import orjson
 
-    from tests.conftest import free_port
     from tests.daemon_process import start
 
     work = Work(path)
@@ -419,13 +432,7 @@ def measure_bastion(path: Path, precision: str) -> dict:
             out["during_build"] = {**latency(during), "brute": latency(brute), "count": len(during)}
         # Queries, in turns with the bare baseline (unfiltered).
         first_body = orjson.dumps({"vector": work.queries[0].tolist(), "top_k": TOP_K})
-        (path / "bare-result.json").write_bytes(client.call("POST", QUERY_PATH, first_body)[2])
-        port = free_port()
-        (path / "bare-port").write_text(str(port))
-        bare = subprocess.Popen([sys.executable, "-m", "bench.vectors", "--worker", "bare", "--work", str(path)],
-                                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
-        _wait_port(port)
-        baseline = Client(f"http://127.0.0.1:{port}", {})
+        bare, baseline = start_bare(path, client.call("POST", QUERY_PATH, first_body)[2])
         queries: dict = {}
         bare_times: list[float] = []
         for name in ("all", *FILTERS):

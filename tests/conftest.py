@@ -174,3 +174,12 @@ async def until(check, what: str, within: float = 15.0, every: float = 0.05, ign
         if loop.time() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         await asyncio.sleep(every)
+
+
+@pytest.fixture
+def inbox() -> Iterator[object]:
+    """A real SMTP server on this machine for the mail tests (tests.smtp_server.Inbox), and what it received."""
+    from tests.smtp_server import smtp_server  # here: that module imports this one
+
+    with smtp_server() as running:
+        yield running

@@ -347,7 +347,6 @@ async def _subscribe(request: web.Request, conn: Connection, message: Subscribe)
 
 
 async def _serve(request: web.Request, conn: Connection) -> None:
-    settings = request.app[SETTINGS]
     async for msg in conn.ws:
         if msg.type != WSMsgType.TEXT:
             continue  # binary frames mean nothing here; control frames are aiohttp's

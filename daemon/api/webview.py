@@ -220,6 +220,16 @@ async def login_form(request: web.Request, visit: Visit) -> web.StreamResponse:
     return render(request, visit, "login.html", _login_context(request, ""))
 
 
+def _refused_second_factor(request: web.Request, visit: Visit | None, mfa_token: str | None, exc: ApiError,
+                           again: bool) -> web.Response:
+    """The code page again (`again`: the login's token has tries left) or the login page, with the problem."""
+    response = render(request, visit, "login_code.html" if again else "login.html",
+                      {**_login_context(request, ""), "title": "Second factor" if again else "Log in",
+                       "mfa_token": mfa_token, "problem": exc}, status=exc.status)
+    response.headers.update(exc.headers)
+    return response
+
+
 def _login_context(request: web.Request, email: str) -> dict[str, Any]:
     return {"title": "Log in", "email": email, "sso": request.app[OIDC] is not None,
             "mail": request.app[MAIL].configured, "passkeys": request.app[PASSKEYS] is not None}
@@ -282,12 +292,7 @@ async def login_code(request: web.Request, visit: Visit) -> web.StreamResponse:
         if exc.code not in (Code.INVALID_MFA_CODE, Code.UNAUTHORIZED, Code.RATE_LIMITED):
             raise
         # A wrong code may be tried again with the same token (up to its five tries); a dead one starts over.
-        again = exc.code == Code.INVALID_MFA_CODE
-        response = render(request, visit, "login_code.html" if again else "login.html",
-                          {**_login_context(request, ""), "title": "Second factor" if again else "Log in",
-                           "mfa_token": mfa_token, "problem": exc}, status=exc.status)
-        response.headers.update(exc.headers)
-        return response
+        return _refused_second_factor(request, visit, mfa_token, exc, again=exc.code == Code.INVALID_MFA_CODE)
     response = _see_other("/ui/")
     set_session_cookie(response, secret)
     return response
@@ -538,12 +543,8 @@ async def passkey_login(request: web.Request, visit: Visit) -> web.StreamRespons
         if exc.code not in (Code.PASSKEY_REFUSED, Code.VALIDATION_FAILED, Code.UNAUTHORIZED, Code.RATE_LIMITED):
             raise
         # After the password, a refused passkey leaves the login's token with its other tries.
-        again = mfa_token is not None and exc.code != Code.UNAUTHORIZED
-        response = render(request, visit, "login_code.html" if again else "login.html",
-                          {**_login_context(request, ""), "title": "Second factor" if again else "Log in",
-                           "mfa_token": mfa_token, "problem": exc}, status=exc.status)
-        response.headers.update(exc.headers)
-        return response
+        return _refused_second_factor(request, visit, mfa_token, exc,
+                                      again=mfa_token is not None and exc.code != Code.UNAUTHORIZED)
     response = _see_other("/ui/")
     set_session_cookie(response, await request.app[WEB_SESSIONS].open(pair))
     return response

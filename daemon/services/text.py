@@ -22,7 +22,7 @@ from daemon.services.principal import Principal
 from daemon.stores.embedders import EmbedderError, Embedders
 from shared.errors import ApiError, Code, FieldError
 from shared.models.text import Embedder, EmbedderList
-from shared.models.vectors import MAX_TEXT_BYTES, MAX_TOP_K, QueryRequest, VectorIn
+from shared.models.vectors import MAX_TEXT_BYTES, QueryRequest, VectorIn
 
 if TYPE_CHECKING:
     import numpy as np

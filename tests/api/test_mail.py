@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,17 +13,11 @@ from daemon.app import create_app
 from daemon.context import DB, MAIL
 from daemon.settings import Settings, SettingsError
 from tests.helpers import PASSWORD, create_user, login, problem, signed_up
-from tests.smtp_server import Inbox, self_signed, smtp_server
+from tests.smtp_server import self_signed, smtp_server
 
 PUBLIC_URL = "https://bastion.example.com"
 ALICE = "alice@example.com"
 NEW_PASSWORD = "a brand new passphrase"
-
-
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    with smtp_server() as running:
-        yield running
 
 
 @pytest.fixture

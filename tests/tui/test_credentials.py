@@ -13,7 +13,7 @@ import pytest
 from keyring.backends import fail
 
 from shared.client import Tokens
-from tests.conftest import REQUIRE, installed
+from tests.conftest import installed
 from tests.daemon_process import ROOT
 from tui import credentials
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -18,18 +17,12 @@ from daemon.context import MAIL
 from tests import daemon_process
 from tests.conftest import free_port
 from tests.helpers import PASSWORD, create_user
-from tests.smtp_server import Inbox, smtp_server
+from tests.smtp_server import Inbox
 from tests.web.conftest import Tab
 from tests.web.test_browser import WAIT_MS, browser  # noqa: F401 (the fixture)
 
 ALICE = "alice@example.com"
 NEW_PASSWORD = "a brand new passphrase"
-
-
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    with smtp_server() as running:
-        yield running
 
 
 def _wait_for_mail(inbox: Inbox, to: str):
