@@ -356,6 +356,27 @@ async def test_the_search_width_the_build_chose_survives_a_restart(data_dir):
     await db.close()
 
 
+async def test_a_namespace_loaded_without_a_saved_graph_builds_one(data_dir):
+    """Rows on disk and no graph saved (a kill during the first build, or a lower exact_max now): the load
+    starts the build. Its task once began before the space was registered, found it not current and ended,
+    leaving the namespace "building" for good."""
+    space = Space("unindexed", DIM, "euclidean")
+    store, db = await open_store(data_dir, exact_max=10 * N)  # no graph is wanted yet
+    await fill(store, space, clustered(23, N))
+    await store.settle()
+    assert await store.mode(space, "") == "exact"
+    await store.close()
+    await db.close()
+
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    await store.indexes(space)  # loads the space
+    await store.settle()
+    status = (await store.indexes(space))[""]
+    assert status.state == "ready" and status.size == N, status
+    await store.close()
+    await db.close()
+
+
 async def test_an_i8_graph_keeps_its_scale_across_a_restart(data_dir):
     """The graph's i8 copies were coded on a scale fitted when it was made: after a restart queries must be
     coded on the same one, or the graph proposes the wrong candidates."""
