@@ -352,6 +352,8 @@ def start_bare(path: Path, answer: bytes) -> tuple[subprocess.Popen, Client]:
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
     _wait_port(port)
     return bare, Client(f"http://127.0.0.1:{port}", {})
+
+
 HTTP_SETTINGS = {"BASTION_RATE_LIMIT_PER_MINUTE": "0", "BASTION_AUTH_RATE_LIMIT_PER_MINUTE": "0",
                  "BASTION_ACCESS_TOKEN_TTL_S": "7200"}
 QUERY_PATH = "/api/v1/collections/bench/query"
