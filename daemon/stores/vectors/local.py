@@ -62,9 +62,12 @@ SORT_MAX = 256  # up to this many scores, the top k are found by one sort
 UPSERTS_PER_TRANSACTION = 64  # requests written together at most (group commit)
 ROWS_PER_STATEMENT = 1_000  # 7 parameters a row, under SQLite's 32,766
 # A candidate asked of the graph costs about as much as scoring this many passing rows exactly (gathered
-# from the matrix): measured at 384 dimensions on 40,000 clustered vectors, 1.8-2.1 us a candidate at
-# 256-1,024 candidates against 0.8-1.4 us a row at 1,000-16,000 rows. It decides a filtered query's path.
-ROWS_PER_CANDIDATE = 3
+# from the matrix). It decides a filtered query's path. Measured on a quiet 2-core machine at 384 dimensions,
+# 1,000,000 rows: 0.26-0.38 us a passing row (5,000-100,000 rows, two scan threads; the gather is bound by
+# memory) against about 2 us a candidate of the i8 graph (6,010 candidates re-ranked: 12-13 ms). With 3
+# (calibrated at 40,000 rows on a loaded machine), a 2.5% filter at 1M asked the graph for 6,010 candidates,
+# 13 ms, where the 25,000 passing rows took 6.4 ms exactly.
+ROWS_PER_CANDIDATE = 6
 # Threads that add to a graph: all cores but one, which stays with the event loop and its queries (exact
 # while the graph changes), so a build never makes them slower than a brute force on a loaded machine.
 BUILD_THREADS = max(1, (os.cpu_count() or 1) - 1)
