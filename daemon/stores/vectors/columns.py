@@ -6,6 +6,7 @@ One `Columns` per namespace, its rows aligned with the namespace's slots. Per me
             given out by a dictionary of typed values, so "1", 1 and True never share one (the filter
             language's rule: True is not 1) while 1 and 1.0 do;
   number    float64 per row: the value when it is a number (not a boolean), NaN otherwise, for ranges;
+            None until the field holds a number (8 MB at a million rows of a field of strings);
   members   per string that occurs inside a list value, a bool column of the rows whose list holds it.
 A filter already checked by filters.check compiles to masks over these: `$eq` one comparison of the code
 column (or a member column), ranges one comparison of the number column, `$and`/`$or` `&`/`|`.
@@ -35,14 +36,15 @@ class _Field:
     def __init__(self, capacity: int) -> None:
         self.present = np.zeros(capacity, dtype=bool)
         self.code = np.full(capacity, -1, dtype=np.int32)
-        self.number = np.full(capacity, np.nan)
+        self.number: np.ndarray | None = None
         self.members: dict[int, np.ndarray] = {}
 
     def grow(self, capacity: int) -> None:
         old = len(self.present)
         self.present = np.concatenate([self.present, np.zeros(capacity - old, dtype=bool)])
         self.code = np.concatenate([self.code, np.full(capacity - old, -1, dtype=np.int32)])
-        self.number = np.concatenate([self.number, np.full(capacity - old, np.nan)])
+        if self.number is not None:
+            self.number = np.concatenate([self.number, np.full(capacity - old, np.nan)])
         for key, column in self.members.items():
             self.members[key] = np.concatenate([column, np.zeros(capacity - old, dtype=bool)])
 
@@ -101,6 +103,8 @@ class Columns:
             field.present[where] = True
             field.code[where] = codes
             if number_rows:
+                if field.number is None:
+                    field.number = np.full(len(field.present), np.nan)
                 field.number[number_rows] = numbers
 
     def clear(self, row: int, metadata: Mapping[str, Any] | None) -> None:
@@ -109,7 +113,8 @@ class Columns:
             field = self.fields[name]
             field.present[row] = False
             field.code[row] = -1
-            field.number[row] = np.nan
+            if field.number is not None:
+                field.number[row] = np.nan
             if isinstance(value, list):
                 for item in value:
                     field.members[self.codes[_typed(item)]][row] = False
@@ -160,7 +165,7 @@ class Columns:
         if op == "$exists":
             present = field.present[:n] if field is not None else np.zeros(n, dtype=bool)
             return present if arg else ~present
-        if field is None:
+        if field is None or field.number is None:
             return np.zeros(n, dtype=bool)
         numbers = field.number[:n]
         # NaN (no number there) compares False, as the language wants: ranges match numbers only.

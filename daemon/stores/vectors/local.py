@@ -51,6 +51,7 @@ from daemon.stores.keywords import KeywordIndex
 from daemon.stores.sql import Database
 from daemon.stores.vectors import Deleted, Hit, IndexStatus, Record, Space
 from daemon.stores.vectors import clock, graph
+from daemon.stores.vectors.arena import Blobs, Ids
 from daemon.stores.vectors.graph import Graph
 from daemon.stores.vectors.columns import Columns
 
@@ -146,10 +147,9 @@ class _Shelf:
         self._labels = np.empty(capacity, dtype=np.int64)
         self._norms = np.empty(capacity, dtype=np.float32)  # L2 norm (cosine) or squared norm (euclidean)
         self.in_graph = np.zeros(capacity, dtype=bool)
-        self.slot_by_label = np.full(1024, -1, dtype=np.int64)
-        self.ids: list[str] = []
-        self.meta: list[bytes | None] = []  # as orjson wrote it: a tenth of a dict's memory
-        self.slot_of: dict[str, int] = {}
+        self.slot_by_label = np.full(1024, -1, dtype=np.int32)
+        self.ids = Ids(capacity)
+        self.meta = Blobs(capacity)  # as orjson wrote it: a tenth of a dict's memory
         self.columns = Columns(capacity)
         # The graph and what is known of it.
         self.ann: Graph | None = None
@@ -202,7 +202,7 @@ class _Shelf:
     def _label_room(self, label: int) -> None:
         if label >= len(self.slot_by_label):
             size = max(label + 1, 2 * len(self.slot_by_label))
-            self.slot_by_label = np.concatenate([self.slot_by_label, np.full(size - len(self.slot_by_label), -1)])
+            self.slot_by_label = np.concatenate([self.slot_by_label, np.full(size - len(self.slot_by_label), -1, dtype=np.int32)])
 
     def _forget_graph_copy(self, slot: int) -> None:
         if self.in_graph[slot]:
@@ -213,24 +213,19 @@ class _Shelf:
     def put_many(self, ids: list[str], values: np.ndarray, metadata: list[dict[str, Any] | None],
                  raws: list[bytes | None], labels: np.ndarray) -> None:
         """Place vectors (new, or replacing those of their ids; no id twice) under these new labels."""
-        count = len(ids)
-        slots = np.empty(count, dtype=np.int64)
-        fresh = []
-        for i, record_id in enumerate(ids):
-            slot = self.slot_of.get(record_id)
-            if slot is None:
-                slot = self.slot_of[record_id] = self.n + len(fresh)
-                fresh.append(record_id)
-            else:  # a replacement: its old label and metadata go
-                self._forget_graph_copy(slot)
-                self.slot_by_label[self._labels[slot]] = -1
-                self.columns.clear(slot, self.metadata(slot))
-                self.meta[slot] = raws[i]
-            slots[i] = slot
+        slots = self.ids.slots(ids)
+        for i in np.flatnonzero(slots >= 0).tolist():  # a replacement: its old label and metadata go
+            slot = int(slots[i])
+            self._forget_graph_copy(slot)
+            self.slot_by_label[self._labels[slot]] = -1
+            self.columns.clear(slot, self.metadata(slot))
+            self.meta[slot] = raws[i]
+        fresh = np.flatnonzero(slots < 0)
+        slots[fresh] = np.arange(self.n, self.n + len(fresh))
         if self.n + len(fresh) > len(self._labels):
             self._grow(max(2 * len(self._labels), self.n + len(fresh)))
-        self.ids += fresh
-        self.meta += [raws[i] for i in np.flatnonzero(slots >= self.n).tolist()]
+        self.ids.append([ids[i] for i in fresh.tolist()])
+        self.meta.extend([raws[i] for i in fresh.tolist()])
         self.n += len(fresh)
         self._matrix[slots] = values
         self._labels[slots] = labels
@@ -249,7 +244,7 @@ class _Shelf:
 
     def remove(self, record_id: str) -> None:
         """Take a vector out, moving the last one into its slot."""
-        slot = self.slot_of.pop(record_id, None)
+        slot = self.ids.slot(record_id)
         if slot is None:
             return
         self._forget_graph_copy(slot)
@@ -257,7 +252,6 @@ class _Shelf:
         self.columns.clear(slot, self.metadata(slot))
         last = self.n - 1
         if slot != last:
-            moved = self.ids[last]
             last_meta = self.metadata(last)
             self.columns.clear(last, last_meta)
             self.columns.set_many([slot], [last_meta])
@@ -266,12 +260,9 @@ class _Shelf:
             self._norms[slot] = self._norms[last]
             self.in_graph[slot] = self.in_graph[last]
             self.in_graph[last] = False
-            self.ids[slot] = moved
-            self.meta[slot] = self.meta[last]
-            self.slot_of[moved] = slot
             self.slot_by_label[self._labels[slot]] = slot
-        self.ids.pop()
-        self.meta.pop()
+        self.ids.remove(slot)  # the last id and metadata move to the slot too
+        self.meta.remove(slot)
         self.n = last
 
     def index_vectors(self, slots: np.ndarray) -> np.ndarray:
@@ -381,9 +372,8 @@ class _Shelf:
         """What this namespace holds in memory: its arrays at their capacity, metadata, ids and graph."""
         arrays = [self._matrix, self._labels, self._norms, self.in_graph, self.slot_by_label]
         for field in self.columns.fields.values():
-            arrays += [field.present, field.code, field.number, *field.members.values()]
-        held = sum(a.nbytes for a in arrays) + sum(len(m) for m in self.meta if m is not None)
-        held += sum(len(i) + 49 for i in self.ids)  # a short str object: 49 bytes + its characters
+            arrays += [field.present, field.code, *field.members.values()] + ([] if field.number is None else [field.number])
+        held = sum(a.nbytes for a in arrays) + self.ids.nbytes + self.meta.nbytes
         return held + (self.ann.memory_usage if self.ann is not None else 0)
 
     def status(self) -> IndexStatus:
@@ -400,7 +390,7 @@ class _Upsert:
         self.namespace = namespace
         self.records = records
         # Copied to fit: orjson returns its 4 KB write buffer as the bytes object (orjson 3.13: 4,098 bytes
-        # held for a 30-byte document), and the shelf keeps these for the namespace's life: 4 GB at a million.
+        # held for a 30-byte document), 4 MB for a request of a thousand while it waits for the writer.
         self.raws = [bytes(memoryview(orjson.dumps(r.metadata))) if r.metadata else None for r in records]
         self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         # Its failure is read even when the request has gone (not logged as never retrieved): it got it.
@@ -522,15 +512,18 @@ class LocalVectorStore:
 
     @staticmethod
     def _put_rows(state: _SpaceState, rows: list[dict[str, Any]], sizes: dict[str, int] | None = None) -> Texts:
-        by_namespace: dict[str, list] = {}
+        by_namespace: dict[str, dict[str, dict[str, Any]]] = {}
         for row in rows:
-            shelf = state.shelves.get(row["namespace"])
-            slot = shelf.slot_of.get(row["id"]) if shelf is not None else None
-            if slot is None or shelf.labels[slot] != row["label"]:  # type: ignore[union-attr]
-                by_namespace.setdefault(row["namespace"], {})[row["id"]] = row  # the latest of an id wins
+            by_namespace.setdefault(row["namespace"], {})[row["id"]] = row  # the latest of an id wins
         texts: Texts = {}
         for namespace, latest in by_namespace.items():
             group = list(latest.values())
+            held = state.shelves.get(namespace)
+            if held is not None:  # rows memory has already (at their label) stay
+                slots = held.ids.slots(list(latest)).tolist()
+                group = [row for row, slot in zip(group, slots) if slot < 0 or held.labels[slot] != row["label"]]
+                if not group:
+                    continue
             shelf = state.shelf(namespace, create=True, capacity=(sizes or {}).get(namespace, 16))
             raws = [row["metadata"].encode() if row["metadata"] else None for row in group]
             shelf.put_many(
@@ -955,9 +948,8 @@ class LocalVectorStore:
         if shelf is None:
             return {}
         found = {}
-        for record_id in ids:
-            slot = shelf.slot_of.get(record_id)
-            if slot is not None:
+        for record_id, slot in zip(ids, shelf.ids.slots(ids).tolist()):
+            if slot >= 0:
                 found[record_id] = Record(record_id, shelf.matrix[slot].copy(), shelf.metadata(slot))
         for record_id, text in (await self.texts(space, namespace, list(found))).items():
             found[record_id].text = text
@@ -990,8 +982,7 @@ class LocalVectorStore:
             if shelf is None:
                 return [False] * len(ids)
             mask = shelf.columns.mask(filter, shelf.n)
-            slots = [shelf.slot_of.get(record_id) for record_id in ids]
-            return [slot is not None and bool(mask[slot]) for slot in slots]
+            return [slot >= 0 and bool(mask[slot]) for slot in shelf.ids.slots(ids).tolist()]
 
         return await self._keywords.search_where(space.id, namespace, text, top_k, passes)
 
@@ -1002,7 +993,7 @@ class LocalVectorStore:
         shelf = state.shelf(namespace)
         if shelf is None:
             return [], None
-        ids = sorted(i for i in shelf.ids if i.startswith(prefix)) if prefix else sorted(shelf.ids)
+        ids = sorted(i for i in shelf.ids.all() if i.startswith(prefix)) if prefix else sorted(shelf.ids.all())
         start = bisect.bisect_right(ids, cursors.decode(cursor)) if cursor else 0
         page = ids[start : start + limit]
         more = start + limit < len(ids)
@@ -1023,11 +1014,12 @@ class LocalVectorStore:
             if shelf is None:
                 return Deleted(0, [])
             if ids is not None:
-                doomed = [i for i in dict.fromkeys(ids) if i in shelf.slot_of]
+                named = list(dict.fromkeys(ids))
+                doomed = [i for i, slot in zip(named, shelf.ids.slots(named).tolist()) if slot >= 0]
             elif filter is not None:
                 doomed = [shelf.ids[slot] for slot in np.flatnonzero(shelf.columns.mask(filter, shelf.n))]
             else:
-                doomed = list(shelf.ids)
+                doomed = shelf.ids.all()
             if dry_run or not doomed:
                 return Deleted(len(doomed), doomed)
             async with self._db.transaction(bulk=True) as tx:
@@ -1116,9 +1108,9 @@ class LocalVectorStore:
                     continue
                 if stone.id is None:  # the namespace emptied: what was written before it goes
                     older = shelf.labels < stone.label
-                    doomed.setdefault(stone.namespace, []).extend(i for i, old in zip(shelf.ids, older) if old)
+                    doomed.setdefault(stone.namespace, []).extend(i for i, old in zip(shelf.ids.all(), older) if old)
                 else:
-                    slot = shelf.slot_of.get(stone.id)
+                    slot = shelf.ids.slot(stone.id)
                     if slot is not None and shelf.labels[slot] < stone.label:
                         doomed.setdefault(stone.namespace, []).append(stone.id)
             emptied = {}
