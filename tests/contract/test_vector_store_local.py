@@ -176,9 +176,10 @@ async def test_an_exact_search_over_many_rows_is_scored_on_more_than_one_thread(
     """BLAS keeps one thread in the daemon, so a large exact search is split into blocks scored at once on
     threads of the store's (in a client numpy's product uses every core: one thread made the daemon's exact
     search 1.6-2x as slow as the client's brute force). Blocks meet exactly: the answers are the brute
-    force's, over every row and over the rows a filter passes."""
+    force's, over every row and over the rows a filter passes (gathered a few at a time)."""
     monkeypatch.setattr(local, "SCAN_THREADS", 2, raising=False)
     monkeypatch.setattr(local, "SCAN_SPLIT_MIN", 1, raising=False)  # every search here is "many rows"
+    monkeypatch.setattr(local, "GATHER_ROWS", 7, raising=False)  # pieces that do not divide the blocks
     store, db = await open_store(data_dir, exact_max=10 * N)  # no graph: every query is exact
     space = Space("split", DIM, metric)
     values = clustered(16, 1001)  # blocks of unequal sizes

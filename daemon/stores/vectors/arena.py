@@ -23,7 +23,7 @@ class Blobs:
     def __init__(self, capacity: int = 16) -> None:
         self.n = 0
         self._buffer = bytearray()
-        self._start = np.zeros(capacity, dtype=np.int64)
+        self._start = np.zeros(capacity, dtype=np.uint32)  # int64 once the buffer passes 4 GiB (_room)
         self._length = np.full(capacity, NONE, dtype=np.int32)
         self._garbage = 0
 
@@ -51,10 +51,11 @@ class Blobs:
         count = len(values)
         if self.n + count > len(self._start):
             size = max(2 * len(self._start), self.n + count)
-            self._start = np.concatenate([self._start, np.zeros(size - len(self._start), dtype=np.int64)])
+            self._start = np.concatenate([self._start, np.zeros(size - len(self._start), dtype=self._start.dtype)])
             self._length = np.concatenate([self._length, np.full(size - len(self._length), NONE, dtype=np.int32)])
         lengths = np.fromiter((NONE if v is None else len(v) for v in values), dtype=np.int64, count=count)
         sizes = np.maximum(lengths, 0)
+        self._room(int(sizes.sum()))
         self._start[self.n : self.n + count] = len(self._buffer) + np.cumsum(sizes) - sizes
         self._length[self.n : self.n + count] = lengths
         self._buffer += b"".join(v for v in values if v is not None)
@@ -67,9 +68,15 @@ class Blobs:
         if value is None:
             self._length[slot] = NONE
         else:
+            self._room(len(value))
             self._start[slot], self._length[slot] = len(self._buffer), len(value)
             self._buffer += value
         self._compact_if_wasteful()
+
+    def _room(self, added: int) -> None:
+        """Starts are 4 bytes while the buffer is under 4 GiB (4 MB less at a million rows), 8 after."""
+        if self._start.dtype == np.uint32 and len(self._buffer) + added > np.iinfo(np.uint32).max:
+            self._start = self._start.astype(np.int64)
 
     def remove(self, slot: int) -> None:
         """Drop this slot's value, moving the last slot's into it."""
@@ -86,7 +93,7 @@ class Blobs:
         lengths = np.maximum(self._length[: self.n], 0).astype(np.int64)
         starts = np.cumsum(lengths) - lengths
         # Each live byte's old position: its value's old start plus its place within the value.
-        moved = np.repeat(self._start[: self.n] - starts, lengths) + np.arange(int(lengths.sum()))
+        moved = np.repeat(self._start[: self.n].astype(np.int64) - starts, lengths) + np.arange(int(lengths.sum()))
         old = np.frombuffer(self._buffer, dtype=np.uint8)
         self._buffer = bytearray(old[moved].tobytes())
         del old
@@ -97,7 +104,8 @@ class Blobs:
 class Ids:
     """Record ids by slot (utf-8 in Blobs), and the slot of an id through an open-addressing table of
     their hashes (linear probing, at most LOAD full). Python's str hash is 64 bits and fixed for the
-    process, which is all the table lives for; two ids of one hash are told apart by their text."""
+    process, which is all the table lives for: its low bits give an id's home cell, its high 32 are kept
+    in the cell as a tag; two ids of one cell and tag are told apart by their text."""
 
     EMPTY = -1  # a cell never used: a search for an id ends here
     GONE = -2  # a cell whose id was removed: a search goes on past it, an insert may take it
@@ -132,21 +140,30 @@ class Ids:
 
     @property
     def nbytes(self) -> int:
-        return self._text.nbytes + self._cell_hash.nbytes + self._cell_slot.nbytes
+        return self._text.nbytes + self._cell_tag.nbytes + self._cell_slot.nbytes
 
     def slot(self, record_id: str) -> int | None:
-        found = int(self.slots([record_id])[0])
-        return found if found >= 0 else None
+        """slots() of one id, without numpy's cost per call (a removal asks one at a time)."""
+        wanted, mask = self.hash_of(record_id), len(self._cell_slot) - 1
+        cell, tag, text = wanted & mask, wanted >> 32, None
+        while (slot := int(self._cell_slot[cell])) != self.EMPTY:
+            if slot >= 0 and int(self._cell_tag[cell]) == tag:
+                text = text or record_id.encode()
+                if self._text[slot] == text:
+                    return slot
+            cell = (cell + 1) & mask
+        return None
 
     def slots(self, ids: list[str]) -> np.ndarray:
         """The slot of each id, -1 where it has none."""
         hashes = self._hashes(ids)
+        tags = self._tags(hashes)
         found = np.full(len(ids), -1, dtype=np.int64)
         cells = self._home(hashes)
         todo = np.arange(len(ids))
         while len(todo):
             slots = self._cell_slot[cells[todo]]
-            hit = (self._cell_hash[cells[todo]] == hashes[todo]) & (slots >= 0)
+            hit = (self._cell_tag[cells[todo]] == tags[todo]) & (slots >= 0)
             for i in np.flatnonzero(hit).tolist():
                 if self._text[int(slots[i])] == ids[todo[i]].encode():
                     found[todo[i]] = slots[i]
@@ -180,19 +197,23 @@ class Ids:
     def _hashes(self, ids: list[str]) -> np.ndarray:
         return np.fromiter(map(self.hash_of, ids), dtype=np.int64, count=len(ids))
 
+    @staticmethod
+    def _tags(hashes: np.ndarray) -> np.ndarray:
+        return (hashes >> 32).astype(np.int32)
+
     def _home(self, hashes: np.ndarray) -> np.ndarray:
         return hashes.view(np.uint64) & np.uint64(len(self._cell_slot) - 1)
 
     def _cell_of(self, slot: int) -> int:
         mask = len(self._cell_slot) - 1
-        cell = int(self._home(self._hashes([self[slot]]))[0])
+        cell = self.hash_of(self[slot]) & mask
         while self._cell_slot[cell] != slot:
             cell = (cell + 1) & mask
         return cell
 
     def _place(self, hashes: np.ndarray, slots: np.ndarray) -> None:
         """Put these (hash, slot) pairs in free cells, each at or after its home."""
-        cells = self._home(hashes)
+        cells, tags = self._home(hashes), self._tags(hashes)
         todo = np.arange(len(hashes))
         while len(todo):
             at = cells[todo]
@@ -202,7 +223,7 @@ class Ids:
             winners = todo[free][first]
             self._used += int(np.count_nonzero(self._cell_slot[taken] == self.EMPTY))
             self._cell_slot[taken] = slots[winners]
-            self._cell_hash[taken] = hashes[winners]
+            self._cell_tag[taken] = tags[winners]
             placed = np.zeros(len(todo), dtype=bool)
             placed[np.flatnonzero(free)[first]] = True
             todo = todo[~placed]
@@ -210,10 +231,10 @@ class Ids:
 
     def _new_table(self, ids: int) -> None:
         """An empty table for this many ids with an eighth more room: the smallest power of two that holds
-        them under LOAD (at a million, 2M cells, 24 MB); it doubles as the ids grow."""
+        them under LOAD (at a million, 2M cells, 16 MB); it doubles as the ids grow."""
         size = 64
         while size * self.LOAD < ids * 9 / 8:
             size *= 2
-        self._cell_hash = np.zeros(size, dtype=np.int64)
+        self._cell_tag = np.zeros(size, dtype=np.int32)
         self._cell_slot = np.full(size, self.EMPTY, dtype=np.int32)
         self._used = 0  # cells not EMPTY
