@@ -526,7 +526,7 @@ class LocalVectorStore:
         for namespace, latest in by_namespace.items():
             group = list(latest.values())
             held = state.shelves.get(namespace)
-            if held is not None:  # rows memory has already (at their label) stay
+            if held is not None:  # rows memory holds already, at the same label, are left as they are
                 slots = held.ids.slots(list(latest)).tolist()
                 group = [row for row, slot in zip(group, slots) if slot < 0 or held.labels[slot] != row["label"]]
                 if not group:
