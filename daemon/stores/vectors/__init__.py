@@ -27,9 +27,10 @@ class Space:
 
 @dataclass(frozen=True)
 class IndexStatus:
-    """How a namespace is searched: "exact" (every row scored), "building" (exact until the graph's recall
-    is measured) or "ready" (the graph, re-ranked exactly); `size` vectors in the graph, `recall` the last
-    measured recall@10 on queries not in the graph (live checks once there are enough), `ef` the width."""
+    """How a namespace is searched: "exact" (every row scored), "building" (the partition's lists, or every
+    row, until the graph's recall is measured) or "ready" (the graph, re-ranked exactly); `size` vectors in
+    the graph, `recall` the last measured recall@10 on queries not in the graph (live checks once there are
+    enough; while building, the partition's), `ef` the width."""
 
     state: str
     size: int

@@ -9,10 +9,22 @@ Slots are dense, as in the shelf: a removal moves the last slot into the hole.""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 NONE = -1  # a length: the slot holds None
+
+
+def grown(array: np.ndarray, size: int, fill: Any = None, used: int | None = None) -> np.ndarray:
+    """A by-slot array with room for `size` slots: its first `used` (all) copied, the rest `fill` (or left
+    unwritten, where nothing reads a slot before it is written). Growth by doubling goes through here."""
+    used = len(array) if used is None else used
+    bigger = np.empty((size, *array.shape[1:]), dtype=array.dtype)
+    bigger[:used] = array[:used]
+    if fill is not None:
+        bigger[used:] = fill
+    return bigger
 
 
 class Blobs:
@@ -52,8 +64,8 @@ class Blobs:
         count = len(values)
         if self.n + count > len(self._start):
             size = max(2 * len(self._start), self.n + count)
-            self._start = np.concatenate([self._start, np.zeros(size - len(self._start), dtype=self._start.dtype)])
-            self._length = np.concatenate([self._length, np.full(size - len(self._length), NONE, dtype=np.int32)])
+            self._start = grown(self._start, size, fill=0)
+            self._length = grown(self._length, size, fill=NONE)
         lengths = np.fromiter((NONE if v is None else len(v) for v in values), dtype=np.int64, count=count)
         sizes = np.maximum(lengths, 0)
         self._room(int(sizes.sum()))
@@ -61,6 +73,14 @@ class Blobs:
         self._length[self.n : self.n + count] = lengths
         self._buffer += b"".join(v for v in values if v is not None)
         self.n += count
+
+    def texts(self) -> list[str]:
+        """Every value decoded as utf-8 (none may be None), by slot: sliced from the buffer decoded at once
+        where it is ASCII (a million ids in 0.2 s against 0.8 one by one)."""
+        if not self._buffer.isascii():
+            return [bytes(value).decode() for value in self]  # type: ignore[arg-type]
+        whole = self._buffer.decode("ascii")
+        return [whole[s : s + n] for s, n in zip(self._start[: self.n].tolist(), self._length[: self.n].tolist())]
 
     def __setitem__(self, slot: int, value: bytes | None) -> None:
         if not 0 <= slot < self.n:
@@ -128,13 +148,8 @@ class Ids:
         return iter(self.all())
 
     def all(self) -> list[str]:
-        """Every id, by slot: sliced from the buffer decoded at once where it is ASCII (a million in
-        0.2 s against 0.8 one by one)."""
-        text = self._text
-        if not text._buffer.isascii():
-            return [self[slot] for slot in range(len(self))]
-        whole = text._buffer.decode("ascii")
-        return [whole[s : s + n] for s, n in zip(text._start[: text.n].tolist(), text._length[: text.n].tolist())]
+        """Every id, by slot."""
+        return self._text.texts()
 
     def __contains__(self, record_id: str) -> bool:
         return self.slot(record_id) is not None

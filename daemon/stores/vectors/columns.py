@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from daemon.stores.vectors.arena import grown
+
 
 def _typed(value: Any) -> tuple[str, Any]:
     """The dictionary key of a scalar: booleans, strings and numbers never equal one another."""
@@ -40,13 +42,12 @@ class _Field:
         self.members: dict[int, np.ndarray] = {}
 
     def grow(self, capacity: int) -> None:
-        old = len(self.present)
-        self.present = np.concatenate([self.present, np.zeros(capacity - old, dtype=bool)])
-        self.code = np.concatenate([self.code, np.full(capacity - old, -1, dtype=np.int32)])
+        self.present = grown(self.present, capacity, fill=False)
+        self.code = grown(self.code, capacity, fill=-1)
         if self.number is not None:
-            self.number = np.concatenate([self.number, np.full(capacity - old, np.nan)])
+            self.number = grown(self.number, capacity, fill=np.nan)
         for key, column in self.members.items():
-            self.members[key] = np.concatenate([column, np.zeros(capacity - old, dtype=bool)])
+            self.members[key] = grown(column, capacity, fill=False)
 
 
 class Columns:

@@ -13,7 +13,8 @@
   namespace that adds what is new (never rebuilds) in a thread. Rows not yet in the graph are searched
   exactly beside it, so a query sees every committed row. The graph answers only once its recall was
   measured on held-out queries ("ready"); before that ("building"), and while a thread changes the graph
-  (usearch makes a search wait for an add), queries search exactly: never slower than a brute force.
+  (usearch makes a search wait for an add), queries read the nearest lists of a coarse partition
+  (partition.py) where its measured recall reaches the target, else every row.
   A sample of live queries is checked exactly in a thread; a width that falls under the target is widened,
   and a namespace where no width reaches it is searched exactly.
 - Restart: the graph is saved to the data dir (after a measured build and at close) with its width; at
@@ -51,9 +52,10 @@ from daemon.stores.keywords import KeywordIndex
 from daemon.stores.sql import Database
 from daemon.stores.vectors import Deleted, Hit, IndexStatus, Record, Space
 from daemon.stores.vectors import clock, graph
-from daemon.stores.vectors.arena import Blobs, Ids
-from daemon.stores.vectors.graph import Graph
+from daemon.stores.vectors.arena import Blobs, Ids, grown
 from daemon.stores.vectors.columns import Columns
+from daemon.stores.vectors.graph import Graph
+from daemon.stores.vectors.partition import Partition
 
 log = logging.getLogger("bastion.vectors")
 
@@ -94,6 +96,9 @@ SCAN_THREADS = len(os.sched_getaffinity(0)) - 1 if hasattr(os, "sched_getaffinit
 # ...from this many values (rows x dimension) on: below, the hand-over costs more than the half saves (at 384
 # dimensions, 5,000 rows: 0.08 ms alone against 0.11 split; 10,000: 0.17 against 0.14).
 SCAN_SPLIT_MIN = 1 << 22
+# A namespace whose graph has this many rows to take in gets a partition (partition.py) to be searched
+# through meanwhile: adding them takes the graph over ten seconds (about a millisecond a row on one thread).
+PARTITION_MIN_ROWS = 10_000
 GATHER_ROWS = 1_024  # rows gathered and scored at once when a search is over some rows (1.5 MB at 384 dimensions)
 _scan_executor: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -164,6 +169,10 @@ class _Shelf:
         self.dirty = False  # changed since last saved
         self.exact_checked_at = 0  # the size at which no width reached the target
         self.live = graph.LiveRecall()
+        # Searched instead of every row while the graph cannot answer (partition.py); None where not made, or
+        # where it did not reach the target (then not tried again before the namespace has doubled).
+        self.partition: Partition | None = None
+        self.partition_tried_at = 0
         self.builder: asyncio.Task | None = None
         self.written_at = 0.0  # time.monotonic() of the last rows put in
 
@@ -189,21 +198,17 @@ class _Shelf:
     def _grow(self, size: int) -> None:
         # Only the rows in use are copied: np.resize filled the new room with repeats of the old rows, four
         # passes over the matrix that held the loop for a quarter of a second at 32,000 rows.
-        self._matrix = self._moved(self._matrix, size)
-        self._labels = self._moved(self._labels, size)
-        self._norms = self._moved(self._norms, size)
-        self.in_graph = np.concatenate([self.in_graph, np.zeros(size - len(self.in_graph), dtype=bool)])
+        self._matrix = grown(self._matrix, size, used=self.n)
+        self._labels = grown(self._labels, size, used=self.n)
+        self._norms = grown(self._norms, size, used=self.n)
+        self.in_graph = grown(self.in_graph, size, fill=False)
         self.columns.grow(size)
-
-    def _moved(self, array: np.ndarray, size: int) -> np.ndarray:
-        bigger = np.empty((size, *array.shape[1:]), dtype=array.dtype)
-        bigger[: self.n] = array[: self.n]
-        return bigger
+        if self.partition is not None:
+            self.partition.grow(size)
 
     def _label_room(self, label: int) -> None:
         if label >= len(self.slot_by_label):
-            size = max(label + 1, 2 * len(self.slot_by_label))
-            self.slot_by_label = np.concatenate([self.slot_by_label, np.full(size - len(self.slot_by_label), -1, dtype=np.int32)])
+            self.slot_by_label = grown(self.slot_by_label, max(label + 1, 2 * len(self.slot_by_label)), fill=-1)
 
     def _forget_graph_copy(self, slot: int) -> None:
         if self.in_graph[slot]:
@@ -221,6 +226,8 @@ class _Shelf:
             self.slot_by_label[self._labels[slot]] = -1
             self.columns.clear(slot, self.metadata(slot))
             self.meta[slot] = raws[i]
+            if self.partition is not None:
+                self.partition.unlist(slot)
         fresh = np.flatnonzero(slots < 0)
         slots[fresh] = np.arange(self.n, self.n + len(fresh))
         if self.n + len(fresh) > len(self._labels):
@@ -262,6 +269,8 @@ class _Shelf:
             self.in_graph[slot] = self.in_graph[last]
             self.in_graph[last] = False
             self.slot_by_label[self._labels[slot]] = slot
+        if self.partition is not None:
+            self.partition.move(slot, last)  # slot == last: it is unlisted
         self.ids.remove(slot)  # the last id and metadata move to the slot too
         self.meta.remove(slot)
         self.n = last
@@ -285,13 +294,17 @@ class _Shelf:
     def graph_scores(self, queries: np.ndarray, start: int, stop: int) -> np.ndarray:
         """graph.BlockScores: as the graph would score these queries (given as it holds them) against
         slots [start, stop), counting only the rows it holds."""
+        return self.block_scores(queries, start, stop, self.in_graph)
+
+    def block_scores(self, queries: np.ndarray, start: int, stop: int, counted: np.ndarray) -> np.ndarray:
+        """graph.BlockScores over the rows where `counted` (by slot) is true (-inf elsewhere)."""
         rows = self._matrix[start:stop]
         dots = queries @ rows.T
         if self.metric == "cosine":
             dots /= self._norms[start:stop]
         elif self.metric == "euclidean":
             dots = 2.0 * dots - self._norms[start:stop]
-        dots[:, ~self.in_graph[start:stop]] = -np.inf
+        dots[:, ~counted[start:stop]] = -np.inf
         return dots
 
     def scores(self, vector: np.ndarray, slots: np.ndarray | None = None, norm: float | None = None,
@@ -381,11 +394,22 @@ class _Shelf:
         for field in self.columns.fields.values():
             arrays += [field.present, field.code, *field.members.values()] + ([] if field.number is None else [field.number])
         held = sum(a.nbytes for a in arrays) + self.ids.nbytes + self.meta.nbytes
+        held += self.partition.nbytes if self.partition is not None else 0
         return held + (self.ann.memory_usage if self.ann is not None else 0)
+
+    def rows_to_read(self, vector: np.ndarray) -> np.ndarray | None:
+        """The slots a query reads while the graph cannot answer: those the partition chooses, or all (None)
+        where it has none or lists too few of the rows (a bulk load goes on: the rest are read one by one)."""
+        if self.partition is None or self.state == "exact" or not self.partition.covers(self.n):
+            return None
+        return self.partition.slots(vector, self.n)
 
     def status(self) -> IndexStatus:
         if self.state == "exact":
             return IndexStatus(state="exact", size=0, recall=1.0, ef=None)
+        if self.state == "building":  # searched through the partition, or exactly
+            recall = self.partition.recall if self.partition is not None else 1.0
+            return IndexStatus(state="building", size=self.graphed, recall=recall, ef=None)
         live = self.live.mean() if len(self.live.window) >= graph.LIVE_MIN else None
         return IndexStatus(state=self.state, size=self.graphed, recall=live if live is not None else self.recall, ef=self.ef)
 
@@ -601,7 +625,7 @@ class LocalVectorStore:
 
     @staticmethod
     def _give_up_graph(shelf: _Shelf) -> None:
-        shelf.ann, shelf.state, shelf.ef, shelf.graphed = None, "exact", None, 0
+        shelf.ann, shelf.state, shelf.ef, shelf.graphed, shelf.partition = None, "exact", None, 0, None
         shelf.in_graph[:] = False
         shelf.dead = []
         shelf.exact_checked_at = shelf.n
@@ -672,6 +696,7 @@ class LocalVectorStore:
                 grown = shelf.n >= graph.REPROBE_GROWTH * shelf.probed_at
                 probing = (shelf.state == "building" or grown) and held_count >= 10
                 held = np.random.default_rng(shelf.n).choice(pending, held_count, replace=False) if probing else pending[:0]
+                await self._keep_partition(shelf)
                 await self._add(shelf, np.setdiff1d(pending, held))
                 if not probing:
                     continue
@@ -697,6 +722,7 @@ class LocalVectorStore:
             chunk = chunk[(chunk < shelf.n) & ~shelf.in_graph[chunk]]
             labels = shelf._labels[chunk].copy()
             rows = shelf.index_vectors(chunk)
+            await self._keep_partition(shelf)  # a bulk load may have doubled the namespace since the pass began
             await self._in_thread(shelf, functools.partial(shelf.ann.add, labels, rows, threads=BUILD_THREADS))
             now = shelf.slot_by_label[labels]
             alive = now >= 0
@@ -704,6 +730,49 @@ class LocalVectorStore:
             shelf.graphed += int(alive.sum())
             shelf.dead += labels[~alive].tolist()
             shelf.dirty = True
+
+    @staticmethod
+    def _wants_partition(shelf: _Shelf) -> bool:
+        if shelf.n - shelf.graphed < PARTITION_MIN_ROWS:  # few rows the graph cannot answer for
+            return False
+        if shelf.partition is not None:
+            return shelf.n >= graph.REPROBE_GROWTH * shelf.partition_tried_at
+        # Where none reached the target, look again only once the data has doubled.
+        return not (shelf.partition_tried_at and shelf.n < 2 * shelf.partition_tried_at)
+
+    async def _keep_partition(self, shelf: _Shelf) -> None:
+        """Make the namespace's partition (partition.py) in the graph's thread, and measure it, when its
+        graph has many rows to take in and the partition is missing or the namespace has grown by a quarter
+        since it was made; keep it only if it reaches the recall target."""
+        if not self._wants_partition(shelf):
+            return
+        n, labels, matrix = shelf.n, shelf.labels.copy(), shelf.matrix
+        shelf.partition_tried_at = n
+
+        def make() -> Partition | None:
+            partition = Partition.make(matrix, shelf.metric, n, seed=n)
+            # Measured as the graph is, on rows not among those searched: held-out rows count in no answer.
+            held = np.random.default_rng(n).choice(n, min(graph.PROBE_QUERIES, n // 4), replace=False)
+            counted = np.ones(n, dtype=bool)
+            counted[held] = False
+            probe = graph.Probe.held_out(shelf.index_vectors(held), functools.partial(shelf.block_scores, counted=counted),
+                                         n, shelf.rows_by_slot, shelf.metric, n)
+            truth = [shelf.slot_by_label[np.fromiter(labels_of, dtype=np.int64)] for labels_of in probe.truth]
+            truth = [slots[(slots >= 0) & (slots < n)] for slots in truth]
+            return partition if partition.tune(probe.queries, truth, self._recall_target, graph.PROBE_MARGIN) else None
+
+        partition = await self._on_graph_thread(make)
+        if partition is not None:
+            # Rows replaced or moved while it was made are read by every query until the next one.
+            now = shelf.labels[:n]
+            partition.unlist(np.flatnonzero(now != labels[: len(now)]))
+            partition.unlist(np.arange(len(now), n))
+            if len(partition.cells) < len(shelf.in_graph):
+                partition.grow(len(shelf.in_graph))
+        shelf.partition = partition
+        log.info("vector partition made" if partition else "vector partition reaches no target: queries exact while building",
+                 extra={"size": n, "probes": partition.probes if partition else None,
+                        "recall": partition.recall if partition else None})
 
     async def _measure(self, shelf: _Shelf, held: np.ndarray) -> bool:
         """Choose the width from queries held out of the graph; whether one reaches the target."""
@@ -763,7 +832,7 @@ class LocalVectorStore:
         self._track(check())
 
     async def mode(self, space: Space, namespace: str) -> str:
-        """How a namespace is searched now: "exact", "building" (exact until measured) or "ready"."""
+        """How a namespace is searched now: "exact", "building" (through the partition, or exact, until measured) or "ready"."""
         shelf = (await self._state(space)).shelf(namespace)
         return shelf.state if shelf is not None else "exact"
 
@@ -920,7 +989,7 @@ class LocalVectorStore:
             found = shelf.top(vector, top_k, shelf.candidates(vector, top_k * shelf.overfetch, norm), norm)
             self._check_live(state, namespace, shelf, vector, found, None)
         else:
-            found = shelf.top(vector, top_k)
+            found = shelf.top(vector, top_k, shelf.rows_to_read(vector))
         return [
             Hit(
                 id=shelf.ids[slot],

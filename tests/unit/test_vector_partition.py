@@ -1,0 +1,89 @@
+"""The coarse partition searched while a graph cannot answer (daemon/stores/vectors/partition.py): its recall
+on queries that are not among the rows, the data it refuses, and its lists kept in step with the slots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from daemon.stores.vectors import partition as partition_module
+from daemon.stores.vectors.partition import MAX_SHARE, UNLISTED, Partition
+
+
+def mixture(seed: int, n: int, dim: int = 64, clusters: int = 40) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(0).normal(size=(clusters, dim))  # the same clusters for every seed
+    return (centres[rng.integers(clusters, size=n)] + 0.35 * rng.normal(size=(n, dim))).astype(np.float32)
+
+
+def true_top(rows: np.ndarray, queries: np.ndarray, metric: str, k: int = 10) -> np.ndarray:
+    x, q = rows.astype(np.float64), queries.astype(np.float64)
+    if metric == "cosine":
+        scores = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (x / np.linalg.norm(x, axis=1, keepdims=True)).T
+    elif metric == "dot":
+        scores = q @ x.T
+    else:
+        scores = -(np.einsum("ij,ij->i", q, q)[:, None] - 2 * q @ x.T + np.einsum("ij,ij->i", x, x)[None, :])
+    return np.argsort(-scores, axis=1)[:, :k]
+
+
+def searched(partition: Partition, rows: np.ndarray, query: np.ndarray, metric: str, k: int = 10) -> list[int]:
+    """What a query over the partition's rows finds: its slots scored exactly."""
+    slots = partition.slots(query, len(rows))
+    return slots[true_top(rows[slots], query[None, :], metric, k)[0]].tolist()
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
+def test_a_partition_tuned_on_some_unseen_queries_keeps_its_recall_on_others(metric):
+    rows = mixture(1, 20_000)
+    tuning, checking = mixture(2, 100), mixture(3, 100)  # drawn like the rows, none of them stored
+    partition = Partition.make(rows, metric, len(rows), seed=1)
+    assert partition.tune(tuning, list(true_top(rows, tuning, metric)), target=0.95, margin=0.01)
+    assert partition.probes is not None and partition.probes <= MAX_SHARE * len(partition.centres)
+    truth = true_top(rows, checking, metric)
+    found = np.mean([len(set(searched(partition, rows, q, metric)) & set(t)) / 10 for q, t in zip(checking, truth)])
+    assert found >= 0.95, found
+    assert len(partition.slots(checking[0], len(rows))) < MAX_SHARE * len(rows)  # it reads a share, not all
+
+
+def test_data_with_no_structure_is_refused():
+    """Uniform noise has no lists worth reading alone: every rung within MAX_SHARE misses the target."""
+    rng = np.random.default_rng(4)
+    rows = rng.uniform(-1, 1, size=(20_000, 128)).astype(np.float32)
+    queries = rng.uniform(-1, 1, size=(100, 128)).astype(np.float32)
+    partition = Partition.make(rows, "cosine", len(rows), seed=4)
+    assert not partition.tune(queries, list(true_top(rows, queries, "cosine")), target=0.95, margin=0.01)
+    assert partition.probes is None
+
+
+def test_its_recall_is_what_reading_the_lists_finds(monkeypatch):
+    """tune() counts a neighbour found when its list is read: checked against searching for real at each rung."""
+    rows = mixture(5, 5_000, clusters=80)
+    queries = mixture(6, 60, clusters=80) + np.random.default_rng(6).normal(size=(60, 64)).astype(np.float32)
+    truth = true_top(rows, queries, "cosine")
+    partition = Partition.make(rows, "cosine", len(rows), seed=5)
+    for probes in (1, 2, 4, 8):
+        monkeypatch.setattr(partition_module, "PROBE_LADDER", (probes,))
+        monkeypatch.setattr(partition_module, "MAX_SHARE", 1.0)
+        assert partition.tune(queries, list(truth), target=0.0, margin=0.0) and partition.probes == probes
+        real = np.mean([len(set(searched(partition, rows, q, "cosine")) & set(t)) / 10 for q, t in zip(queries, truth)])
+        assert partition.recall == pytest.approx(real), probes
+
+
+def test_rows_written_since_are_read_by_every_query_and_moves_follow_the_slots():
+    rows = mixture(7, 2_000)
+    partition = Partition.make(rows, "cosine", len(rows), seed=7)
+    partition.probes = 1
+    query = rows[0]
+    first = set(partition.slots(query, len(rows)).tolist())
+    far = [s for s in range(len(rows)) if s not in first][:3]
+    partition.unlist(np.asarray(far[:2]))  # replaced: its new value may belong anywhere
+    assert set(far[:2]) <= set(partition.slots(query, len(rows)).tolist())
+    partition.grow(3_000)  # room for new rows, unlisted
+    assert (partition.cells[2_000:] == UNLISTED).all()
+    assert set(range(2_000, 2_010)) <= set(partition.slots(query, 2_010).tolist())
+    last = len(rows) - 1
+    listed_last = int(partition.cells[last])
+    partition.move(far[2], last)  # the last row moves into a removed row's slot, its list with it
+    assert partition.cells[far[2]] == listed_last and partition.cells[last] == UNLISTED
+    assert partition.covers(len(rows)) and not partition.covers(int(len(rows) / (1 - MAX_SHARE)) + 10)
