@@ -378,22 +378,27 @@ def _upsert_body(work: Work, start: int, stop: int, packed: bool) -> bytes:
     return orjson.dumps({"vectors": vectors})
 
 
-def _wait_settled(client: Client, n: int, matrix: np.ndarray, work: Work) -> tuple[float, dict, list[float], list[float]]:
+def _wait_settled(client: Client, n: int, matrix: np.ndarray, work: Work) -> tuple[float, dict, dict]:
     """Poll until the namespace is ready (every vector in the graph) or exact; meanwhile time queries in
-    turns with the brute force. Returns (seconds, last index state, query times, brute-force times)."""
+    turns with the brute force. Returns (seconds, last index state, {query times, brute-force times,
+    recall@10 of those queries})."""
     import orjson
 
     started = time.perf_counter()
-    during, brute = [], []
+    during, brute, found, truth = [], [], [], []
     i = 0
     while True:
         index = _index(client)
         if index.get("state") == "exact" or (index.get("state") == "ready" and index.get("size") == n):
-            return time.perf_counter() - started, index, during, brute
+            answered = {"during": during, "brute": brute, "recall": recall(found, np.asarray(truth)) if found else None}
+            return time.perf_counter() - started, index, answered
         for _ in range(5):  # a few a round: the brute force beside them must not slow the build it measures
             q = work.queries[i % len(work.queries)]
+            truth.append(work.truth["all"][i % len(work.queries)])
             i += 1
-            during.append(client.call("POST", QUERY_PATH, orjson.dumps({"vector": q.tolist(), "top_k": TOP_K}))[0])
+            seconds, status, answer = client.call("POST", QUERY_PATH, orjson.dumps({"vector": q.tolist(), "top_k": TOP_K}))
+            during.append(seconds)
+            found.append([int(m["id"][1:]) for m in orjson.loads(answer)["matches"]] if status == 200 else [])
             t = time.perf_counter()
             brute_force_query(matrix, q)
             brute.append(time.perf_counter() - t)
@@ -428,10 +433,11 @@ def measure_bastion(path: Path, precision: str) -> dict:
                     raise RuntimeError(f"upsert answered {status}: {answer[:300]!r}")
                 took += seconds
             out[f"ingest_{form}_per_s"] = (last - first) / took
-        build, index, during, brute = _wait_settled(client, n, matrix, work)
+        build, index, answered = _wait_settled(client, n, matrix, work)
         out |= {"build_s": build, "index": index, "rss_mb": rss_mb(daemon.process.pid)}
-        if during:
-            out["during_build"] = {**latency(during), "brute": latency(brute), "count": len(during)}
+        if answered["during"]:
+            out["during_build"] = {**latency(answered["during"]), "brute": latency(answered["brute"]),
+                                   "count": len(answered["during"]), "recall": answered["recall"]}
         # Queries, in turns with the bare baseline (unfiltered).
         first_body = orjson.dumps({"vector": work.queries[0].tolist(), "top_k": TOP_K})
         bare, baseline = start_bare(path, client.call("POST", QUERY_PATH, first_body)[2])
@@ -463,7 +469,7 @@ def measure_bastion(path: Path, precision: str) -> dict:
         daemon = start(path / "bastion", port=port, **HTTP_SETTINGS)
         out["restart_answer_s"] = time.perf_counter() - started
         client = Client(daemon.url, {"Authorization": f"Bearer {token}"})
-        settle, index, _, _ = _wait_settled(client, n, matrix, work)
+        settle, index, _ = _wait_settled(client, n, matrix, work)
         out["restart_ready_s"] = out["restart_answer_s"] + settle
         out["rss_after_restart_mb"] = rss_mb(daemon.process.pid)
         out["rss_after_restart_anon_file_mb"] = [rss_mb(daemon.process.pid, f) for f in ("RssAnon", "RssFile")]
@@ -545,8 +551,9 @@ def table(shape: str, n: int, results: dict) -> list[str]:
                      f"{http['brute']['p99_ms']:.2f} | | | | | | | |")
     if "during_build" in http:
         d = http["during_build"]
-        lines.append(f"\nwhile building: {d['count']} queries over HTTP p50 {d['p50_ms']:.2f} ms (p99 {d['p99_ms']:.2f}),"
-                     f" numpy brute force in turns with them p50 {d['brute']['p50_ms']:.2f} ms")
+        lines.append(f"\nwhile building: {d['count']} queries over HTTP p50 {d['p50_ms']:.2f} ms (p99 {d['p99_ms']:.2f},"
+                     f" recall@10 {d.get('recall') or float('nan'):.3f}), numpy brute force in turns with them p50"
+                     f" {d['brute']['p50_ms']:.2f} ms")
     if "index" in http:
         heap, files = http.get("rss_after_restart_anon_file_mb", [float("nan")] * 2)
         lines.append(f"index when built: {http['index']}; after the queries: {http.get('index_after_queries')};"
