@@ -566,7 +566,7 @@ async def test_a_namespace_whose_graph_cannot_answer_is_searched_through_its_par
     await store.settle()
     status, partition = seen["status"], seen["partition"]
     assert status.state == "building" and partition is not None
-    assert status.recall == partition.recall >= 0.96  # what the build measured, shown while it builds
+    assert status.recall == partition.recall >= 0.98  # what the build measured (target + margin), shown while it builds
     assert np.mean(seen["recall"]) >= 0.95
     assert len(seen["read"]) == len(queries) and max(seen["read"]) <= 0.3 * N, seen["read"]
     shelf = (await store._state(space)).shelf("")

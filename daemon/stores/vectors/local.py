@@ -55,6 +55,7 @@ from daemon.stores.vectors import clock, graph
 from daemon.stores.vectors.arena import Blobs, Ids, grown
 from daemon.stores.vectors.columns import Columns
 from daemon.stores.vectors.graph import Graph
+from daemon.stores.vectors import partition as partition_module
 from daemon.stores.vectors.partition import Partition
 
 log = logging.getLogger("bastion.vectors")
@@ -759,7 +760,7 @@ class LocalVectorStore:
                                          n, shelf.rows_by_slot, shelf.metric, n)
             truth = [shelf.slot_by_label[np.fromiter(labels_of, dtype=np.int64)] for labels_of in probe.truth]
             truth = [slots[(slots >= 0) & (slots < n)] for slots in truth]
-            return partition if partition.tune(probe.queries, truth, self._recall_target, graph.PROBE_MARGIN) else None
+            return partition if partition.tune(probe.queries, truth, self._recall_target, partition_module.MARGIN) else None
 
         partition = await self._on_graph_thread(make)
         if partition is not None:

@@ -28,6 +28,10 @@ PROBE_LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384
 # Rows gathered by slot cost 2-3x rows read in order (local.py, ROWS_PER_CANDIDATE), so a partition must read
 # well under half of them to beat the brute force it stands in for.
 MAX_SHARE = 0.2
+# Measured recall must clear the target by this much (the graph's margin is 0.01): at a million rows of the
+# issue's mixture, lists chosen at 0.96 or more on the 200 probe queries answered the benchmark's held-out
+# queries at 0.943 during the build. Reading more lists costs little: 15 ms there against 75 for the brute force.
+MARGIN = 0.03
 UNLISTED = -1  # a row written since the partition was made: every query reads it
 BLOCK = 16_384  # rows scored against the centres at once
 
