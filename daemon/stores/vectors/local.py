@@ -771,9 +771,11 @@ class LocalVectorStore:
             if len(partition.cells) < len(shelf.in_graph):
                 partition.grow(len(shelf.in_graph))
         shelf.partition = partition
-        log.info("vector partition made" if partition else "vector partition reaches no target: queries exact while building",
-                 extra={"size": n, "probes": partition.probes if partition else None,
-                        "recall": partition.recall if partition else None})
+        if partition is None:
+            log.info("vector partition reaches no recall target: queries the graph cannot answer stay exact",
+                     extra={"size": n})
+        else:
+            log.info("vector partition made", extra={"size": n, "probes": partition.probes, "recall": partition.recall})
 
     async def _measure(self, shelf: _Shelf, held: np.ndarray) -> bool:
         """Choose the width from queries held out of the graph; whether one reaches the target."""
@@ -833,7 +835,8 @@ class LocalVectorStore:
         self._track(check())
 
     async def mode(self, space: Space, namespace: str) -> str:
-        """How a namespace is searched now: "exact", "building" (through the partition, or exact, until measured) or "ready"."""
+        """How a namespace is searched now: "exact", "building" (through the partition or exactly until the
+        graph is measured) or "ready"."""
         shelf = (await self._state(space)).shelf(namespace)
         return shelf.state if shelf is not None else "exact"
 
