@@ -91,8 +91,19 @@ def _vector_faults(vectors: np.ndarray, metric: str) -> list[tuple[int, str]]:
 
 
 def _as_vector(values: list[float], dimension: int, metric: str, field: str, errors: list[FieldError]) -> np.ndarray:
-    """One vector as stored (float32), adding to `errors` what is wrong with it."""
-    return _as_matrix([values], dimension, metric, [field], errors)[0]
+    """A query's vector as stored (float32), adding to `errors` what is wrong with it. The model made its
+    values floats already (strict), so only the length and the range are left: _as_matrix's look at each
+    value's type was a tenth of a filtered query's time in the daemon."""
+    import numpy as np
+
+    if len(values) != dimension:
+        errors.append(FieldError(field, f"expected {dimension} values, got {len(values)}"))
+        return np.zeros(dimension, dtype=np.float32)
+    with np.errstate(over="ignore"):  # 1e300 is a float but no float32: it becomes inf, refused below
+        vector = np.array(values, dtype=np.float32)
+    if not np.isfinite(vector).all() or (metric == "cosine" and not vector.any()):
+        errors += [FieldError(field, message) for _, message in _vector_faults(vector[None], metric)]
+    return vector
 
 
 def _is_number(value: Any) -> bool:

@@ -179,6 +179,8 @@ BAD_INPUT = [
     ("upsert", {"vectors": [{"id": "a", "values": [1, "2", 0]}]}, 422, "vectors.0.values.1"),
     ("upsert", {"vectors": [{"id": "a", "values": [1e300, 0, 0]}]}, 422, "vectors.0.values"),  # beyond float32
     ("query", {"vector": [0, -1e39, 0]}, 422, "vector"),
+    ("query", {"vector": [0, 0, 0]}, 422, "vector"),  # zero, in cosine
+    ("query", {"vector": [0, 1, True]}, 422, "vector.2"),
     ("upsert", {"vectors": [{"id": "a", "values": [1, 0, 0]} for _ in range(1001)]}, 422, "vectors"),
     ("upsert", {"vectors": []}, 422, "vectors"),
     ("upsert", {"vectors": [{"id": "a", "values": [1, 0, 0]}, {"id": "a", "values": [0, 1, 0]}]}, 422, "vectors.1.id"),

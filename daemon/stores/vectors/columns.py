@@ -17,7 +17,7 @@ Numbers compare as float64, which is what JSON numbers are to nearly every clien
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -123,23 +123,32 @@ class Columns:
     # --- filters ---------------------------------------------------------------------------------------
 
     def mask(self, filter: Mapping[str, Any], n: int) -> np.ndarray:
-        """The rows (of the first n) a checked filter passes."""
-        result = np.ones(n, dtype=bool)
+        """The rows (of the first n) a checked filter passes. Each part's mask is combined into the first,
+        rather than into a mask of all rows: two passes over n fewer (a few percent of a filtered query)."""
+        result = None
+        for found in self._parts(filter, n):
+            if result is None:
+                result = found
+            else:
+                result &= found
+        return np.ones(n, dtype=bool) if result is None else result
+
+    def _parts(self, filter: Mapping[str, Any], n: int) -> Iterator[np.ndarray]:
+        """A fresh mask for each condition of the filter, which passes the rows where all of them do."""
         for key, value in filter.items():
             if key == "$and":
                 for part in value:
-                    result &= self.mask(part, n)
+                    yield self.mask(part, n)
             elif key == "$or":
-                either = np.zeros(n, dtype=bool)
-                for part in value:
+                either = self.mask(value[0], n)
+                for part in value[1:]:
                     either |= self.mask(part, n)
-                result &= either
+                yield either
             elif isinstance(value, dict):
                 for op, arg in value.items():
-                    result &= self._condition(key, op, arg, n)
+                    yield self._condition(key, op, arg, n)
             else:
-                result &= self._condition(key, "$eq", value, n)
-        return result
+                yield self._equal(key, value, n)
 
     def _equal(self, name: str, value: Any, n: int) -> np.ndarray:
         field = self.fields.get(name)
@@ -164,7 +173,7 @@ class Columns:
             return found if op == "$in" else ~found
         field = self.fields.get(name)
         if op == "$exists":
-            present = field.present[:n] if field is not None else np.zeros(n, dtype=bool)
+            present = field.present[:n].copy() if field is not None else np.zeros(n, dtype=bool)
             return present if arg else ~present
         if field is None or field.number is None:
             return np.zeros(n, dtype=bool)

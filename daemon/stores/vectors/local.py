@@ -320,6 +320,9 @@ class _Shelf:
             scale = np.float32(np.dot(vector, vector)) if self.metric == "euclidean" else np.float32(0)
         out = np.empty(count, dtype=np.float32)
         blocks = _scan_blocks(count * self.dimension) if parallel else 1
+        if blocks == 1:
+            self._score_block(matrix, norms, vector, slots, scale, out, 0, count)
+            return out
         bounds = [count * b // blocks for b in range(blocks + 1)]
         pending = [
             _scan_pool().submit(self._score_block, matrix, norms, vector, slots, scale, out, start, stop)
