@@ -322,6 +322,29 @@ async def test_listing_ids_walks_every_id_once_in_order(make_store):
     assert page == [i for i in sorted(ids) if i.startswith("v001")] and cursor is None
 
 
+async def test_listing_sees_the_writes_between_its_pages(make_store):
+    store, space, ids, values, metas = await loaded(make_store, "dot")
+
+    async def rest_of(cursor: str | None) -> list[str]:
+        seen = []
+        while True:
+            page, cursor = await store.list_ids(space, "", "v0", 30, cursor)
+            seen += page
+            if cursor is None:
+                return seen
+
+    first, cursor = await store.list_ids(space, "", "v0", 30, None)
+    assert first == [i for i in sorted(ids) if i.startswith("v0")][:30] and cursor is not None
+    # A new id after the cursor, one before it (not seen), one beyond the prefix.
+    added = ["v0" + "z" * 3, "v0", "w0"]
+    await store.upsert(space, "", [Record(i, values[0], None) for i in added])
+    assert await rest_of(cursor) == sorted(i for i in [*ids, *added] if i.startswith("v0") and i > first[-1])
+    gone = sorted(ids)[40]
+    await store.delete(space, "", ids=[gone])
+    assert await rest_of(cursor) == sorted(i for i in [*ids, *added] if i.startswith("v0") and i > first[-1] and i != gone)
+    assert await store.list_ids(space, "", "nothing", 10, None) == ([], None)
+
+
 async def test_drop_removes_every_namespace(make_store):
     store, space = await make_store(3, "cosine")
     await store.upsert(space, "a", [Record("x", np.array([1, 2, 3], np.float32))])

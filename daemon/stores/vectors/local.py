@@ -33,6 +33,7 @@ import ctypes
 import ctypes.util
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -176,6 +177,8 @@ class _Shelf:
         self.partition_tried_at = 0
         self.builder: asyncio.Task | None = None
         self.written_at = 0.0  # time.monotonic() of the last rows put in
+        self.version = 0  # bumped by every put and removal: what a kept order of the ids is of
+        self._id_order: tuple[int, np.ndarray] | None = None
 
     @property
     def matrix(self) -> np.ndarray:
@@ -243,6 +246,17 @@ class _Shelf:
         self.slot_by_label[labels] = slots
         self.columns.set_many(slots.tolist(), metadata)
         self.written_at = time.monotonic()
+        self.version += 1
+
+    def ids_in_order(self) -> np.ndarray:
+        """Slots by id, in Python's order of strings; kept until the next write. Listing a page sorted every
+        id of the namespace (about a second at a million); a kept order costs 4 bytes a row and a bisection
+        a page."""
+        if self._id_order is None or self._id_order[0] != self.version:
+            texts = self.ids.all()
+            order = np.array(sorted(range(self.n), key=texts.__getitem__), dtype=np.int32)
+            self._id_order = (self.version, order)
+        return self._id_order[1]
 
     def _norms_of(self, values: np.ndarray) -> np.ndarray:
         if self.metric == "cosine":
@@ -275,6 +289,7 @@ class _Shelf:
         self.ids.remove(slot)  # the last id and metadata move to the slot too
         self.meta.remove(slot)
         self.n = last
+        self.version += 1
 
     def index_vectors(self, slots: np.ndarray) -> np.ndarray:
         """Rows as the graph holds them: unit length for cosine."""
@@ -1076,10 +1091,15 @@ class LocalVectorStore:
         shelf = state.shelf(namespace)
         if shelf is None:
             return [], None
-        ids = sorted(i for i in shelf.ids.all() if i.startswith(prefix)) if prefix else sorted(shelf.ids.all())
-        start = bisect.bisect_right(ids, cursors.decode(cursor)) if cursor else 0
-        page = ids[start : start + limit]
-        more = start + limit < len(ids)
+        order, id_of = shelf.ids_in_order(), shelf.ids.__getitem__
+        start = bisect.bisect_right(order, cursors.decode(cursor), key=id_of) if cursor else 0
+        if prefix:  # the ids with it are together in the order, from the first not below it
+            start = max(start, bisect.bisect_left(order, prefix, key=id_of))
+        page = [id_of(slot) for slot in order[start : start + limit + 1].tolist()]
+        if prefix:
+            page = list(itertools.takewhile(lambda i: i.startswith(prefix), page))
+        more = len(page) > limit
+        page = page[:limit]
         return page, cursors.encode(page[-1]) if more and page else None
 
     async def delete(
