@@ -136,6 +136,7 @@ async def test_a_bulk_load_is_searched_exactly_and_its_graph_built_once_the_writ
     assert (await store.indexes(space))[""].state == "building"  # on its way, searched exactly meanwhile
     q = values[7] + 0.01
     assert [h.id for h in await store.query(space, "", q, 10)] == [f"v{i}" for i, _ in brute_force(values, "cosine", q, 10)]
+    await db.close()
     monkeypatch.setattr(local, "WRITES_QUIET_S", 0.0)
     await store.settle()
     assert (await store.indexes(space))[""].state == "ready" and shelf.graphed == N
@@ -220,6 +221,46 @@ async def test_an_index_that_misses_its_recall_target_leaves_the_namespace_exact
         hits = await store.query(space, "", q, 10)
         assert [h.id for h in hits] == [f"v{i}" for i, _ in brute_force(values, "cosine", q, 10)]
     await store.close()
+    await db.close()
+
+
+def count_rows_added(monkeypatch) -> list[int]:
+    added: list[int] = []
+    add = graph.Graph.add
+
+    def counting(self, labels, rows, threads):
+        added.append(len(labels))
+        return add(self, labels, rows, threads)
+
+    monkeypatch.setattr(graph.Graph, "add", counting)
+    return added
+
+
+async def test_a_first_build_that_fails_on_a_quarter_of_its_rows_stops_there(data_dir, monkeypatch):
+    monkeypatch.setattr(local, "EARLY_PROBE_ROWS", 400)
+    added = count_rows_added(monkeypatch)
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX, recall_target=1.01)  # unreachable on purpose
+    space = Space("flat", DIM, "cosine")
+    values = np.random.default_rng(5).random((2000, DIM)).astype(np.float32)
+    await fill(store, space, values)
+    await store.settle()
+    assert await store.mode(space, "") == "exact"
+    assert 0 < sum(added) <= len(values) // 4  # the quarter, not the rest
+    q = np.random.default_rng(6).random(DIM).astype(np.float32)
+    assert [h.id for h in await store.query(space, "", q, 10)] == [f"v{i}" for i, _ in brute_force(values, "cosine", q, 10)]
+
+
+async def test_a_first_build_that_passes_on_a_quarter_takes_in_every_row(data_dir, monkeypatch):
+    monkeypatch.setattr(local, "EARLY_PROBE_ROWS", 400)
+    added = count_rows_added(monkeypatch)
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    space = Space("clusters", DIM, "cosine")
+    values = clustered(11, N)
+    await fill(store, space, values)
+    await store.settle()
+    status = (await store.indexes(space))[""]
+    assert status.state == "ready" and status.size == N
+    assert sum(added) == N and len(added) > 1
     await db.close()
 
 
