@@ -1,6 +1,7 @@
 """The indexed filter (metadata columns, numpy masks) passes exactly the rows the reference predicate does
 (filters.check, Pinecone's rules written out one value at a time), for random metadata and random filters,
-and stays so while rows are replaced and removed (a removal moves the last row into the hole)."""
+and stays so while rows are replaced and removed (a removal moves the last row into the hole; a bulk one
+closes the kept rows up)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,13 @@ def _indexed(shelf: _Shelf, filter: dict) -> list[str]:
 @settings(max_examples=300, deadline=None)
 @given(
     rows=st.lists(METADATA, min_size=1, max_size=40),
-    changes=st.lists(st.tuples(st.integers(0, 39), st.one_of(st.none(), METADATA.map(lambda m: ("put", m)))), max_size=15),
+    changes=st.lists(
+        st.tuples(
+            st.integers(0, 39),
+            st.one_of(st.none(), METADATA.map(lambda m: ("put", m)), st.sets(st.integers(0, 39)).map(lambda s: ("bulk", s))),
+        ),
+        max_size=15,
+    ),
     filters=st.lists(FILTERS, min_size=1, max_size=4),
 )
 def test_the_indexed_filter_passes_the_rows_the_reference_predicate_passes(rows, changes, filters):
@@ -79,9 +86,11 @@ def test_the_indexed_filter_passes_the_rows_the_reference_predicate_passes(rows,
     shelf.put_many([f"r{i}" for i in range(len(rows))], np.ones((len(rows), 2), dtype=np.float32), rows, raws,
                    np.arange(1, len(rows) + 1))
     label = len(rows) + 1
-    for i, change in changes:  # replace (new metadata for an id) or remove, in random order
+    for i, change in changes:  # replace (new metadata for an id), remove, or remove many, in random order
         if change is None:
             shelf.remove(f"r{i}")
+        elif change[0] == "bulk":
+            shelf.remove_many([f"r{j}" for j in change[1]])
         else:
             put(f"r{i}", change[1])
     for filter in filters:

@@ -477,6 +477,32 @@ async def test_a_restart_loads_the_saved_index_and_replays_what_changed_after_it
     await db.close()
 
 
+
+async def test_a_delete_by_filter_of_a_third_leaves_the_graph_and_the_filters_right(data_dir):
+    """A third of the rows at once: they close up in one pass (remove_many), under a built graph."""
+    space = Space("cut", DIM, "cosine")
+    values = clustered(12, N)
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    await fill(store, space, values)
+    await store.settle()
+    assert await store.mode(space, "") == "ready"
+    deleted = await store.delete(space, "", filter={"group": {"$in": [1, 4, 7]}})
+    alive = np.array([metadata(i)["group"] not in (1, 4, 7) for i in range(N)])
+    assert deleted.count == N - alive.sum() and await store.namespaces(space) == {"": int(alive.sum())}
+    found = []
+    for q in clustered(12, N + 30)[N:]:
+        hits = await store.query(space, "", q, 10)
+        assert all(alive[int(h.id[1:])] for h in hits)
+        found.append(recall(hits, brute_force(values, "cosine", q, 10, alive)))
+        rare = await store.query(space, "", q, 10, filter={"rare": True})
+        assert [h.id for h in rare] == [f"v{i}" for i, _ in brute_force(values, "cosine", q, 10, alive & (np.arange(N) % 97 == 0))]
+    assert np.mean(found) >= 0.95
+    kept = await store.fetch(space, "", ["v0", "v1", "v2"])
+    assert set(kept) == {"v0", "v2"} and kept["v2"].metadata == metadata(2)
+    assert np.allclose(kept["v2"].values, values[2])
+    await store.close()
+    await db.close()
+
 WRITER = textwrap.dedent(
     """
     import asyncio, sys

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from daemon.stores.vectors.arena import Blobs, Ids
@@ -25,13 +26,19 @@ def _drive(ids: Ids, meta: Blobs, seed: int, steps: int = 2000, universe: int = 
             meta.extend(new_values)
             held += new
             values += new_values
-        elif roll < 0.8 and held:
+        elif roll < 0.75 and held:
             slot = rng.randrange(len(held))
             ids.remove(slot)
             meta.remove(slot)
             held[slot], values[slot] = held[-1], values[-1]
             held.pop()
             values.pop()
+        elif roll < 0.8 and held:  # many at once: the kept close up in their order
+            kept = sorted(rng.sample(range(len(held)), rng.randrange(len(held) + 1)))
+            ids.keep(np.array(kept, dtype=np.int64))
+            meta.keep(np.array(kept, dtype=np.int64))
+            held = [held[slot] for slot in kept]
+            values = [values[slot] for slot in kept]
         elif held:
             slot = rng.randrange(len(held))
             values[slot] = meta_value = None if rng.random() < 0.3 else rng.randbytes(rng.randrange(100))

@@ -50,6 +50,17 @@ class _Field:
             self.members[key] = grown(column, capacity, fill=False)
 
 
+    def keep(self, kept: np.ndarray, n: int) -> None:
+        """Keep only these of the first n rows (ascending), closed up in their order; the rest left empty."""
+        count = len(kept)
+        columns = [(self.present, False), (self.code, -1), *((column, False) for column in self.members.values())]
+        if self.number is not None:
+            columns.append((self.number, np.nan))
+        for column, empty in columns:
+            column[:count] = column[kept]
+            column[count:n] = empty
+
+
 class Columns:
     def __init__(self, capacity: int = 16) -> None:
         self.capacity = capacity
@@ -119,6 +130,11 @@ class Columns:
             if isinstance(value, list):
                 for item in value:
                     field.members[self.codes[_typed(item)]][row] = False
+
+    def keep(self, kept: np.ndarray, n: int) -> None:
+        """Keep only these of the first n rows (ascending), closed up in their order (a bulk removal)."""
+        for field in self.fields.values():
+            field.keep(kept, n)
 
     # --- filters ---------------------------------------------------------------------------------------
 

@@ -145,6 +145,11 @@ class Partition:
     def move(self, slot: int, last: int) -> None:
         self.cells[slot], self.cells[last] = self.cells[last], UNLISTED
 
+    def keep(self, kept: np.ndarray, n: int) -> None:
+        count = len(kept)
+        self.cells[:count] = self.cells[kept]
+        self.cells[count:n] = UNLISTED
+
     @property
     def nbytes(self) -> int:
         return self.cells.nbytes + self.centres.nbytes
