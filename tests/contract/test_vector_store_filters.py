@@ -1,7 +1,7 @@
 """The indexed filter (metadata columns, numpy masks) passes exactly the rows the reference predicate does
 (filters.check, Pinecone's rules written out one value at a time), for random metadata and random filters,
 and stays so while rows are replaced and removed (a removal moves the last row into the hole; a bulk one
-closes the kept rows up)."""
+closes the kept rows up), and after the columns are saved and restored as a clean restart does."""
 
 from __future__ import annotations
 
@@ -93,6 +93,10 @@ def test_the_indexed_filter_passes_the_rows_the_reference_predicate_passes(rows,
             shelf.remove_many([f"r{j}" for j in change[1]])
         else:
             put(f"r{i}", change[1])
+    # As a clean restart takes them up again: the columns and their dictionary of codes through saved().
+    restored = _Shelf.restored(Space("s", 2, "dot"), shelf.saved())
+    assert [restored.metadata(slot) for slot in range(restored.n)] == [shelf.metadata(slot) for slot in range(shelf.n)]
     for filter in filters:
         check(filter)  # well-formed, as the service guarantees before the store sees it
         assert _indexed(shelf, filter) == _reference(shelf, filter), filter
+        assert _indexed(restored, filter) == _indexed(shelf, filter), filter

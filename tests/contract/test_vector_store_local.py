@@ -503,6 +503,88 @@ async def test_a_delete_by_filter_of_a_third_leaves_the_graph_and_the_filters_ri
     await store.close()
     await db.close()
 
+
+async def test_a_clean_restart_takes_up_the_rows_its_close_saved_and_what_changed_after(data_dir, monkeypatch):
+    space = Space("saved", DIM, "cosine")
+    values = clustered(13, N)
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    await fill(store, space, values)
+    await store.upsert(space, "docs", [Record("d1", values[0], {"kind": "a"}, text="the quick brown fox"),
+                                       Record("d2", values[1], None, text="lazy dogs sleep")])
+    await store.settle()
+    await store.close()  # saves the rows beside the graph
+    rows_file = data_dir / "vectors" / space.id / "rows.npz"
+    assert rows_file.exists() and rows_file.stat().st_mode & 0o077 == 0
+
+    # Another replica (its own directory, the same table) writes while this one is stopped.
+    other = LocalVectorStore(db, data_dir / "other", exact_max=EXACT_MAX)
+    OPENED.append(other)
+    moved = np.full(DIM, 3.0, dtype=np.float32)
+    await other.upsert(space, "", [Record("v7", moved, {"group": 99}), Record("new", values[8], {"group": 98})])
+    await other.delete(space, "", ids=["v1", "v2"])
+    await other.delete(space, "", filter={"group": 3})
+    await other.upsert(space, "docs", [Record("d3", values[2], None, text="a quick fox again")])
+    await other.close()
+
+    async def not_the_table(_space):
+        raise AssertionError("the table was read whole")
+
+    store = LocalVectorStore(db, data_dir / "vectors", exact_max=EXACT_MAX)
+    OPENED.append(store)
+    monkeypatch.setattr(store, "_load_table", not_the_table)
+    assert await store.mode(space, "") == "ready"
+    assert not rows_file.exists()  # taken: the next close saves them again
+    alive = np.array([i not in (1, 2) and metadata(i)["group"] != 3 for i in range(N)])
+    assert await store.namespaces(space) == {"": int(alive.sum()) + 1, "docs": 3}
+    got = await store.fetch(space, "", ["v0", "v1", "v7", "new", "v3"])
+    assert set(got) == {"v0", "v7", "new"}
+    assert got["v7"].metadata == {"group": 99} and np.allclose(got["v7"].values, moved)
+    assert got["v0"].metadata == metadata(0) and np.allclose(got["v0"].values, values[0])
+    assert [h.id for h in await store.query(space, "", moved, 1)] == ["v7"]
+    everything = values.copy()
+    everything[7] = moved
+    for q in clustered(13, N + 10)[N:]:
+        rare = await store.query(space, "", q, 5, filter={"rare": True})
+        assert [h.id for h in rare] == [f"v{i}" for i, _ in brute_force(everything, "cosine", q, 5, alive & (np.arange(N) % 97 == 0))]
+    assert {h.id for h in await store.keyword_query(space, "docs", "quick fox", 5)} == {"d1", "d3"}
+    await store.close()
+    assert rows_file.exists()
+
+
+async def test_saved_rows_that_do_not_add_up_to_the_table_give_way_to_it(data_dir):
+    space = Space("stale", DIM, "cosine")
+    values = clustered(14, 500)
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    await fill(store, space, values)
+    rows_file = data_dir / "vectors" / space.id / "rows.npz"
+
+    async def reopen():
+        await store.close()  # saves the rows
+        fresh = LocalVectorStore(db, data_dir / "vectors", exact_max=EXACT_MAX)
+        OPENED.append(fresh)
+        return fresh
+
+    store = await reopen()
+    # A row gone from the table with no tombstone (a hand-made change, or a backup taken between):
+    await db.execute("DELETE FROM vectors WHERE collection_id = ? AND id = ?", space.id, "v5")
+    assert await store.namespaces(space) == {"": 499}
+    assert "v5" not in await store.fetch(space, "", ["v5", "v6"])
+
+    store = await reopen()
+    # The clock behind the saved label: the database was restored from an older backup, whose rows may
+    # differ under the same labels (here v6's metadata) while their count and labels add up alike.
+    await db.execute("UPDATE vector_clock SET last_label = last_label - 1 WHERE collection_id = ?", space.id)
+    await db.execute("UPDATE vectors SET metadata = ? WHERE collection_id = ? AND id = ?", '{"group": 77}', space.id, "v6")
+    assert (await store.fetch(space, "", ["v6"]))["v6"].metadata == {"group": 77}
+
+    store = await reopen()
+    rows_file.write_bytes(b"PK torn")  # a torn file
+    assert await store.namespaces(space) == {"": 499}
+    assert (await store.fetch(space, "", ["v6"]))["v6"].metadata == {"group": 77}
+    hits = await store.query(space, "", values[9], 1)
+    assert hits[0].id == "v9"
+    await store.close()
+
 WRITER = textwrap.dedent(
     """
     import asyncio, sys

@@ -8,7 +8,7 @@ Slots are dense, as in the shelf: a removal moves the last slot into the hole.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,20 @@ class Blobs:
         self._length[self.n : self.n + count] = lengths
         self._buffer += b"".join(v for v in values if v is not None)
         self.n += count
+
+    def saved(self) -> dict[str, np.ndarray]:
+        """The arrays restored() takes back (garbage and all: a compaction is the next write's business)."""
+        return {"buffer": np.frombuffer(self._buffer, dtype=np.uint8), "start": self._start[: self.n],
+                "length": self._length[: self.n]}
+
+    @classmethod
+    def restored(cls, arrays: Mapping[str, np.ndarray]) -> Blobs:
+        blobs = cls(0)
+        blobs._buffer = bytearray(arrays["buffer"].tobytes())
+        blobs._start, blobs._length = arrays["start"], arrays["length"]
+        blobs.n = len(blobs._length)
+        blobs._garbage = len(blobs._buffer) - int(np.maximum(blobs._length, 0).sum())
+        return blobs
 
     def texts(self) -> list[str]:
         """Every value decoded as utf-8 (none may be None), by slot: sliced from the buffer decoded at once
@@ -222,6 +236,16 @@ class Ids:
         """Keep only these slots (ascending), closed up in their order."""
         self._text.keep(kept)
         self._table_anew()
+
+    def saved(self) -> dict[str, np.ndarray]:
+        return self._text.saved()  # the table is of hashes that hold for this process only
+
+    @classmethod
+    def restored(cls, arrays: Mapping[str, np.ndarray]) -> Ids:
+        ids = cls(0)
+        ids._text = Blobs.restored(arrays)
+        ids._table_anew()
+        return ids
 
     def _table_anew(self) -> None:
         """A fresh table, without GONE cells, for all the ids held. Their hashes are computed again rather

@@ -107,3 +107,27 @@ async def rows_after(db: Database, collection_id: str, after: int) -> list[Row]:
             after,
             ROWS_PAGE,
         )
+
+
+async def totals(db: Database, collection_id: str) -> tuple[int, int]:
+    """How many rows the collection has and the sum of their labels: what a copy of its rows held elsewhere
+    (the rows a close saved) must add up to, label for label. Read from the label index alone."""
+    async with _primary(db) as conn:
+        row = await conn.fetch_one(
+            "SELECT COUNT(*) AS n, SUM(label) AS total FROM vectors WHERE collection_id = ?", collection_id
+        )
+    assert row is not None
+    return int(row["n"]), int(row["total"] or 0)
+
+
+async def texts(db: Database, collection_id: str) -> dict[str, dict[str, str]]:
+    """The texts of the collection's rows that have one, by namespace and id (through the partial index of
+    migration 0050: a collection without texts reads nothing)."""
+    async with _primary(db) as conn:
+        rows = await conn.fetch_all(
+            "SELECT namespace, id, text FROM vectors WHERE collection_id = ? AND text IS NOT NULL", collection_id
+        )
+    found: dict[str, dict[str, str]] = {}
+    for row in rows:
+        found.setdefault(row["namespace"], {})[row["id"]] = row["text"]
+    return found

@@ -17,6 +17,7 @@ Numbers compare as float64, which is what JSON numbers are to nearly every clien
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -135,6 +136,33 @@ class Columns:
         """Keep only these of the first n rows (ascending), closed up in their order (a bulk removal)."""
         for field in self.fields.values():
             field.keep(kept, n)
+
+    def saved(self, n: int) -> dict[str, np.ndarray]:
+        """The first n rows' columns and the dictionary of codes, as arrays restored() takes back."""
+        layout = {
+            "fields": list(self.fields),
+            "codes": [[kind, value, code] for (kind, value), code in self.codes.items()],
+            "members": [list(field.members) for field in self.fields.values()],
+        }
+        arrays = {"layout": np.frombuffer(json.dumps(layout).encode(), dtype=np.uint8)}
+        for i, field in enumerate(self.fields.values()):
+            arrays |= {f"{i}.present": field.present[:n], f"{i}.code": field.code[:n]}
+            if field.number is not None:
+                arrays[f"{i}.number"] = field.number[:n]
+            arrays |= {f"{i}.member.{code}": column[:n] for code, column in field.members.items()}
+        return arrays
+
+    @classmethod
+    def restored(cls, arrays: Mapping[str, np.ndarray], n: int) -> Columns:
+        layout = json.loads(arrays["layout"].tobytes())
+        columns = cls(n)
+        columns.codes = {(kind, value): code for kind, value, code in layout["codes"]}
+        for i, (name, members) in enumerate(zip(layout["fields"], layout["members"])):
+            field = columns.fields[name] = _Field(0)
+            field.present, field.code = arrays[f"{i}.present"], arrays[f"{i}.code"]
+            field.number = arrays.get(f"{i}.number")
+            field.members = {code: arrays[f"{i}.member.{code}"] for code in members}
+        return columns
 
     # --- filters ---------------------------------------------------------------------------------------
 
