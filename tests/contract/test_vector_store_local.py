@@ -585,6 +585,23 @@ async def test_saved_rows_that_do_not_add_up_to_the_table_give_way_to_it(data_di
     assert hits[0].id == "v9"
     await store.close()
 
+
+async def test_rows_a_close_cannot_save_are_read_from_the_table_at_the_next_start(data_dir, monkeypatch):
+    space = Space("full", DIM, "cosine")
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    await fill(store, space, clustered(15, 300))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(local.np, "savez", disk_full)
+    await store.close()  # logs, and closes all the same
+    assert list((data_dir / "vectors" / space.id).glob("rows*")) == []
+    monkeypatch.undo()
+    store = LocalVectorStore(db, data_dir / "vectors", exact_max=EXACT_MAX)
+    OPENED.append(store)
+    assert await store.namespaces(space) == {"": 300}
+
 WRITER = textwrap.dedent(
     """
     import asyncio, sys

@@ -650,9 +650,13 @@ class LocalVectorStore:
         path = self._rows_path(state.space)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        with open(tmp, "wb", opener=lambda name, flags: os.open(name, flags, 0o600)) as file:  # as the database
-            np.savez(file, **arrays)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb", opener=lambda name, flags: os.open(name, flags, 0o600)) as file:  # as the database
+                np.savez(file, **arrays)
+            os.replace(tmp, path)
+        except OSError:  # a full disk, say: the next start reads the table, as after a crash
+            log.warning("vector rows not saved at close", extra={"space": state.space.id}, exc_info=True)
+            tmp.unlink(missing_ok=True)
 
     def _take_saved_rows(self, space: Space) -> tuple[int, float, dict[str, _Shelf]] | None:
         """The rows close() saved (synced label, when, namespaces), read and removed: they describe the table
