@@ -477,7 +477,6 @@ async def test_a_restart_loads_the_saved_index_and_replays_what_changed_after_it
     await db.close()
 
 
-
 async def test_a_delete_by_filter_of_a_third_leaves_the_graph_and_the_filters_right(data_dir):
     """A third of the rows at once: they close up in one pass (remove_many), under a built graph."""
     space = Space("cut", DIM, "cosine")
