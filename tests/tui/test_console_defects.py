@@ -124,6 +124,16 @@ async def test_the_health_panel_says_not_reachable_while_the_header_says_reconne
         await until(pilot, lambda: app.store.state.live == "live" and "healthy" in screen_text(app), "healthy again")
 
 
+
+async def test_a_change_that_lands_while_the_app_closes_is_not_an_error(daemon: Daemon) -> None:
+    """Seen once in CI: an answer applied in run_test's exit found the dashboard's widgets gone (NoMatches)."""
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await until(pilot, lambda: "healthy" in screen_text(app), "the dashboard")
+        await app.screen.query_one("#health").remove()  # as the closing app takes the screen's widgets away
+        app.screen._changed({"health"})
+
 # -- live tables: keys, sessions and the audit change as the server's events come ---------------------------
 
 
