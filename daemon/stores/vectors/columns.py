@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from daemon.stores.vectors.arena import grown
+from daemon.stores.vectors.arena import close_up, grown
 
 
 def _typed(value: Any) -> tuple[str, Any]:
@@ -50,16 +50,13 @@ class _Field:
         for key, column in self.members.items():
             self.members[key] = grown(column, capacity, fill=False)
 
-
     def keep(self, kept: np.ndarray, n: int) -> None:
         """Keep only these of the first n rows (ascending), closed up in their order; the rest left empty."""
-        count = len(kept)
         columns = [(self.present, False), (self.code, -1), *((column, False) for column in self.members.values())]
         if self.number is not None:
             columns.append((self.number, np.nan))
         for column, empty in columns:
-            column[:count] = column[kept]
-            column[count:n] = empty
+            close_up(column, kept, n, fill=empty)
 
 
 class Columns:

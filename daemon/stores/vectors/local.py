@@ -57,7 +57,7 @@ from daemon.stores.keywords import KeywordIndex
 from daemon.stores.sql import Database
 from daemon.stores.vectors import Deleted, Hit, IndexStatus, Record, Space
 from daemon.stores.vectors import clock, graph
-from daemon.stores.vectors.arena import Blobs, Ids, grown
+from daemon.stores.vectors.arena import Blobs, Ids, close_up, grown
 from daemon.stores.vectors.columns import Columns
 from daemon.stores.vectors.graph import Graph
 from daemon.stores.vectors import partition as partition_module
@@ -314,15 +314,10 @@ class _Shelf:
         self.graphed -= int(graphed.sum())
         self.slot_by_label[labels[gone]] = -1
         kept = np.flatnonzero(~gone)
-        count, first = len(kept), int(np.argmax(gone))  # the rows before the first gone one stay where they are
-        # In pieces, so that no copy of the kept rows is made whole: a row only moves down, onto rows read already.
-        for start in range(first, count, GATHER_ROWS):
-            piece = kept[start : start + GATHER_ROWS]
-            self._matrix[start : start + len(piece)] = self._matrix[piece]
-        self._labels[:count] = labels[kept]
-        self._norms[:count] = self._norms[kept]
-        self.in_graph[:count] = self.in_graph[kept]
-        self.in_graph[count : self.n] = False
+        count = len(kept)
+        for array in (self._matrix, self._labels, self._norms):
+            close_up(array, kept, self.n)
+        close_up(self.in_graph, kept, self.n, fill=False)
         self.slot_by_label[self._labels[:count]] = np.arange(count, dtype=np.int32)
         self.columns.keep(kept, self.n)
         if self.partition is not None:

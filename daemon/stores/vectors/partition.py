@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from daemon.stores.vectors.arena import grown
+from daemon.stores.vectors.arena import close_up, grown
 
 SAMPLE_PER_LIST = 32  # rows k-means is trained on, per list
 ROUNDS = 8  # of k-means
@@ -146,9 +146,7 @@ class Partition:
         self.cells[slot], self.cells[last] = self.cells[last], UNLISTED
 
     def keep(self, kept: np.ndarray, n: int) -> None:
-        count = len(kept)
-        self.cells[:count] = self.cells[kept]
-        self.cells[count:n] = UNLISTED
+        close_up(self.cells, kept, n, fill=UNLISTED)
 
     @property
     def nbytes(self) -> int:
