@@ -147,6 +147,17 @@ def l2_norm(vector: np.ndarray) -> float:
     return math.sqrt(float(np.dot(vector, vector)))
 
 
+def nested(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Arrays named under `prefix/`, to be saved beside others in one file (np.savez)."""
+    return {f"{prefix}/{name}": array for name, array in arrays.items()}
+
+
+def unnested(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays nested() put under `prefix/`, by their own names."""
+    start = len(prefix) + 1
+    return {name[start:]: array for name, array in arrays.items() if name.startswith(prefix + "/")}
+
+
 class _Shelf:
     """One namespace in memory: a growable matrix with ids, labels, metadata and its graph, by slot.
 
@@ -329,25 +340,21 @@ class _Shelf:
 
     def saved(self) -> dict[str, np.ndarray]:
         """The rows with their ids, labels and metadata (columns too), as arrays restored() takes back."""
-        arrays = {"matrix": self.matrix, "labels": self.labels, "norms": self._norms[: self.n]}
-        for part, held in (("ids", self.ids.saved()), ("meta", self.meta.saved()), ("columns", self.columns.saved(self.n))):
-            arrays |= {f"{part}/{name}": array for name, array in held.items()}
-        return arrays
+        return {"matrix": self.matrix, "labels": self.labels, "norms": self._norms[: self.n],
+                **nested("ids", self.ids.saved()), **nested("meta", self.meta.saved()),
+                **nested("columns", self.columns.saved(self.n))}
 
     @classmethod
     def restored(cls, space: Space, arrays: dict[str, np.ndarray]) -> _Shelf:
         """A namespace as saved() left it, with no graph (the graph's own snapshot is taken up after)."""
-        def part(name: str) -> dict[str, np.ndarray]:
-            return {key[len(name) + 1 :]: array for key, array in arrays.items() if key.startswith(name + "/")}
-
         shelf = cls(space)
         shelf._matrix, shelf._labels, shelf._norms = arrays["matrix"], arrays["labels"], arrays["norms"]
         shelf.n = len(shelf._labels)
         shelf.in_graph = np.zeros(shelf.n, dtype=bool)
         shelf._label_room(int(shelf._labels.max(initial=0)))
         shelf.slot_by_label[shelf._labels] = np.arange(shelf.n, dtype=np.int32)
-        shelf.ids, shelf.meta = Ids.restored(part("ids")), Blobs.restored(part("meta"))
-        shelf.columns = Columns.restored(part("columns"), shelf.n)
+        shelf.ids, shelf.meta = Ids.restored(unnested("ids", arrays)), Blobs.restored(unnested("meta", arrays))
+        shelf.columns = Columns.restored(unnested("columns", arrays), shelf.n)
         return shelf
 
     def index_vectors(self, slots: np.ndarray) -> np.ndarray:
@@ -642,7 +649,7 @@ class LocalVectorStore:
         about = {"synced": state.synced, "saved_at": time.time(), "namespaces": list(state.shelves)}
         arrays = {"about": np.frombuffer(json.dumps(about).encode(), dtype=np.uint8)}
         for k, shelf in enumerate(state.shelves.values()):
-            arrays |= {f"{k}/{name}": array for name, array in shelf.saved().items()}
+            arrays |= nested(str(k), shelf.saved())
         path = self._rows_path(state.space)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
@@ -664,9 +671,7 @@ class LocalVectorStore:
             about = json.loads(arrays.pop("about").tobytes())
             shelves = {}
             for k, namespace in enumerate(about["namespaces"]):
-                prefix = f"{k}/"
-                shelves[namespace] = _Shelf.restored(
-                    space, {key[len(prefix) :]: a for key, a in arrays.items() if key.startswith(prefix)})
+                shelves[namespace] = _Shelf.restored(space, unnested(str(k), arrays))
             if any(shelf.matrix.shape[1] != space.dimension for shelf in shelves.values()):
                 return None
             return int(about["synced"]), float(about["saved_at"]), shelves
