@@ -779,3 +779,80 @@ async def test_rows_replaced_or_moved_while_the_partition_is_made_are_read_by_ev
     shelf.busy = False
     await store.close()
     await db.close()
+
+
+async def test_filters_read_the_passing_rows_of_the_partitions_nearest_lists(data_dir, monkeypatch):
+    """A graph-ready namespace keeps a partition for its filters too (made after the build where the build
+    needed none). A filter passing a tenth of the rows reads its passing rows in the lists measured for
+    that share, a fraction of them, and keeps its recall on queries that are not among the rows. A filter
+    whose rows lie in other clusters than the query's finds too few in those lists and is searched exactly:
+    the very same answer as a brute force. The lists measured survive a clean restart."""
+    monkeypatch.setattr(local, "PARTITION_MIN_ROWS", 10 * N)  # no partition for the build: one for the filters
+    monkeypatch.setattr(local, "FILTER_PARTITION_MIN_ROWS", 1000)
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    space = Space("filtered", DIM, "cosine")
+    rng = np.random.default_rng(31)
+    centres = rng.normal(size=(30, DIM)) * 3
+    cluster = rng.integers(30, size=N)
+    values = (centres[cluster] + rng.normal(size=(N, DIM))).astype(np.float32)
+    metas = [{"group": i % 10, "cluster": int(c)} for i, c in enumerate(cluster)]
+    await store.upsert(space, "", [Record(f"v{i}", values[i], metas[i]) for i in range(N)])
+    await store.settle()
+    shelf = (await store._state(space)).shelf("")
+    assert shelf.state == "ready" and shelf.partition is not None and shelf.partition.filtered
+    probes = shelf.partition.probes_for(0.1)
+    assert probes is not None and probes < len(shelf.partition.centres) / 2
+    read = count_rows_read(shelf)
+    queries = (centres[rng.integers(30, size=30)] + rng.normal(size=(30, DIM))).astype(np.float32)
+    group = np.array([m["group"] == 3 for m in metas])
+    found = []
+    for q in queries:
+        hits = await store.query(space, "", q, 10, filter={"group": 3}, include_metadata=True)
+        assert len(hits) == 10 and all(h.metadata["group"] == 3 for h in hits)
+        found.append(recall(hits, brute_force(values, "cosine", q, 10, group)))
+    assert np.mean(found) >= 0.95
+    assert max(read) < group.sum() / 2, read  # not every passing row
+    for q, c in zip(queries[:5], cluster[:5]):
+        other = (int(c) + 1) % 30
+        q = (centres[c] + rng.normal(size=DIM)).astype(np.float32)  # a query in cluster c
+        hits = await store.query(space, "", q, 10, filter={"cluster": other})
+        keep = cluster == other
+        assert [h.id for h in hits] == [f"v{i}" for i, _ in brute_force(values, "cosine", q, 10, keep)]
+    assert read[-1] == keep.sum()  # every passing row: the lists near the query hold too few of them
+    filtered = dict(shelf.partition.filtered)
+    await store.close()
+    store, _ = await open_store(data_dir, exact_max=EXACT_MAX)
+    shelf = (await store._state(space)).shelf("")
+    assert shelf.partition is not None and shelf.partition.filtered == filtered
+    hits = await store.query(space, "", queries[0], 10, filter={"group": 3})
+    assert recall(hits, brute_force(values, "cosine", queries[0], 10, group)) >= 0.8
+    await store.close()
+    await db.close()
+
+
+async def test_live_checks_stop_filters_reading_lists_that_miss(data_dir, monkeypatch):
+    """A filtered answer read from the partition's lists is checked exactly now and then, in a window of its
+    own; where that falls under the target (here the lists are cut to one), filters stop reading the lists."""
+    monkeypatch.setattr(graph, "LIVE_INTERVAL_S", 0.0)
+    monkeypatch.setattr(local, "PARTITION_MIN_ROWS", 10 * N)
+    monkeypatch.setattr(local, "FILTER_PARTITION_MIN_ROWS", 1000)
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    space = Space("filtered-live", DIM, "cosine")
+    values = clustered(32, N)
+    await fill(store, space, values)
+    await store.settle()
+    shelf = (await store._state(space)).shelf("")
+    assert shelf.partition is not None
+    shelf.partition.filtered = {rung: 1 for rung in local.partition_module.FILTER_LADDER}
+    queries = clustered(32, N + graph.LIVE_MIN + 10)[N:]
+    read = count_rows_read(shelf)
+    for q in queries:
+        await store.query(space, "", q, 10, filter={"half": "yes"})
+        await store.settle()
+    assert read[0] < N / 4  # the one list, at first
+    assert shelf.partition is not None and shelf.partition.filtered == {}
+    keep = np.array([metadata(i)["half"] == "yes" for i in range(N)])
+    hits = await store.query(space, "", queries[0], 10, filter={"half": "yes"})
+    assert [h.id for h in hits] == [f"v{i}" for i, _ in brute_force(values, "cosine", queries[0], 10, keep)]
+    await store.close()
+    await db.close()

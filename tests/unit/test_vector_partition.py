@@ -87,3 +87,78 @@ def test_rows_written_since_are_read_by_every_query_and_moves_follow_the_slots()
     partition.move(far[2], last)  # the last row moves into a removed row's slot, its list with it
     assert partition.cells[far[2]] == listed_last and partition.cells[last] == UNLISTED
     assert partition.covers(len(rows)) and not partition.covers(int(len(rows) / (1 - MAX_SHARE)) + 10)
+
+
+def filtered_truths(rows: np.ndarray, queries: np.ndarray, draw: np.ndarray) -> list[list[np.ndarray]]:
+    """Each query's true neighbours among the rows of a random filter of each rung's share (nested draws)."""
+    truths = []
+    for share in partition_module.FILTER_LADDER:
+        passing = np.flatnonzero(draw < share)
+        truths.append(list(passing[true_top(rows[passing], queries, "cosine")]))
+    return truths
+
+
+def tuned_for_filters(seed: int) -> tuple[Partition, np.ndarray]:
+    rows = mixture(seed, 20_000)
+    tuning = mixture(seed + 1, 100)
+    partition = Partition.make(rows, "cosine", len(rows), seed=seed)
+    assert partition.tune(tuning, list(true_top(rows, tuning, "cosine")), target=0.95, margin=0.01)
+    partition.tune_filtered(tuning, filtered_truths(rows, tuning, np.random.default_rng(seed).random(len(rows))),
+                            target=0.95, margin=0.01)
+    return partition, rows
+
+
+def test_a_filter_reads_its_passing_rows_in_the_lists_measured_for_its_share_and_keeps_its_recall():
+    """Lists per share are measured on random filters over some unseen queries; a filter the measurement never
+    saw (a metadata value, a tenth of the rows) reads the lists of the rung at or under its share, a fraction
+    of its passing rows, and finds the true neighbours among them for other unseen queries."""
+    partition, rows = tuned_for_filters(11)
+    assert set(partition.filtered) <= set(partition_module.FILTER_LADDER) and partition.filtered
+    passing = np.flatnonzero(np.random.default_rng(14).integers(10, size=len(rows)) == 3)
+    probes = partition.probes_for(len(passing) / len(rows))
+    assert probes == partition.filtered[1 / 16]  # 10% lies between the rungs of 1/8 and 1/16
+    found, read_counts = [], []
+    for query in mixture(13, 100):
+        read = partition.passing_slots(query, passing, len(rows), probes)
+        assert read is not None and set(read.tolist()) <= set(passing.tolist())
+        read_counts.append(len(read))
+        top = read[true_top(rows[read], query[None, :], "cosine")[0]]
+        truth = passing[true_top(rows[passing], query[None, :], "cosine")[0]]
+        found.append(len(set(top.tolist()) & set(truth.tolist())) / 10)
+    assert np.mean(found) >= 0.95, np.mean(found)
+    assert np.mean(read_counts) < len(passing) / 4
+
+
+def test_the_rung_at_or_under_a_share_decides_and_a_share_under_every_rung_reads_every_passing_row():
+    partition = Partition(np.eye(4, dtype=np.float32), np.zeros(8, dtype=np.int32), "cosine")
+    partition.filtered = {1 / 2: 1, 1 / 8: 3, 1 / 16: 4}  # 1/4 reached no count
+    assert partition.probes_for(0.9) == 1 and partition.probes_for(0.5) == 1
+    assert partition.probes_for(0.3) is None  # the rung under it, 1/4, was not reached
+    assert partition.probes_for(0.2) == 3 and partition.probes_for(0.1) == 4  # 1/8 and 1/16
+    assert partition.probes_for(0.001) is None
+
+
+def test_a_filter_whose_rows_lie_away_from_the_query_is_refused_the_lists():
+    """Where the query's nearest lists hold far fewer passing rows than the filter's share promises of them,
+    the measured rungs (random filters) say nothing of it: passing_slots gives None, and the caller searches
+    every passing row."""
+    partition, rows = tuned_for_filters(15)
+    query = rows[0]
+    probes = partition.filtered[1 / 4]
+    near = partition._read(query, probes)[partition.cells[: len(rows)]]
+    away = np.flatnonzero(~near)
+    passing = np.sort(np.concatenate([away[: len(rows) // 4], np.flatnonzero(near)[:2]]))
+    assert partition.passing_slots(query, passing, len(rows), probes) is None
+    everywhere = np.arange(0, len(rows), 4)
+    assert partition.passing_slots(query, everywhere, len(rows), probes) is not None
+
+
+def test_a_partition_saved_and_restored_reads_the_same_lists():
+    partition, rows = tuned_for_filters(17)
+    partition.unlist(np.arange(5))
+    back = Partition.restored(partition.saved(len(rows)), "cosine", len(rows) + 100)
+    assert back.filtered == partition.filtered and back.probes == partition.probes and back.recall == partition.recall
+    assert (back.cells[: len(rows)] == partition.cells[: len(rows)]).all() and (back.cells[len(rows):] == UNLISTED).all()
+    passing = np.arange(0, len(rows), 3)
+    for query in mixture(18, 5):
+        assert (back.passing_slots(query, passing, len(rows), 4) == partition.passing_slots(query, passing, len(rows), 4)).all()

@@ -5,10 +5,12 @@
   so readers never see half a write and a kill -9 loses nothing committed.
 - Exact search: one float32 matrix per namespace; a query is one matrix-vector product.
 - Filters: metadata is kept in columns (columns.py), so a filter is a few numpy operations whatever its
-  selectivity. Few passing rows are searched exactly; many are searched through the graph, asked for as
-  many more candidates as the filter turns away, then intersected; if that finds fewer than top_k, the
-  exact search over the passing rows decides, so a filter never loses matches that exist, and each path is
-  chosen where it costs less than the other (never more than a brute force).
+  selectivity. The passing rows are then searched by whichever of three paths reads the fewest rows: all
+  of them exactly; those in the partition's nearest lists (partition.py), as many lists as were measured
+  for a filter of that share; or the graph, asked for as many more candidates as the filter turns away,
+  then intersected. Where the lists or the graph find fewer than top_k (or the lists far fewer passing rows
+  than the share promises), the exact search over the passing rows decides, so a filter never loses matches
+  that exist, and no path costs more than a brute force.
 - The graph (graph.py): a namespace over `exact_max` vectors gets one, grown by a background task per
   namespace that adds what is new (never rebuilds) in a thread. Rows not yet in the graph are searched
   exactly beside it, so a query sees every committed row. The graph answers only once its recall was
@@ -105,6 +107,9 @@ SCAN_SPLIT_MIN = 1 << 22
 # A namespace whose graph has this many rows to take in gets a partition (partition.py) to be searched
 # through meanwhile: adding them takes the graph over ten seconds (about a millisecond a row on one thread).
 PARTITION_MIN_ROWS = 10_000
+# A namespace with a graph and this many rows keeps a partition for its filters too (partition.py): under it,
+# scoring every passing row exactly costs at most a few milliseconds.
+FILTER_PARTITION_MIN_ROWS = 50_000
 EARLY_PROBE_ROWS = 40_000  # a first build of this many rows or more is measured on a quarter of them first
 # A removal of a 32nd of a namespace's rows or more closes the rows up in one pass (remove_many) rather than
 # taking them out one at a time: at 100,000 rows the pass took 0.06 s, and removals 16-17 us each.
@@ -194,6 +199,7 @@ class _Shelf:
         # where it did not reach the target (then not tried again before the namespace has doubled).
         self.partition: Partition | None = None
         self.partition_tried_at = 0
+        self.filter_live = graph.LiveRecall()  # of filtered queries answered through the partition's lists
         self.builder: asyncio.Task | None = None
         self.written_at = 0.0  # time.monotonic() of the last rows put in
         self.version = 0  # bumped by every put and removal: what a kept order of the ids is of
@@ -342,7 +348,9 @@ class _Shelf:
         """The rows with their ids, labels and metadata (columns too), as arrays restored() takes back."""
         return {"matrix": self.matrix, "labels": self.labels, "norms": self._norms[: self.n],
                 **nested("ids", self.ids.saved()), **nested("meta", self.meta.saved()),
-                **nested("columns", self.columns.saved(self.n))}
+                **nested("columns", self.columns.saved(self.n)),
+                **(nested("partition", self.partition.saved(self.n)) if self.partition is not None else {}),
+                "partition_tried_at": np.asarray(self.partition_tried_at)}
 
     @classmethod
     def restored(cls, space: Space, arrays: dict[str, np.ndarray]) -> _Shelf:
@@ -355,6 +363,9 @@ class _Shelf:
         shelf.slot_by_label[shelf._labels] = np.arange(shelf.n, dtype=np.int32)
         shelf.ids, shelf.meta = Ids.restored(unnested("ids", arrays)), Blobs.restored(unnested("meta", arrays))
         shelf.columns = Columns.restored(unnested("columns", arrays), shelf.n)
+        if "partition/centres" in arrays:
+            shelf.partition = Partition.restored(unnested("partition", arrays), shelf.metric, shelf.n)
+            shelf.partition_tried_at = int(arrays["partition_tried_at"])
         return shelf
 
     def index_vectors(self, slots: np.ndarray) -> np.ndarray:
@@ -488,6 +499,12 @@ class _Shelf:
         if self.partition is None or self.state == "exact" or not self.partition.covers(self.n):
             return None
         return self.partition.slots(vector, self.n)
+
+    def lists_for(self, passing: int) -> int | None:
+        """Lists of the partition a filter passing this many rows reads, where the partition serves filters."""
+        if self.partition is None or self.state == "exact" or not self.partition.covers(self.n):
+            return None
+        return self.partition.probes_for(passing / self.n)
 
     def status(self) -> IndexStatus:
         if self.state == "exact":
@@ -792,7 +809,7 @@ class LocalVectorStore:
             return
         if shelf.ann is None and not self._wants_graph(shelf):
             return
-        if shelf.ann is not None and shelf.graphed == shelf.n and not shelf.dead:
+        if shelf.ann is not None and shelf.graphed == shelf.n and not shelf.dead and not self._wants_partition(shelf):
             return
         if shelf.ann is None:  # "building" from now, while the task waits for the writes to pause too
             shelf.state, shelf.ef, shelf.recall, shelf.probed_at = "building", None, None, 0
@@ -844,6 +861,7 @@ class LocalVectorStore:
                     await self._in_thread(shelf, shelf.ann.remove, np.asarray(dead, dtype=np.uint64))
                 pending = np.flatnonzero(~shelf.in_graph[: shelf.n])
                 if len(pending) == 0:
+                    await self._keep_partition(shelf)  # for the filters, where the graph took the rows without one
                     break
                 # Measure on points held out of what this pass adds (they join the graph in the next pass):
                 # at the first build, and again each time the namespace has grown by a quarter since.
@@ -903,7 +921,9 @@ class LocalVectorStore:
 
     @staticmethod
     def _wants_partition(shelf: _Shelf) -> bool:
-        if shelf.n - shelf.graphed < PARTITION_MIN_ROWS:  # few rows the graph cannot answer for
+        for_building = shelf.n - shelf.graphed >= PARTITION_MIN_ROWS  # many rows the graph cannot answer for
+        for_filters = shelf.ann is not None and shelf.n >= FILTER_PARTITION_MIN_ROWS
+        if not (for_building or for_filters):
             return False
         if shelf.partition is not None:
             return shelf.n >= graph.REPROBE_GROWTH * shelf.partition_tried_at
@@ -929,7 +949,16 @@ class LocalVectorStore:
                                          n, shelf.rows_by_slot, shelf.metric, n)
             truth = [shelf.slot_by_label[np.fromiter(labels_of, dtype=np.int64)] for labels_of in probe.truth]
             truth = [slots[(slots >= 0) & (slots < n)] for slots in truth]
-            return partition if partition.tune(probe.queries, truth, self._recall_target, partition_module.MARGIN) else None
+            if not partition.tune(probe.queries, truth, self._recall_target, partition_module.MARGIN):
+                return None
+            # Filters of each rung's share, at random (nested: one draw a row), over the same queries.
+            draw = np.random.default_rng(n + 1).random(n)
+            passes = [counted & (draw < share) for share in partition_module.FILTER_LADDER]
+            tops = graph.exact_top_each(functools.partial(shelf.block_scores, counted=counted), n, probe.queries,
+                                        10, passes)
+            truths = [[row[keep[row]] for row in top] for top, keep in zip(tops, passes)]
+            partition.tune_filtered(probe.queries, truths, self._recall_target, partition_module.MARGIN)
+            return partition
 
         partition = await self._on_graph_thread(make)
         if partition is not None:
@@ -944,7 +973,9 @@ class LocalVectorStore:
             log.info("vector partition reaches no recall target: queries the graph cannot answer stay exact",
                      extra={"size": n})
         else:
-            log.info("vector partition made", extra={"size": n, "probes": partition.probes, "recall": partition.recall})
+            shelf.filter_live.reset()
+            log.info("vector partition made", extra={"size": n, "probes": partition.probes, "recall": partition.recall,
+                                                     "filter_probes": partition.filtered})
 
     async def _tune(self, shelf: _Shelf, held: np.ndarray) -> tuple[int, float] | None:
         """The narrowest width (and its recall) that reaches the target on these rows, held out of the graph."""
@@ -973,10 +1004,14 @@ class LocalVectorStore:
         return True
 
     def _check_live(self, state: _SpaceState, namespace: str, shelf: _Shelf, vector: np.ndarray,
-                    answer: list[tuple[int, float]], passing: np.ndarray | None) -> None:
+                    answer: list[tuple[int, float]], passing: np.ndarray | None, through_lists: bool = False) -> None:
         """Check this answer against an exact search in a thread, now and then; widen the search (or give
-        up the graph) when the rolling recall falls under the target."""
-        if not answer or not shelf.live.due():
+        up the graph) when the rolling recall falls under the target. An answer read from the partition's
+        lists (`through_lists`) counts in a window of its own, and where that falls under the target, filters
+        stop using the lists until the partition is made again."""
+        window = shelf.filter_live if through_lists else shelf.live
+        partition = shelf.partition
+        if not answer or not window.due():
             return
         got = {int(shelf._labels[slot]) for slot, _ in answer}
         k = len(answer)
@@ -986,12 +1021,23 @@ class LocalVectorStore:
             return {int(shelf._labels[slot]) for slot, _ in shelf.top(vector, k, passing, parallel=False)}
 
         async def check() -> None:
-            shelf.live.checking = True
+            window.checking = True
             try:
                 truth = await asyncio.to_thread(exact)
             finally:
-                shelf.live.checking = False
-            if not self._current(state, namespace, shelf) or shelf.state != "ready" or shelf.ef is None:
+                window.checking = False
+            if not self._current(state, namespace, shelf):
+                return
+            if through_lists:
+                if shelf.partition is partition and partition is not None:
+                    window.record(len(got & truth) / len(truth))
+                    if window.failing(self._recall_target):
+                        log.info("vector filters stop reading the partition's lists: live recall under target",
+                                 extra={"space": state.space.id, "recall": window.mean()})
+                        window.reset()
+                        partition.filtered = {}
+                return
+            if shelf.state != "ready" or shelf.ef is None:
                 return
             shelf.live.record(len(got & truth) / len(truth))
             if shelf.live.failing(self._recall_target):
@@ -1182,9 +1228,27 @@ class LocalVectorStore:
         passing = np.flatnonzero(mask)
         if len(passing) == 0:
             return []
+        # What each path costs, in passing rows scored exactly: all of them; those in the partition's lists (a
+        # share of the listed ones, and every unlisted one); or ROWS_PER_CANDIDATE a candidate of the graph.
+        costs = {"exact": float(len(passing))}
+        lists = shelf.lists_for(len(passing))
+        if lists is not None:
+            assert shelf.partition is not None
+            unlisted = max(0, shelf.n - shelf.partition.size) / shelf.n
+            costs["lists"] = len(passing) * (lists / len(shelf.partition.centres) + unlisted)
         count = graph.wide_count(top_k, shelf.overfetch, shelf.n, len(passing))
-        # Exact over the passing rows costs about one row each; the graph, ROWS_PER_CANDIDATE a candidate.
-        if not shelf.searchable() or len(passing) <= count * ROWS_PER_CANDIDATE or count >= shelf.n // 4:
+        if shelf.searchable() and count < shelf.n // 4:
+            costs["graph"] = float(count * ROWS_PER_CANDIDATE)
+        path = min(costs, key=costs.__getitem__)
+        if path == "lists":
+            assert shelf.partition is not None and lists is not None
+            read = shelf.partition.passing_slots(vector, passing, shelf.n, lists)
+            if read is None or len(read) < top_k:
+                return shelf.top(vector, top_k, passing)
+            found = shelf.top(vector, top_k, read)
+            self._check_live(state, namespace, shelf, vector, found, passing, through_lists=True)
+            return found
+        if path == "exact":
             return shelf.top(vector, top_k, passing)
         norm = l2_norm(vector)
         slots = shelf.candidates(vector, count, norm)

@@ -10,6 +10,14 @@ holds 4 bytes a row, and is used only where its recall, measured like the graph'
 among the rows, reaches the target while reading at most MAX_SHARE of them. Data with no structure (uniform
 noise) has none to find, and stays exact.
 
+It also serves filtered queries once the graph is built: a filter that passes a share s of the rows has its
+k nearest passing rows about as deep as the k/s nearest of all, which a graph reaches only by walking k/s
+times as wide, while the partition reads just the passing rows of its nearest lists. How many lists that
+takes is measured like the rest, per rung of FILTER_LADDER, on random filters of that share over the same
+held-out queries (`tune_filtered`); a query uses the rung at or under its filter's share (a smaller share
+needs more lists), and falls back to an exact search where its lists hold far fewer passing rows than the
+share promises (a filter whose rows lie away from the query's).
+
 Slots are the shelf's: a removal moves the last slot's list into the hole.
 """
 
@@ -32,6 +40,15 @@ MAX_SHARE = 0.2
 # issue's mixture, lists chosen at 0.96 or more on the 200 probe queries answered the benchmark's held-out
 # queries at 0.943 during the build. Reading more lists costs little: 15 ms there against 75 for the brute force.
 MARGIN = 0.03
+# Shares of the rows a filter passes, each measured on a random filter of that share (nested: one random
+# number a row, a row passing the rungs above that number). Under the last, the passing rows are few enough
+# to score them all: 7,800 at a million.
+FILTER_LADDER = (1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64, 1 / 128)
+# A filtered query may read up to this share of the lists: it stands in for scoring every passing row.
+FILTER_MAX_SHARE = 0.5
+# A filtered query whose lists hold under this share of the passing rows the filter's share promises falls
+# back to an exact search: its passing rows lie elsewhere, where the measured rungs say nothing.
+FILTER_FOUND_MIN = 0.5
 UNLISTED = -1  # a row written since the partition was made: every query reads it
 BLOCK = 16_384  # rows scored against the centres at once
 
@@ -62,8 +79,10 @@ class Partition:
         self.metric = metric
         self._terms = _centre_terms(centres, metric)
         self.size = len(cells)  # rows listed when made
+        self.sizes = np.bincount(cells[cells >= 0], minlength=len(centres))  # rows of each list when made
         self.probes: int | None = None
         self.recall: float | None = None
+        self.filtered: dict[float, int] = {}  # share a filter passes (a rung) -> lists its queries read
 
     @staticmethod
     def make(matrix: np.ndarray, metric: str, capacity: int, seed: int) -> Partition:
@@ -90,6 +109,7 @@ class Partition:
         for start in range(0, n, BLOCK):
             cells[start : start + BLOCK] = partition.nearest(matrix[start : start + BLOCK])
         partition.size = n
+        partition.sizes = np.bincount(cells[:n], minlength=lists)
         return partition
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
@@ -98,37 +118,78 @@ class Partition:
     def nearest(self, rows: np.ndarray) -> np.ndarray:
         return np.argmax(self._scores(rows), axis=1).astype(np.int32)
 
-    def tune(self, queries: np.ndarray, truth_slots: list[np.ndarray], target: float, margin: float) -> bool:
-        """Keep the fewest lists to read whose recall@k on these queries (not among the rows; `truth_slots`:
-        each one's true neighbours) reaches target + margin. A query finds a true neighbour exactly when it
-        reads its list (the rows read are scored exactly), so every rung is measured by one ranking of the
-        centres per query. False where no rung within MAX_SHARE reaches it."""
+    def _ranks(self, queries: np.ndarray, truth_slots: list[np.ndarray]) -> np.ndarray:
+        """For each true neighbour of each query, the rank of its list among the query's nearest."""
         lists = len(self.centres)
         rank = np.empty((len(queries), lists), dtype=np.int32)
         np.put_along_axis(rank, np.argsort(-self._scores(queries), axis=1), np.arange(lists, dtype=np.int32), axis=1)
-        ranks = np.concatenate([
+        return np.concatenate([
             rank[q, self.cells[slots]] if len(slots) else np.empty(0, dtype=np.int32)
             for q, slots in enumerate(truth_slots)
-        ])
-        if len(ranks) == 0:
-            return False
+        ] or [np.empty(0, dtype=np.int32)])
+
+    def _fewest(self, ranks: np.ndarray, goal: float, max_share: float) -> tuple[int, float] | None:
+        """The fewest lists on the ladder (up to max_share of them) whose reading finds `goal` of the neighbours
+        with these ranks. A query finds a true neighbour exactly when it reads its list (the rows read are
+        scored exactly), so one ranking of the centres per query measures every rung."""
+        lists = len(self.centres)
         for probes in PROBE_LADDER:
-            if probes > MAX_SHARE * lists:
+            if probes > max_share * lists:
                 break
             recall = float(np.mean(ranks < probes))
-            if recall >= target + margin:
-                self.probes, self.recall = probes, recall
-                return True
-        return False
+            if recall >= goal:
+                return probes, recall
+        return None
+
+    def tune(self, queries: np.ndarray, truth_slots: list[np.ndarray], target: float, margin: float) -> bool:
+        """Keep the fewest lists to read whose recall@k on these queries (not among the rows; `truth_slots`:
+        each one's true neighbours) reaches target + margin. False where no rung within MAX_SHARE does."""
+        ranks = self._ranks(queries, truth_slots)
+        chosen = self._fewest(ranks, target + margin, MAX_SHARE) if len(ranks) else None
+        if chosen is None:
+            return False
+        self.probes, self.recall = chosen
+        return True
+
+    def tune_filtered(self, queries: np.ndarray, truths: list[list[np.ndarray]], target: float, margin: float) -> None:
+        """Lists a filtered query reads, per rung of FILTER_LADDER: `truths[r]` holds each query's true
+        neighbours among the rows of a random filter of that rung's share. A rung no count reaches is left out."""
+        self.filtered = {}
+        for share, truth_slots in zip(FILTER_LADDER, truths):
+            ranks = self._ranks(queries, truth_slots)
+            chosen = self._fewest(ranks, target + margin, FILTER_MAX_SHARE) if len(ranks) else None
+            if chosen is not None:
+                self.filtered[share] = chosen[0]
+
+    def probes_for(self, share: float) -> int | None:
+        """Lists a filter passing this share of the rows reads: those measured at the largest rung at or
+        under the share, None where that rung reached no count, or the share is under every rung."""
+        at_or_under = [rung for rung in FILTER_LADDER if rung <= share]
+        return self.filtered.get(at_or_under[0]) if at_or_under else None
+
+    def _read(self, query: np.ndarray, probes: int) -> np.ndarray:
+        """By list (and UNLISTED, last), whether a query reading `probes` lists reads it."""
+        scores = self._scores(query[None, :])[0]
+        read = np.zeros(len(self.centres) + 1, dtype=bool)
+        read[np.argpartition(-scores, probes - 1)[:probes]] = True
+        read[UNLISTED] = True
+        return read
 
     def slots(self, query: np.ndarray, n: int) -> np.ndarray:
         """The slots a query reads: those of its nearest lists, and those not in any list yet."""
         assert self.probes is not None
-        scores = self._scores(query[None, :])[0]
-        read = np.zeros(len(self.centres) + 1, dtype=bool)  # the last: UNLISTED (-1)
-        read[np.argpartition(-scores, self.probes - 1)[: self.probes]] = True
-        read[UNLISTED] = True
-        return np.flatnonzero(read[self.cells[:n]])
+        return np.flatnonzero(self._read(query, self.probes)[self.cells[:n]])
+
+    def passing_slots(self, query: np.ndarray, passing: np.ndarray, n: int, probes: int) -> np.ndarray | None:
+        """Of these passing slots (of n), those a filtered query reads in its `probes` nearest lists (and those
+        in no list); None where the lists hold under FILTER_FOUND_MIN of the passing rows expected of them at
+        the filter's share (their sizes as made: removals and replacements since shift it a little)."""
+        chosen = self._read(query, probes)
+        read = passing[chosen[self.cells[passing]]]
+        expected = len(passing) / n * float(self.sizes[chosen[:-1]].sum())
+        # Less the count's own spread (about its square root), so that a few rows short of a small expectation
+        # is not taken for a filter whose rows lie elsewhere.
+        return read if len(read) >= FILTER_FOUND_MIN * expected - 2 * math.sqrt(expected) else None
 
     def covers(self, n: int) -> bool:
         """Whether a namespace of n rows has few enough unlisted ones (read by every query) to search it here."""
@@ -147,6 +208,21 @@ class Partition:
 
     def keep(self, kept: np.ndarray, n: int) -> None:
         close_up(self.cells, kept, n, fill=UNLISTED)
+
+    def saved(self, n: int) -> dict[str, np.ndarray]:
+        rungs = sorted(self.filtered)
+        return {"centres": self.centres, "cells": self.cells[:n], "size": np.asarray(self.size),
+                "sizes": self.sizes, "probes": np.asarray(self.probes), "recall": np.asarray(self.recall, dtype=np.float64),
+                "rungs": np.asarray(rungs, dtype=np.float64),
+                "rung_probes": np.asarray([self.filtered[r] for r in rungs], dtype=np.int64)}
+
+    @staticmethod
+    def restored(arrays: dict[str, np.ndarray], metric: str, capacity: int) -> Partition:
+        partition = Partition(arrays["centres"], grown(arrays["cells"], max(capacity, len(arrays["cells"])), fill=UNLISTED), metric)
+        partition.size, partition.probes, partition.sizes = int(arrays["size"]), int(arrays["probes"]), arrays["sizes"]
+        partition.recall = float(arrays["recall"])
+        partition.filtered = {float(r): int(p) for r, p in zip(arrays["rungs"], arrays["rung_probes"])}
+        return partition
 
     @property
     def nbytes(self) -> int:
