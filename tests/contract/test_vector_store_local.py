@@ -856,3 +856,35 @@ async def test_live_checks_stop_filters_reading_lists_that_miss(data_dir, monkey
     assert [h.id for h in hits] == [f"v{i}" for i, _ in brute_force(values, "cosine", queries[0], 10, keep)]
     await store.close()
     await db.close()
+
+
+async def test_rows_written_after_the_partition_was_made_join_their_lists_once_the_graph_has_them(data_dir, monkeypatch):
+    """Rows written since the partition was made are read by every query (filtered ones too) until they are
+    listed: once the graph has taken them in, and they are a 32nd of the namespace or more, each joins its
+    nearest list, without the partition being made again (that waits for a quarter's growth)."""
+    monkeypatch.setattr(local, "PARTITION_MIN_ROWS", 10 * N)
+    monkeypatch.setattr(local, "FILTER_PARTITION_MIN_ROWS", 1000)
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    space = Space("listed", DIM, "cosine")
+    values = clustered(34, N + 400)
+    await fill(store, space, values[:N])
+    await store.settle()
+    shelf = (await store._state(space)).shelf("")
+    partition = shelf.partition
+    assert partition is not None and partition.size == N
+    await fill(store, space, values[N : N + 50], start=N)  # under a 32nd: left unlisted
+    await store.settle()
+    assert (partition.cells[N : N + 50] == -1).all()
+    await fill(store, space, values[N + 50 :], start=N + 50)
+    await store.settle()
+    assert shelf.partition is partition and shelf.graphed == shelf.n == N + 400
+    assert partition.size == N + 400 and len(partition.unlisted(shelf.n)) == 0
+    assert (partition.cells[N : N + 400] == partition.nearest(values[N:])).all()
+    assert partition.sizes.sum() == N + 400
+    keep = np.array([metadata(i)["group"] == 3 for i in range(N + 400)])
+    queries = clustered(34, N + 430)[N + 400 :]
+    found = [recall(await store.query(space, "", q, 10, filter={"group": 3}), brute_force(values, "cosine", q, 10, keep))
+             for q in queries]
+    assert np.mean(found) >= 0.95
+    await store.close()
+    await db.close()
