@@ -89,6 +89,13 @@ def test_rows_written_since_are_read_by_every_query_and_moves_follow_the_slots()
     assert partition.covers(len(rows)) and not partition.covers(int(len(rows) / (1 - MAX_SHARE)) + 10)
 
 
+def passes(slots: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """A filter's mask over n rows passing these slots, and their count: what passing_slots takes."""
+    mask = np.zeros(n, dtype=bool)
+    mask[slots] = True
+    return mask, len(slots)
+
+
 def filtered_truths(rows: np.ndarray, queries: np.ndarray, draw: np.ndarray) -> list[list[np.ndarray]]:
     """Each query's true neighbours among the rows of a random filter of each rung's share (nested draws)."""
     truths = []
@@ -119,7 +126,7 @@ def test_a_filter_reads_its_passing_rows_in_the_lists_measured_for_its_share_and
     assert probes == partition.filtered[1 / 16]  # 10% lies between the rungs of 1/8 and 1/16
     found, read_counts = [], []
     for query in mixture(13, 100):
-        read = partition.passing_slots(query, passing, len(rows), probes)
+        read = partition.passing_slots(query, *passes(passing, len(rows)), len(rows), probes)
         assert read is not None and set(read.tolist()) <= set(passing.tolist())
         read_counts.append(len(read))
         top = read[true_top(rows[read], query[None, :], "cosine")[0]]
@@ -148,9 +155,9 @@ def test_a_filter_whose_rows_lie_away_from_the_query_is_refused_the_lists():
     near = partition._read(query, probes)[partition.cells[: len(rows)]]
     away = np.flatnonzero(~near)
     passing = np.sort(np.concatenate([away[: len(rows) // 4], np.flatnonzero(near)[:2]]))
-    assert partition.passing_slots(query, passing, len(rows), probes) is None
+    assert partition.passing_slots(query, *passes(passing, len(rows)), len(rows), probes) is None
     everywhere = np.arange(0, len(rows), 4)
-    assert partition.passing_slots(query, everywhere, len(rows), probes) is not None
+    assert partition.passing_slots(query, *passes(everywhere, len(rows)), len(rows), probes) is not None
 
 
 def test_a_partition_saved_and_restored_reads_the_same_lists():
@@ -161,4 +168,44 @@ def test_a_partition_saved_and_restored_reads_the_same_lists():
     assert (back.cells[: len(rows)] == partition.cells[: len(rows)]).all() and (back.cells[len(rows):] == UNLISTED).all()
     passing = np.arange(0, len(rows), 3)
     for query in mixture(18, 5):
-        assert (back.passing_slots(query, passing, len(rows), 4) == partition.passing_slots(query, passing, len(rows), 4)).all()
+        assert (back.passing_slots(query, *passes(passing, len(rows)), len(rows), 4) == partition.passing_slots(query, *passes(passing, len(rows)), len(rows), 4)).all()
+
+
+def test_the_slots_a_query_reads_are_those_whose_cell_it_reads_through_every_change():
+    """A query finds its lists' slots through the sorted order of the last indexing, plus the loose ones; after
+    any run of the changes the shelf makes (replacements, removals moving the last row, bulk removals, growth,
+    rows written, rows assigned), that must be exactly the slots whose cell as it is now it reads."""
+    rng = np.random.default_rng(21)
+    rows = mixture(21, 3_000)
+    partition = Partition.make(rows, "cosine", len(rows), seed=21)
+    n, lists = len(rows), len(partition.centres)
+
+    def check() -> None:
+        for _ in range(3):
+            read = np.zeros(lists + 1, dtype=bool)
+            read[rng.choice(lists, rng.integers(1, 6), replace=False)] = True
+            read[-1] = True
+            assert (partition._slots_read(read, n) == np.flatnonzero(read[partition.cells[:n]])).all()
+
+    for step in range(300):
+        kind = rng.integers(6)
+        if kind == 0 and n:  # a row replaced
+            partition.unlist(int(rng.integers(n)))
+        elif kind == 1 and n > 1:  # a row removed: the last moves into its slot
+            partition.move(int(rng.integers(n)), n - 1)
+            n -= 1
+        elif kind == 2:  # rows written at the end (the shelf grows first where it must)
+            added = int(rng.integers(1, 40))
+            if n + added > len(partition.cells):
+                partition.grow(2 * (n + added))
+            n += added
+        elif kind == 3 and n > 10:  # a bulk removal
+            kept = np.sort(rng.choice(n, n - int(rng.integers(1, n // 10 + 2)), replace=False))
+            partition.keep(kept, n)
+            n = len(kept)
+        elif kind == 4:  # the unlisted rows listed
+            unlisted = partition.unlisted(n)
+            assert (unlisted == np.flatnonzero(partition.cells[:n] == UNLISTED)).all()
+            partition.assign(unlisted, rng.integers(lists, size=len(unlisted)).astype(np.int32), n)
+        check()
+        assert partition.unlisted_count(n) >= np.count_nonzero(partition.cells[:n] == UNLISTED)

@@ -73,16 +73,33 @@ def _nearness(rows: np.ndarray, centres: np.ndarray, terms: np.ndarray | None) -
 
 
 class Partition:
-    def __init__(self, centres: np.ndarray, cells: np.ndarray, metric: str) -> None:
+    """`cells` holds each slot's list (UNLISTED: read by every query). A query finds the slots of its lists
+    through `order` (the slots sorted by list, as of the last indexing) rather than by reading every slot's
+    cell, which at a million rows cost more than the rows it then scored (1-4 ms). A slot whose cell changed
+    since (moved, unlisted) is noted as loose, and so is every slot from `tail` on (rows written since); a
+    query checks those by their cell as it is now, and a listed slot by whether its cell is still its list."""
+
+    def __init__(self, centres: np.ndarray, cells: np.ndarray, metric: str, n: int = 0) -> None:
         self.centres = centres
-        self.cells = cells  # list of each slot, UNLISTED for rows written since
+        self.cells = cells
         self.metric = metric
         self._terms = _centre_terms(centres, metric)
-        self.size = len(cells)  # rows listed when made
-        self.sizes = np.bincount(cells[cells >= 0], minlength=len(centres))  # rows of each list when made
         self.probes: int | None = None
         self.recall: float | None = None
         self.filtered: dict[float, int] = {}  # share a filter passes (a rung) -> lists its queries read
+        self._index(n)
+
+    def _index(self, n: int) -> None:
+        """Sort the first n slots by list: `order`, with each list's run from starts[list + 1] (UNLISTED
+        first), and the rows of each list, `sizes`."""
+        listed = self.cells[:n]
+        self.order = np.argsort(listed, kind="stable").astype(np.int32)
+        counts = np.bincount(listed + 1, minlength=len(self.centres) + 1)
+        self.starts = np.concatenate([[0], np.cumsum(counts)])
+        self.sizes = counts[1:]
+        self._loose = self.order[: self.starts[1]].astype(np.int64)  # unlisted when indexed
+        self._loosened: list[int] = []  # slots whose cell changed since
+        self.tail = n
 
     @staticmethod
     def make(matrix: np.ndarray, metric: str, capacity: int, seed: int) -> Partition:
@@ -108,8 +125,7 @@ class Partition:
         partition = Partition(centres, cells, metric)
         for start in range(0, n, BLOCK):
             cells[start : start + BLOCK] = partition.nearest(matrix[start : start + BLOCK])
-        partition.size = n
-        partition.sizes = np.bincount(cells[:n], minlength=lists)
+        partition._index(n)
         return partition
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
@@ -175,24 +191,49 @@ class Partition:
         read[UNLISTED] = True
         return read
 
+    def _loose_slots(self, n: int) -> np.ndarray:
+        """Slots (of the first n) whose cell may not be what `order` says: checked by their cell as it is now."""
+        if self._loosened:
+            self._loose = np.unique(np.concatenate([self._loose, np.asarray(self._loosened, dtype=np.int64)]))
+            self._loosened = []
+        loose = self._loose[self._loose < n]
+        return np.concatenate([loose, np.arange(self.tail, n)]) if n > self.tail else loose
+
+    def _slots_read(self, read: np.ndarray, n: int) -> np.ndarray:
+        """The slots (of the first n, ascending) of the lists `read` marks, and those in no list."""
+        chosen = np.flatnonzero(read[:-1])
+        runs = [self.order[self.starts[c + 1] : self.starts[c + 2]] for c in chosen.tolist()]
+        members = np.concatenate(runs).astype(np.int64) if runs else np.empty(0, dtype=np.int64)
+        of = np.repeat(chosen, [len(run) for run in runs]) if runs else np.empty(0, dtype=np.int64)
+        members = members[(members < n) & (self.cells[members] == of)]
+        loose = self._loose_slots(n)
+        loose = loose[read[self.cells[loose]]]  # cell -1 (UNLISTED) reads read[-1]: always read
+        return np.union1d(members, loose)
+
     def slots(self, query: np.ndarray, n: int) -> np.ndarray:
         """The slots a query reads: those of its nearest lists, and those not in any list yet."""
         assert self.probes is not None
-        return np.flatnonzero(self._read(query, self.probes)[self.cells[:n]])
+        return self._slots_read(self._read(query, self.probes), n)
 
-    def passing_slots(self, query: np.ndarray, passing: np.ndarray, n: int, probes: int) -> np.ndarray | None:
-        """Of these passing slots (of n), those a filtered query reads in its `probes` nearest lists (and those
-        in no list); None where the lists hold under FILTER_FOUND_MIN of the passing rows expected of them at
-        the filter's share (their sizes as made: removals and replacements since shift it a little)."""
-        chosen = self._read(query, probes)
-        read = passing[chosen[self.cells[passing]]]
-        expected = len(passing) / n * float(self.sizes[chosen[:-1]].sum())
+    def passing_slots(self, query: np.ndarray, mask: np.ndarray, passing: int, n: int, probes: int) -> np.ndarray | None:
+        """Of the slots `mask` passes (`passing` of n), those a filtered query reads in its `probes` nearest
+        lists (and those in no list); None where the lists hold under FILTER_FOUND_MIN of the passing rows
+        expected of them at the filter's share (their sizes as last indexed)."""
+        read = self._read(query, probes)
+        slots = self._slots_read(read, n)
+        found = slots[mask[slots]]
+        expected = passing / n * float(self.sizes[read[:-1]].sum())
         # Less the count's own spread (about its square root), so that a few rows short of a small expectation
         # is not taken for a filter whose rows lie elsewhere.
-        return read if len(read) >= FILTER_FOUND_MIN * expected - 2 * math.sqrt(expected) else None
+        return found if len(found) >= FILTER_FOUND_MIN * expected - 2 * math.sqrt(expected) else None
 
     def unlisted(self, n: int) -> np.ndarray:
-        return np.flatnonzero(self.cells[:n] == UNLISTED)
+        loose = self._loose_slots(n)
+        return loose[self.cells[loose] == UNLISTED]
+
+    def unlisted_count(self, n: int) -> int:
+        """At most this many of the first n slots are unlisted (without reading their cells)."""
+        return len(self._loose) + len(self._loosened) + max(0, n - self.tail)
 
     def assign(self, slots: np.ndarray, lists: np.ndarray, n: int) -> None:
         """List these (unlisted) slots' rows in the lists given (`nearest` of their rows), as if made with
@@ -201,12 +242,11 @@ class Partition:
         namespace loaded in bulk kept its last partition from 800,000 rows or so, and a 10% filter read its
         passing rows among the 200,000 unlisted."""
         self.cells[slots] = lists
-        self.size = max(self.size, n)
-        self.sizes = np.bincount(self.cells[:n][self.cells[:n] >= 0], minlength=len(self.centres))
+        self._index(n)
 
     def covers(self, n: int) -> bool:
         """Whether a namespace of n rows has few enough unlisted ones (read by every query) to search it here."""
-        return n - self.size <= MAX_SHARE * n
+        return self.unlisted_count(n) <= MAX_SHARE * n
 
     # Kept in step with the shelf's slots.
 
@@ -215,28 +255,31 @@ class Partition:
 
     def unlist(self, slots: np.ndarray | int) -> None:
         self.cells[slots] = UNLISTED
+        self._loosened += np.atleast_1d(slots).tolist()
 
     def move(self, slot: int, last: int) -> None:
         self.cells[slot], self.cells[last] = self.cells[last], UNLISTED
+        self._loosened += [slot, last]  # `last` too: a row written there later is in no list
 
     def keep(self, kept: np.ndarray, n: int) -> None:
         close_up(self.cells, kept, n, fill=UNLISTED)
+        self._index(len(kept))
 
     def saved(self, n: int) -> dict[str, np.ndarray]:
         rungs = sorted(self.filtered)
-        return {"centres": self.centres, "cells": self.cells[:n], "size": np.asarray(self.size),
-                "sizes": self.sizes, "probes": np.asarray(self.probes), "recall": np.asarray(self.recall, dtype=np.float64),
+        return {"centres": self.centres, "cells": self.cells[:n], "probes": np.asarray(self.probes), "recall": np.asarray(self.recall, dtype=np.float64),
                 "rungs": np.asarray(rungs, dtype=np.float64),
                 "rung_probes": np.asarray([self.filtered[r] for r in rungs], dtype=np.int64)}
 
     @staticmethod
     def restored(arrays: dict[str, np.ndarray], metric: str, capacity: int) -> Partition:
-        partition = Partition(arrays["centres"], grown(arrays["cells"], max(capacity, len(arrays["cells"])), fill=UNLISTED), metric)
-        partition.size, partition.probes, partition.sizes = int(arrays["size"]), int(arrays["probes"]), arrays["sizes"]
+        cells = arrays["cells"]
+        partition = Partition(arrays["centres"], grown(cells, max(capacity, len(cells)), fill=UNLISTED), metric, len(cells))
+        partition.probes = int(arrays["probes"])
         partition.recall = float(arrays["recall"])
         partition.filtered = {float(r): int(p) for r, p in zip(arrays["rungs"], arrays["rung_probes"])}
         return partition
 
     @property
     def nbytes(self) -> int:
-        return self.cells.nbytes + self.centres.nbytes
+        return self.cells.nbytes + self.centres.nbytes + self.order.nbytes + self._loose.nbytes
