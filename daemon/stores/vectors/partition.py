@@ -240,7 +240,8 @@ class Partition:
         them: the centres and the lists measured stay, which the next making (at a quarter's growth) measures
         again. Rows written since the partition was made are otherwise read by every query: a million-row
         namespace loaded in bulk kept its last partition from 800,000 rows or so, and a 10% filter read its
-        passing rows among the 200,000 unlisted."""
+        passing rows among the 200,000 unlisted. Sorting the slots again holds the caller 0.11 s at a million
+        rows, once a bulk load."""
         self.cells[slots] = lists
         self._index(n)
 
@@ -267,8 +268,8 @@ class Partition:
 
     def saved(self, n: int) -> dict[str, np.ndarray]:
         rungs = sorted(self.filtered)
-        return {"centres": self.centres, "cells": self.cells[:n], "probes": np.asarray(self.probes), "recall": np.asarray(self.recall, dtype=np.float64),
-                "rungs": np.asarray(rungs, dtype=np.float64),
+        return {"centres": self.centres, "cells": self.cells[:n], "probes": np.asarray(self.probes),
+                "recall": np.asarray(self.recall, dtype=np.float64), "rungs": np.asarray(rungs, dtype=np.float64),
                 "rung_probes": np.asarray([self.filtered[r] for r in rungs], dtype=np.int64)}
 
     @staticmethod
