@@ -990,13 +990,8 @@ class LocalVectorStore:
         slots = partition.unlisted(n)
         if len(slots) < n / 32:
             return
-        labels, matrix = shelf.labels[slots].copy(), shelf.matrix
-
-        def nearest() -> np.ndarray:
-            return np.concatenate([partition.nearest(matrix[slots[start : start + partition_module.BLOCK]])
-                                   for start in range(0, len(slots), partition_module.BLOCK)])
-
-        lists = await self._on_graph_thread(nearest)
+        labels = shelf.labels[slots].copy()
+        lists = await self._on_graph_thread(partition.nearest_of, shelf.matrix, slots)
         if shelf.partition is not partition:
             return
         same = (slots < shelf.n) & (partition.cells[slots] == partition_module.UNLISTED)
