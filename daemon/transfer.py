@@ -19,14 +19,18 @@ environment, never the command line, where other users of the machine could read
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import aiohttp
 import orjson
+from webauthn.helpers import bytes_to_base64url
 
 from daemon.bootstrap import command_stores
+from daemon.services.mfa import SecretSealer
+from daemon.stores.sql import Database
 from daemon.settings import Settings
 from shared.models.transfer import MAX_IMPORT, ExportedUser
 from shared.models.vectors import CollectionCreate
@@ -49,7 +53,8 @@ def _open_for_export(path: Path, resume: bool) -> tuple[BinaryIO, bytes | None]:
     """The file to append to, and its last complete line when resuming (a line cut short is dropped)."""
     _refuse_overwrite(path, resume)
     if not path.exists():
-        return open(path, "xb"), None
+        # Readable by its owner only: a users file holds password hashes and TOTP secrets.
+        return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb"), None
     handle = open(path, "r+b")
     data = handle.read()
     keep = data.rfind(b"\n") + 1
@@ -65,20 +70,50 @@ async def export_users(settings: Settings, path: Path, resume: bool, progress: P
     written = 0
     with handle:
         async with command_stores(settings, migrated=False) as stores:
+            sealer = await SecretSealer.load(stores.secrets)
             total = (await stores.db.fetch_one("SELECT count(*) AS n FROM users WHERE id > ?", after))["n"]
             while True:
                 rows = await stores.db.fetch_all(
-                    "SELECT id, email, display_name, role, disabled, password_hash, created_at FROM users "
+                    "SELECT id, email, display_name, role, disabled, password_hash, created_at, email_verified FROM users "
                     "WHERE id > ? ORDER BY id LIMIT ?", after, MAX_IMPORT,
                 )
                 if not rows:
                     return written
+                factors = await _second_factors(stores.db, sealer, [row["id"] for row in rows])
                 for row in rows:
-                    handle.write(orjson.dumps({**row, "disabled": bool(row["disabled"])}) + b"\n")
+                    record = {**row, "disabled": bool(row["disabled"]), "email_verified": bool(row["email_verified"]),
+                              **factors.get(row["id"], {})}
+                    handle.write(orjson.dumps(record) + b"\n")
                 handle.flush()
                 after = rows[-1]["id"]
                 written += len(rows)
                 progress("users", written, total)
+
+
+async def _second_factors(db: Database, sealer: SecretSealer, user_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """By user: a confirmed TOTP factor (its secret unsealed), the unspent recovery codes' hashes and the
+    passkeys, as ExportedUser holds them."""
+    marks = ", ".join("?" for _ in user_ids)
+    found: dict[str, dict[str, Any]] = {}
+    for row in await db.fetch_all(
+        f"SELECT user_id, sealed_secret, confirmed_at, last_step FROM totp_factors "
+        f"WHERE confirmed_at IS NOT NULL AND user_id IN ({marks})", *user_ids,
+    ):
+        secret = sealer.unseal(row["user_id"], bytes(row["sealed_secret"]))
+        found.setdefault(row["user_id"], {})["totp"] = {
+            "secret": secret, "confirmed_at": row["confirmed_at"], "last_step": row["last_step"]}
+    for row in await db.fetch_all(
+        f"SELECT user_id, code_hash FROM recovery_codes WHERE spent_at IS NULL AND user_id IN ({marks}) "
+        f"ORDER BY code_hash", *user_ids,
+    ):
+        found.setdefault(row["user_id"], {}).setdefault("recovery_codes", []).append(row["code_hash"])
+    for row in await db.fetch_all(
+        f"SELECT id, user_id, credential_id, public_key, sign_count, name, aaguid, transports, backed_up, "
+        f"created_at, last_used_at FROM passkeys WHERE user_id IN ({marks}) ORDER BY created_at, id", *user_ids,
+    ):
+        passkey = {**row, "public_key": bytes_to_base64url(bytes(row["public_key"])), "backed_up": bool(row["backed_up"])}
+        found.setdefault(passkey.pop("user_id"), {}).setdefault("passkeys", []).append(passkey)
+    return found
 
 
 class _Api:

@@ -28,6 +28,7 @@ class Refused(Exception):
     def __init__(self, status: int, body: str) -> None:
         super().__init__(f"HTTP {status}: {body[:200]}")
         self.status = status
+        self.body = body
 
 
 @dataclass

@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from webauthn.helpers import base64url_to_bytes
 
 from daemon.clock import iso, now
 from daemon.ids import new_id
@@ -20,11 +23,17 @@ from daemon.services.principal import Principal
 from daemon.services.sessions import Sessions
 from daemon.services.user_cache import UserCache
 from daemon.stores.errors import UniqueViolation
+from daemon.stores.sql import Connection
+from daemon.stores.sql import mfa as mfa_rows
+from daemon.stores.sql import passkeys as passkey_rows
 from daemon.stores.sql.accounts import Accounts
 from shared.errors import ApiError, Code, not_found
 from shared.models import Page
 from shared.models.transfer import ExportedUser, ImportResult
 from shared.models.users import CreateUser, ResetToken, UpdateMe, UpdateUser, User, UserQuery
+
+if TYPE_CHECKING:  # mfa.py imports this module
+    from daemon.services.mfa import SecretSealer
 
 RESET_TTL = timedelta(hours=1)
 # Not an argon2 hash, so no password ever verifies against it (passwords.py answers False for it).
@@ -42,12 +51,14 @@ def token_hash(token: str) -> str:
 
 
 class Users:
-    def __init__(self, accounts: Accounts, passwords: Passwords, sessions: Sessions, audit: Audit, cache: UserCache) -> None:
+    def __init__(self, accounts: Accounts, passwords: Passwords, sessions: Sessions, audit: Audit, cache: UserCache,
+                 sealer: SecretSealer) -> None:
         self._accounts = accounts
         self._passwords = passwords
         self._sessions = sessions
         self._audit = audit
         self._cache = cache
+        self._sealer = sealer
 
     async def _load(self, user_id: str) -> User:
         user = await self._cache.get(user_id)
@@ -120,10 +131,14 @@ class Users:
         created = 0
         for record in records:
             stamp = iso(now())
-            row = {**record.model_dump(exclude={"created_at"}), "email": normalise_email(record.email),
+            row = {**record.model_dump(exclude={"created_at", "totp", "recovery_codes", "passkeys"}),
+                   "email": normalise_email(record.email),
                    "created_at": iso(record.created_at) if record.created_at else stamp, "updated_at": stamp}
             try:
-                await self._accounts.insert_user(row)
+                # One transaction: an account never arrives without the second factors it had.
+                async with self._accounts.db.transaction() as tx:
+                    await self._accounts.insert_user(row, tx)
+                    await self._insert_factors(tx, record, stamp)
             except UniqueViolation:
                 continue
             await self._audit.record("user.created", actor_id=actor.user_id, target_id=row["id"], ip=ip,
@@ -131,6 +146,20 @@ class Users:
             await self._changed("user.created", row["id"])
             created += 1
         return ImportResult(created=created, skipped=len(records) - created)
+
+    async def _insert_factors(self, tx: Connection, record: ExportedUser, stamp: str) -> None:
+        totp = None
+        if record.totp is not None:
+            totp = {"sealed_secret": self._sealer.seal(record.id, record.totp.secret),
+                    "confirmed_at": iso(record.totp.confirmed_at), "last_step": record.totp.last_step}
+        await mfa_rows.insert_imported(tx, record.id, totp, record.recovery_codes, stamp)
+        await passkey_rows.insert_imported(tx, [
+            {**passkey.model_dump(), "user_id": record.id, "public_key": base64url_to_bytes(passkey.public_key),
+             "created_at": iso(passkey.created_at),
+             "last_used_at": iso(passkey.last_used_at) if passkey.last_used_at else None}
+            for passkey in record.passkeys
+        ])
+        await mfa_rows.refresh_mfa_flag(tx, record.id, stamp)
 
     async def update_me(self, principal: Principal, body: UpdateMe) -> User:
         changes = body.model_dump(exclude_unset=True, exclude_none=True)

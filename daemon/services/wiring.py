@@ -62,12 +62,10 @@ async def build_account_services(
     audit = Audit(accounts, events)
     sessions = Sessions(accounts, cache, events, settings.access_token_ttl_s)
     user_cache = UserCache(accounts, events, enabled=not db.replicated)
-    users = Users(accounts, passwords, sessions, audit, user_cache)
+    sealer = await SecretSealer.load(secrets)
+    users = Users(accounts, passwords, sessions, audit, user_cache, sealer)
     guesses = Guesses(cache)
-    mfa = Mfa(
-        MfaRows(db), accounts, passwords, await SecretSealer.load(secrets), guesses, audit, user_cache,
-        settings.mfa_required_roles,
-    )
+    mfa = Mfa(MfaRows(db), accounts, passwords, sealer, guesses, audit, user_cache, settings.mfa_required_roles)
     auth = Auth(
         accounts, passwords, tokens, sessions, user_cache, audit, events, guesses,
         settings.refresh_token_ttl_s, settings.refresh_reuse_grace_s, mfa,

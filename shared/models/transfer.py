@@ -1,5 +1,10 @@
 """Moving accounts between daemons: `bastiond export users` writes these records, one JSON object a line,
-and `bastiond import` sends them in batches to POST /api/v1/admin/import/users."""
+and `bastiond import` sends them in batches to POST /api/v1/admin/import/users.
+
+An account's second factors move with it: an account that needed a code or a passkey where it was must not
+arrive needing only its password. The TOTP secret travels in the clear (the daemon that exports unseals it,
+the one that imports seals it with its own key), so the file is as secret as the factors themselves.
+Recovery codes travel as the hashes kept of them, which are keyed with the user's id, and the id moves too."""
 
 from __future__ import annotations
 
@@ -15,6 +20,28 @@ MAX_IMPORT = 1000
 PasswordHash = Annotated[str, Field(pattern=r"^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$",
                                     max_length=512)]
 UserId = Annotated[str, Field(pattern=r"^usr_[a-z0-9]{1,64}$")]
+MAX_FACTORS = 50  # passkeys, or recovery codes, of one account (an enrolment makes 10 codes)
+
+
+class ExportedTotp(Strict):
+    """A confirmed TOTP factor (an enrolment never confirmed is not moved)."""
+
+    secret: str = Field(pattern=r"^[A-Z2-7]{16,128}$")  # base32, as the authenticator app holds it
+    confirmed_at: Timestamp
+    last_step: int = Field(0, ge=0)  # the last time step used: a code seen there is not taken here either
+
+
+class ExportedPasskey(Strict):
+    id: str = Field(pattern=r"^pk_[a-z0-9]{1,64}$")
+    credential_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,1400}$")  # base64url, as registered
+    public_key: str = Field(pattern=r"^[A-Za-z0-9_-]{1,2800}$")  # the COSE key, base64url
+    sign_count: int = Field(0, ge=0)
+    name: str = Field(min_length=1, max_length=64)
+    aaguid: str = Field(max_length=64)
+    transports: str = Field("", max_length=200)
+    backed_up: StrictBool = False
+    created_at: Timestamp
+    last_used_at: Timestamp | None = None
 
 
 class ExportedUser(Strict):
@@ -25,6 +52,10 @@ class ExportedUser(Strict):
     disabled: StrictBool = False
     password_hash: PasswordHash
     created_at: Timestamp | None = None
+    email_verified: StrictBool = False
+    totp: ExportedTotp | None = None
+    recovery_codes: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field([], max_length=MAX_FACTORS)
+    passkeys: list[ExportedPasskey] = Field([], max_length=MAX_FACTORS)
 
 
 class ImportUsers(Strict):

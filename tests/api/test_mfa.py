@@ -39,8 +39,8 @@ async def enrol(api, actor: Actor) -> tuple[str, list[str]]:
     return secret, (await confirmed.json())["recovery_codes"]
 
 
-async def mfa_token(api, email: str, expect: str = "mfa_required") -> str:
-    response = await api.post(LOGIN, json={"email": email, "password": PASSWORD})
+async def mfa_token(api, email: str, expect: str = "mfa_required", password: str = PASSWORD) -> str:
+    response = await api.post(LOGIN, json={"email": email, "password": password})
     body = await problem(response)
     assert response.status == 401 and body["code"] == expect, body
     return body["mfa_token"]

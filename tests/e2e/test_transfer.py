@@ -1,19 +1,24 @@
 """`bastiond export` from one real daemon and `bastiond import` into another that is running: accounts
-arrive with their passwords (they log in there as before), the collection answers queries as it did, a
-WebSocket on the receiving daemon hears each `user.created`, and an export that stopped resumes."""
+arrive with their passwords and second factors (they log in there as before, a code still needed where one
+was), the collection answers queries as it did, a WebSocket on the receiving daemon hears each
+`user.created`, and an export that stopped resumes."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
+import pyotp
+import pytest
 
 from tests.conftest import next_event
-from tests.daemon_process import ADMIN_EMAIL, ROOT, with_admin
+from tests.daemon_process import ADMIN_EMAIL, ROOT, Refused, with_admin
 
 DIM = 8
 PASSWORD = "moving house password"
@@ -47,6 +52,12 @@ async def test_users_and_a_collection_move_to_a_running_daemon(tmp_path: Path) -
         token_a = a.admin_token()
         for email in emails:
             a.call("POST", "/api/v1/users", {"email": email, "password": PASSWORD, "role": "user"}, token=token_a)
+        # The first mover turns TOTP on where it is: it must need a code where it arrives too.
+        mover = a.call("POST", "/api/v1/auth/login", {"email": emails[0], "password": PASSWORD})["access_token"]
+        secret = a.call("POST", "/api/v1/auth/mfa/totp", {"password": PASSWORD}, token=mover)["secret"]
+        totp = pyotp.TOTP(secret)
+        recovery = a.call("POST", "/api/v1/auth/mfa/totp/confirm",
+                          {"code": totp.generate_otp(totp.timecode(time.time()) - 1)}, token=mover)["recovery_codes"]
         a.call("POST", "/api/v1/collections", {"name": "docs", "dimension": DIM, "metric": "euclidean"}, token=token_a)
         for namespace, size in (("", 450), ("other", 30)):
             vectors = [{"id": f"{namespace}v{i:04d}", "values": [rng.uniform(-1, 1) for _ in range(DIM)],
@@ -58,6 +69,7 @@ async def test_users_and_a_collection_move_to_a_running_daemon(tmp_path: Path) -
         assert done.returncode == 0, done.stderr
         assert done.stdout == "wrote 4 users to " + str(users_file) + "\n"
         assert "users: 4/4" in done.stderr  # progress
+        assert users_file.stat().st_mode & 0o777 == 0o600  # password hashes and TOTP secrets
         env_a = {**a.env(), "BASTION_TOKEN": token_a}
         done = _bastiond("export", "collection", "docs", "--to", str(docs_file), "--server", a.url, env=env_a)
         assert done.returncode == 0, done.stderr
@@ -72,9 +84,27 @@ async def test_users_and_a_collection_move_to_a_running_daemon(tmp_path: Path) -
         assert done.returncode == 0, done.stderr
         assert done.stdout == "imported: 3 created, 1 skipped\n"  # B's own admin has that email already
         assert await asyncio.wait_for(listener, 15) == set(emails)
-        for email in emails:
+        for email in emails[1:]:
             login = b.call("POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD})
             assert b.call("GET", "/api/v1/users/me", token=login["access_token"])["email"] == email
+        with pytest.raises(Refused) as refused:  # the password alone is not enough here either
+            b.call("POST", "/api/v1/auth/login", {"email": emails[0], "password": PASSWORD})
+        assert refused.value.status == 401 and '"mfa_required"' in refused.value.body
+        verified = b.call("POST", "/api/v1/auth/mfa/verify", {"mfa_token": json.loads(refused.value.body)["mfa_token"],
+                                                              "code": recovery[3]})
+        assert verified["user"]["email"] == emails[0] and verified["user"]["mfa_enabled"]
+        # Exported from B (its own key unseals the secret B sealed), the movers are what they were on A.
+        from_b = tmp_path / "from-b.jsonl"
+        done = _bastiond("export", "users", "--to", str(from_b), env=b.env())
+        assert done.returncode == 0, done.stderr
+        moved = {r["email"]: r for r in map(json.loads, users_file.read_text().splitlines()) if r["email"] in emails}
+        again = {r["email"]: r for r in map(json.loads, from_b.read_text().splitlines()) if r["email"] in emails}
+        on_a, on_b = moved[emails[0]], again[emails[0]]
+        assert on_a["totp"]["secret"] == secret and len(on_a["recovery_codes"]) == 10
+        # B spent one recovery code; the other nine moved back unchanged.
+        assert len(on_b["recovery_codes"]) == 9 and set(on_b["recovery_codes"]) < set(on_a["recovery_codes"])
+        del on_a["recovery_codes"], on_b["recovery_codes"]
+        assert again == moved
 
         done = _bastiond("import", str(docs_file), "--server", b.url, env=env_b)
         assert done.returncode == 0, done.stderr

@@ -16,6 +16,19 @@ async def refresh_mfa_flag(conn: Connection, user_id: str, now: str) -> None:
     )
 
 
+async def insert_imported(conn: Connection, user_id: str, totp: Row | None, code_hashes: list[str], now: str) -> None:
+    """An imported account's TOTP factor (`sealed_secret`, `confirmed_at`, `last_step`) and recovery codes."""
+    if totp is not None:
+        await conn.execute(
+            "INSERT INTO totp_factors (user_id, sealed_secret, created_at, confirmed_at, last_step) VALUES (?, ?, ?, ?, ?)",
+            user_id, totp["sealed_secret"], now, totp["confirmed_at"], totp["last_step"],
+        )
+    if code_hashes:
+        await conn.execute_many(
+            "INSERT INTO recovery_codes (code_hash, user_id) VALUES (?, ?)", [(h, user_id) for h in code_hashes]
+        )
+
+
 class MfaRows:
     def __init__(self, db: Database) -> None:
         self.db = db

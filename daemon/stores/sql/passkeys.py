@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.stores.sql import Database, Row
+from daemon.stores.sql import Connection, Database, Row
 from daemon.stores.sql.mfa import refresh_mfa_flag
 
 _COLUMNS = "id, user_id, credential_id, public_key, sign_count, name, aaguid, transports, backed_up, created_at, last_used_at"
@@ -12,6 +12,15 @@ def _row(row: Row | None) -> Row | None:
     if row is not None:
         row["public_key"] = bytes(row["public_key"])  # PostgreSQL hands back a memoryview
     return row
+
+
+async def insert_imported(conn: Connection, rows: list[Row]) -> None:
+    """An imported account's passkeys; a credential id registered here already fails the import's transaction."""
+    if not rows:
+        return
+    marks = ", ".join("?" for _ in _COLUMNS.split(", "))
+    await conn.execute_many(f"INSERT INTO passkeys ({_COLUMNS}) VALUES ({marks})",
+                            [tuple(row[c] for c in _COLUMNS.split(", ")) for row in rows])
 
 
 class PasskeyRows:
