@@ -310,10 +310,18 @@ async def logout(request: web.Request, visit: Visit) -> web.StreamResponse:
 # --- a second factor: TOTP enrolment (services/mfa.py) ---------------------------------------------------
 
 
+async def _mfa_start(request: web.Request, visit: Visit, status: int = 200, **context) -> web.Response:
+    """The page's first step: TOTP's state, with the form that sets it up or the one that turns it off."""
+    assert visit.principal is not None
+    totp_on = await request.app[MFA].totp_on(visit.principal.user_id)
+    return render(request, visit, "mfa.html", {"title": "Second factor", "step": "start", "totp_on": totp_on,
+                                               **context}, status=status)
+
+
 @page("GET", "/mfa")
 async def second_factor(request: web.Request, visit: Visit) -> web.StreamResponse:
     """Your second factor"""
-    return render(request, visit, "mfa.html", {"title": "Second factor", "step": "start"})
+    return await _mfa_start(request, visit)
 
 
 async def _totp_shown(request: web.Request, visit: Visit, password: str | None, mfa_token: str | None) -> web.Response:
@@ -333,10 +341,25 @@ async def start_totp(request: web.Request, visit: Visit) -> web.StreamResponse:
     except ApiError as exc:
         if exc.code not in (Code.INVALID_CREDENTIALS, Code.VALIDATION_FAILED, Code.CONFLICT, Code.RATE_LIMITED):
             raise
-        response = render(request, visit, "mfa.html", {"title": "Second factor", "step": "start", "problem": exc},
-                          status=exc.status)
+        response = await _mfa_start(request, visit, exc.status, problem=exc)
         response.headers.update(exc.headers)
         return response
+
+
+@page("POST", "/mfa/totp/off", rate="auth")
+async def turn_totp_off(request: web.Request, visit: Visit) -> web.StreamResponse:
+    """Turn TOTP off: your password and a code (the recovery codes go with it; passkeys stay)"""
+    password = visit.form.get("password", "")[:MAX_PASSWORD]
+    code = visit.form.get("code", "").strip()[:64]
+    try:
+        await request.app[MFA].disable_totp(visit.principal, password, code, request[CLIENT_IP])
+    except ApiError as exc:
+        if exc.code not in (Code.INVALID_CREDENTIALS, Code.INVALID_MFA_CODE, Code.CONFLICT, Code.RATE_LIMITED):
+            raise
+        response = await _mfa_start(request, visit, exc.status, problem=exc)
+        response.headers.update(exc.headers)
+        return response
+    return await _mfa_start(request, visit, notice="TOTP is off, and its recovery codes are gone.")
 
 
 @page("POST", "/mfa/totp/confirm", who="anyone", rate="auth")

@@ -182,11 +182,15 @@ class Mfa:
         await self._audit.record("mfa.enabled", actor_id=user["id"], target_id=user["id"], ip=ip)
         return codes, {**user, "mfa_enabled": True}
 
+    async def totp_on(self, user_id: str) -> bool:
+        """Whether the user has a confirmed TOTP factor (`mfa_enabled` may come from a passkey alone)."""
+        factor = await self._rows.totp(user_id)
+        return factor is not None and bool(factor["confirmed_at"])
+
     async def disable_totp(self, principal: Principal, password: str, code: str, ip: str) -> None:
         self.session_only(principal)
         user = await self._user(principal.user_id)
-        factor = await self._rows.totp(user["id"])
-        if factor is None or not factor["confirmed_at"]:
+        if not await self.totp_on(user["id"]):
             raise ApiError(Code.CONFLICT, "TOTP is not on")
         await self._check_password(user, password, ip)
         await self._check_code(user, code, ip)

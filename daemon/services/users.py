@@ -153,7 +153,7 @@ class Users:
             totp = {"sealed_secret": self._sealer.seal(record.id, record.totp.secret),
                     "confirmed_at": iso(record.totp.confirmed_at), "last_step": record.totp.last_step}
         await mfa_rows.insert_imported(tx, record.id, totp, record.recovery_codes, stamp)
-        await passkey_rows.insert_imported(tx, [
+        await passkey_rows.insert_rows(tx, [
             {**passkey.model_dump(), "user_id": record.id, "public_key": base64url_to_bytes(passkey.public_key),
              "created_at": iso(passkey.created_at),
              "last_used_at": iso(passkey.last_used_at) if passkey.last_used_at else None}

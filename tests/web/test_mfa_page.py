@@ -1,7 +1,7 @@
-"""TOTP enrolment in the web view (API.md, "Auth for operators"): a signed-in user sets it up with the password,
-an SVG QR code and the secret as text, a first code, and the recovery codes shown once; a role that needs a
-second factor is led through the same page at login. Through the real app and its pipeline, on SQLite and
-PostgreSQL."""
+"""TOTP in the web view (API.md, "Auth for operators"): a signed-in user sets it up with the password, an SVG
+QR code and the secret as text, a first code, and the recovery codes shown once, and turns it off with the
+password and a code; a role that needs a second factor is led through the same page at login. Through the
+real app and its pipeline, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import re
 
 import pytest
 
+from daemon.context import MFA
 from daemon.settings import Settings
+from daemon.stores.sql.passkeys import PasskeyRows
 from tests.api.test_mfa import code_at
 from tests.helpers import PASSWORD
 from tests.web.conftest import Tab, _web
@@ -121,3 +123,45 @@ async def test_a_role_that_needs_a_second_factor_is_led_through_enrolment_at_log
 
 def _field(html: str, name: str) -> str:
     return re.search(rf'name="{name}" value="([^"]*)"', html)[1]
+
+
+async def _enrolled(tab: Tab) -> tuple[str, list[str]]:
+    await tab.get("/ui/mfa")
+    await tab.post("/ui/mfa/totp", {"password": PASSWORD})
+    secret = _secret(tab.html)
+    await tab.post("/ui/mfa/totp/confirm", {"code": code_at(secret, -1)})
+    return secret, _recovery_codes(tab.html)
+
+
+async def test_a_user_turns_totp_off_with_the_password_and_a_code(web_both):
+    tab = Tab(web_both)
+    await tab.log_in(ALICE)
+    secret, codes = await _enrolled(tab)
+    assert (await tab.get("/ui/mfa")).status == 200 and 'action="/ui/mfa/totp/off"' in tab.html
+    wrong_password = await tab.post("/ui/mfa/totp/off", {"password": "not the password", "code": code_at(secret)})
+    assert wrong_password.status == 401 and 'id="problem"' in tab.html and 'action="/ui/mfa/totp/off"' in tab.html
+    wrong_code = await tab.post("/ui/mfa/totp/off", {"password": PASSWORD, "code": "000000"})
+    assert wrong_code.status == 401 and 'action="/ui/mfa/totp/off"' in tab.html
+    assert (await _me(web_both, ALICE))["code"] == "mfa_required"  # still on
+    for csrf in (None, "0" * 64):
+        assert (await tab.post("/ui/mfa/totp/off", {"password": PASSWORD, "code": codes[1]}, csrf=csrf)).status == 403
+    await tab.get("/ui/mfa")
+    off = await tab.post("/ui/mfa/totp/off", {"password": PASSWORD, "code": codes[0]})
+    assert off.status == 200 and 'id="notice"' in tab.html and 'action="/ui/mfa/totp"' in tab.html
+    assert (await _me(web_both, ALICE))["user"]["mfa_enabled"] is False
+    again = await tab.post("/ui/mfa/totp/off", {"password": PASSWORD, "code": codes[1]})
+    assert again.status == 409
+
+
+async def test_a_user_with_a_passkey_alone_may_still_set_totp_up(web):
+    """mfa_enabled comes from the passkey; the page said "TOTP is on" and offered no way to set it up."""
+    tab = Tab(web)
+    await tab.log_in(ALICE)
+    user_id = (await _me(web, ALICE))["user"]["id"]
+    await PasskeyRows(web.server.app[MFA]._rows.db).insert({
+        "id": "pk_01jtestpasskey", "user_id": user_id, "credential_id": "Y3JlZC0x", "public_key": b"\x01",
+        "sign_count": 0, "name": "Laptop", "aaguid": "", "transports": "", "backed_up": False,
+        "created_at": "2026-12-07T00:00:00.000000Z", "last_used_at": None})
+    assert (await tab.get("/ui/mfa")).status == 200
+    assert "TOTP is on" not in tab.html and 'action="/ui/mfa/totp"' in tab.html
+    assert (await tab.post("/ui/mfa/totp", {"password": PASSWORD})).status == 200 and _secret(tab.html)

@@ -23,6 +23,10 @@ async def insert_imported(conn: Connection, user_id: str, totp: Row | None, code
             "INSERT INTO totp_factors (user_id, sealed_secret, created_at, confirmed_at, last_step) VALUES (?, ?, ?, ?, ?)",
             user_id, totp["sealed_secret"], now, totp["confirmed_at"], totp["last_step"],
         )
+    await _insert_recovery_codes(conn, user_id, code_hashes)
+
+
+async def _insert_recovery_codes(conn: Connection, user_id: str, code_hashes: list[str]) -> None:
     if code_hashes:
         await conn.execute_many(
             "INSERT INTO recovery_codes (code_hash, user_id) VALUES (?, ?)", [(h, user_id) for h in code_hashes]
@@ -64,9 +68,7 @@ class MfaRows:
     async def confirm_totp(self, user_id: str, now: str, code_hashes: list[str], conn: Connection) -> None:
         await conn.execute("UPDATE totp_factors SET confirmed_at = ? WHERE user_id = ?", now, user_id)
         await conn.execute("DELETE FROM recovery_codes WHERE user_id = ?", user_id)
-        await conn.execute_many(
-            "INSERT INTO recovery_codes (code_hash, user_id) VALUES (?, ?)", [(h, user_id) for h in code_hashes]
-        )
+        await _insert_recovery_codes(conn, user_id, code_hashes)
         await conn.execute("UPDATE users SET mfa_enabled = ?, updated_at = ? WHERE id = ?", True, now, user_id)
 
     async def mark_session_mfa(self, session_id: str, conn: Connection) -> None:

@@ -14,8 +14,9 @@ def _row(row: Row | None) -> Row | None:
     return row
 
 
-async def insert_imported(conn: Connection, rows: list[Row]) -> None:
-    """An imported account's passkeys; a credential id registered here already fails the import's transaction."""
+async def insert_rows(conn: Connection, rows: list[Row]) -> None:
+    """Passkeys as they are (a registration, an imported account's); a credential id registered already fails
+    the transaction (UniqueViolation)."""
     if not rows:
         return
     marks = ", ".join("?" for _ in _COLUMNS.split(", "))
@@ -67,10 +68,7 @@ class PasskeyRows:
         async with self.db.transaction() as tx:
             if await tx.fetch_one("SELECT 1 AS x FROM passkeys WHERE credential_id = ?", row["credential_id"]):
                 return False
-            await tx.execute(
-                f"INSERT INTO passkeys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                *(row[name] for name in _COLUMNS.split(", ")),
-            )
+            await insert_rows(tx, [row])
             await refresh_mfa_flag(tx, row["user_id"], row["created_at"])
         return True
 
