@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 import aiohttp
 import orjson
+from cryptography.exceptions import InvalidTag
 from webauthn.helpers import bytes_to_base64url
 
 from daemon.bootstrap import command_stores
@@ -99,7 +100,11 @@ async def _second_factors(db: Database, sealer: SecretSealer, user_ids: list[str
         f"SELECT user_id, sealed_secret, confirmed_at, last_step FROM totp_factors "
         f"WHERE confirmed_at IS NOT NULL AND user_id IN ({marks})", *user_ids,
     ):
-        secret = sealer.unseal(row["user_id"], bytes(row["sealed_secret"]))
+        try:
+            secret = sealer.unseal(row["user_id"], bytes(row["sealed_secret"]))
+        except InvalidTag:
+            raise TransferError(f"the TOTP secret of {row['user_id']} does not open with this daemon's key: run the "
+                                f"export with the settings (and secrets store) of the daemon that holds it") from None
         found.setdefault(row["user_id"], {})["totp"] = {
             "secret": secret, "confirmed_at": row["confirmed_at"], "last_step": row["last_step"]}
     for row in await db.fetch_all(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import pyotp
 import pytest
 
 from tests.conftest import next_event
-from tests.daemon_process import ADMIN_EMAIL, ROOT, Refused, with_admin
+from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, Refused, with_admin
 
 DIM = 8
 PASSWORD = "moving house password"
@@ -131,3 +132,20 @@ async def test_users_and_a_collection_move_to_a_running_daemon(tmp_path: Path) -
         assert (missing.returncode, missing.stderr) == (
             2, "bastiond: set BASTION_TOKEN to an administrator's access token or admin API key\n")
         assert ADMIN_EMAIL in users_file.read_text()
+
+
+def test_an_export_that_cannot_open_a_totp_secret_says_so_and_exits_1(tmp_path: Path) -> None:
+    """A secret sealed with another key (a database moved without its secrets store) is one line, not a
+    traceback; no half-written record is left as if it were whole."""
+    with with_admin(tmp_path / "a", **SETTINGS) as a:
+        token = a.admin_token()
+        secret = a.call("POST", "/api/v1/auth/mfa/totp", {"password": ADMIN_PASSWORD}, token=token)["secret"]
+        totp = pyotp.TOTP(secret)
+        a.call("POST", "/api/v1/auth/mfa/totp/confirm", {"code": totp.generate_otp(totp.timecode(time.time()) - 1)},
+               token=token)
+        with sqlite3.connect(a.data_dir / "bastion.sqlite3") as db:  # as if sealed with another key
+            db.execute("UPDATE totp_factors SET sealed_secret = randomblob(length(sealed_secret))")
+        users_file = tmp_path / "users.jsonl"
+        done = _bastiond("export", "users", "--to", str(users_file), env=a.env())
+        assert done.returncode == 1 and done.stderr.startswith("bastiond: the TOTP secret of usr_"), done.stderr
+        assert "Traceback" not in done.stderr and users_file.read_bytes() == b""
