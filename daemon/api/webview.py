@@ -155,6 +155,11 @@ def _page_handler(method: str, who: Who, view: View) -> Callable[[web.Request], 
             form = {name: value for name, value in posted.items() if isinstance(value, str)}
             if not csrf_matches(secret, form.get("csrf")):
                 return _error_page(request, None, ApiError(Code.FORBIDDEN, _NO_CSRF))
+            nul = next((name for name, value in form.items() if "\x00" in name or "\x00" in value), None)
+            if nul is not None:  # PostgreSQL's text refuses it (shared/models: Text)
+                return _error_page(request, None, ApiError(
+                    Code.VALIDATION_FAILED, "text may not hold the NUL character",
+                    errors=[FieldError(nul, "the NUL character is not allowed")]))
         principal = await request.app[WEB_SESSIONS].principal(secret, request[CLIENT_IP])
         request[PRINCIPAL] = principal  # the access log records who it was
         fresh = not well_formed(secret)

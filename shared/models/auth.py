@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, EmailStr, Field, StrictBool
 
-from shared.models import Strict, Timestamp
+from shared.models import Strict, Text, Timestamp
 from shared.models.users import DisplayName, Password, User
 
 Scope = Literal["read", "write", "admin"]
@@ -21,7 +21,7 @@ class Register(Strict):
 
 class Login(Strict):
     # Any string up to the limits: a login never says which part was wrong, so no format checks here.
-    email: str = Field(min_length=1, max_length=320)
+    email: Text = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
 
 
@@ -57,7 +57,7 @@ class ResetPassword(Strict):
 
 
 class CreateApiKey(Strict):
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     scopes: list[Scope] = Field(min_length=1)
     expires_at: Timestamp | None = None
 
@@ -132,7 +132,7 @@ class VerifyMfa(Strict):
 
 
 class StartDeviceLogin(Strict):
-    client_name: str = Field("", max_length=100)  # shown to whoever approves: "bastion CLI on build-01"
+    client_name: Text = Field("", max_length=100)  # shown to whoever approves: "bastion CLI on build-01"
 
 
 class DeviceAuthorization(BaseModel):
@@ -149,7 +149,7 @@ class DeviceToken(Strict):
 
 
 class DeviceApproval(Strict):
-    user_code: str = Field(min_length=1, max_length=20)
+    user_code: Text = Field(min_length=1, max_length=20)
     approve: StrictBool
 
 
@@ -165,7 +165,7 @@ class DeviceRequest(BaseModel):
 
 class RequestPasswordReset(Strict):
     # Any string up to the limit, as at login: the answer is the same 202 whatever it is.
-    email: str = Field(min_length=1, max_length=320)
+    email: Text = Field(min_length=1, max_length=320)
 
 
 class VerifyEmail(Strict):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import EmailStr, Field, StrictBool
+from pydantic import AfterValidator, EmailStr, Field, StrictBool, StrictInt
 
-from shared.models import Strict, Timestamp
+from shared.models import Strict, Text, Timestamp
 from shared.models.users import DisplayName, Role
 
 MAX_IMPORT = 1000
@@ -28,17 +28,27 @@ class ExportedTotp(Strict):
 
     secret: str = Field(pattern=r"^[A-Z2-7]{16,128}$")  # base32, as the authenticator app holds it
     confirmed_at: Timestamp
-    last_step: int = Field(0, ge=0)  # the last time step used: a code seen there is not taken here either
+    # The last time step used (30 s each since 1970): a code seen there is not taken here either.
+    last_step: StrictInt = Field(0, ge=0, le=2**31 - 1)
+
+
+def _base64url(text: str) -> str:
+    if len(text) % 4 == 1:  # no whole number of bytes is written with 4k + 1 characters
+        raise ValueError("not base64url: its length is one more than a multiple of 4")
+    return text
+
+
+Base64Url = Annotated[str, AfterValidator(_base64url)]
 
 
 class ExportedPasskey(Strict):
     id: str = Field(pattern=r"^pk_[a-z0-9]{1,64}$")
-    credential_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,1400}$")  # base64url, as registered
-    public_key: str = Field(pattern=r"^[A-Za-z0-9_-]{1,2800}$")  # the COSE key, base64url
-    sign_count: int = Field(0, ge=0)
-    name: str = Field(min_length=1, max_length=64)
-    aaguid: str = Field(max_length=64)
-    transports: str = Field("", max_length=200)
+    credential_id: Base64Url = Field(pattern=r"^[A-Za-z0-9_-]{2,1400}$")  # as registered
+    public_key: Base64Url = Field(pattern=r"^[A-Za-z0-9_-]{2,2800}$")  # the COSE key
+    sign_count: StrictInt = Field(0, ge=0, le=2**32 - 1)  # WebAuthn's counter is 32 bits
+    name: Text = Field(min_length=1, max_length=64)
+    aaguid: str = Field(pattern=r"^[0-9a-f-]{0,36}$")
+    transports: str = Field("", pattern=r"^[a-z -]{0,200}$")
     backed_up: StrictBool = False
     created_at: Timestamp
     last_used_at: Timestamp | None = None

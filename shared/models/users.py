@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, EmailStr, Field, StrictBool
 
-from shared.models import PageQuery, Strict
+from shared.models import PageQuery, Strict, Text
 
 Role = Literal["admin", "user"]
 Password = Annotated[str, Field(min_length=10, max_length=1024)]
-DisplayName = Annotated[str, Field(max_length=200)]
+DisplayName = Annotated[Text, Field(max_length=200)]
 
 
 class User(BaseModel):
@@ -47,7 +47,7 @@ class UpdateUser(Strict):
 
 
 class UserQuery(PageQuery):
-    q: str | None = Field(None, max_length=200)
+    q: Text | None = Field(None, max_length=200)
     role: Role | None = None
     disabled: bool | None = None
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, SkipValidation, Strict, model_validator
 
 from shared.models import Strict as StrictModel
+from shared.models import Text
 
 Metric = Literal["cosine", "dot", "euclidean"]
 Precision = Literal["f32", "f16", "i8"]
@@ -27,7 +28,7 @@ Values = list[Annotated[float, Strict()]]
 
 
 class Embed(StrictModel):
-    model: str = Field(min_length=1, max_length=200)
+    model: Text = Field(min_length=1, max_length=200)
 
 
 class CollectionCreate(StrictModel):
@@ -71,7 +72,7 @@ class VectorIn(StrictModel):
     values_b64: str | None = None
     # With neither values form, the values are computed from the text by the collection's model (the
     # service checks that there is one, and that a record gives values, text or both).
-    text: str | None = None
+    text: Text | None = None
     # Checked in the service (types, size) so a bad value is named by its key.
     metadata: dict[str, Any] | None = None
 
@@ -99,7 +100,7 @@ class QueryRequest(StrictModel):
     vector: Values | None = None
     id: str | None = Field(None, pattern=ID_PATTERN)
     # Words to search for: by keyword, by their embedding, or both (`mode`; the service picks the default).
-    text: str | None = Field(None, min_length=1, max_length=MAX_TEXT_BYTES)
+    text: Text | None = Field(None, min_length=1, max_length=MAX_TEXT_BYTES)
     mode: QueryMode | None = None
     top_k: int = Field(10, ge=1, le=MAX_TOP_K)
     filter: dict[str, Any] | None = None

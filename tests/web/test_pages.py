@@ -253,3 +253,12 @@ async def test_an_address_that_is_no_page_gets_the_sites_404_page_not_json(web, 
     assert (await admin.get("/ui/users")).status == 200 and 'id="users"' in admin.html
     assert (await admin.get("/ui/static/app.css")).status == 200
     assert (await Tab(web).get("/ui/login")).status == 200
+
+
+async def test_a_form_with_a_nul_character_is_refused_and_nothing_is_made(web_both):
+    """PostgreSQL's text refuses NUL: a form carrying one is a 422 page naming the field, not a 500."""
+    tab = await _logged_in(web_both, "alice@example.com", "/ui/keys")
+    refused = await tab.post("/ui/keys", {"name": "k\x00", "scope_read": "on"})
+    assert refused.status == 422 and "NUL" in tab.html
+    keys = await web_both.get("/api/v1/auth/api-keys", headers=(await login(web_both, "alice@example.com")).headers)
+    assert (await keys.json())["items"] == []
