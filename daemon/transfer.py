@@ -38,7 +38,10 @@ from shared.models.vectors import CollectionCreate
 
 Progress = Callable[[str, int, int], None]  # what, records done, records in all (0: unknown)
 PAGE = 200  # the API's largest page of ids
-UPSERT_BATCH = 200  # vectors per upsert: stays under the upsert body limit for 4096 dimensions
+UPSERT_BATCH = 200  # vectors per upsert
+# Bytes of JSON per request: half the daemon's default body limits (1 MiB; 8 MiB for upserts).
+USERS_BATCH_BYTES = 512 * 1024
+UPSERT_BATCH_BYTES = 4 * 1024 * 1024
 
 
 class TransferError(Exception):
@@ -217,13 +220,19 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
         raise TransferError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _batches(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+def _batches(records: Iterator[dict[str, Any]], size: int, max_bytes: int) -> Iterator[list[dict[str, Any]]]:
+    """Up to `size` records, and up to about `max_bytes` of them as JSON (a record larger than that goes alone):
+    a thousand accounts with their second factors, or 200 vectors of 4,096 numbers, can pass the daemon's
+    body limit (413), which the count alone did not see."""
     batch: list[dict[str, Any]] = []
+    held = 0
     for record in records:
-        batch.append(record)
-        if len(batch) >= size:
+        weight = len(orjson.dumps(record))
+        if batch and (len(batch) >= size or held + weight > max_bytes):
             yield batch
-            batch = []
+            batch, held = [], 0
+        batch.append(record)
+        held += weight
     if batch:
         yield batch
 
@@ -246,7 +255,7 @@ async def import_file(server: str, token: str, path: Path, progress: Progress) -
 async def _import_users(api: _Api, first: dict[str, Any], rest: Iterator[dict[str, Any]], progress: Progress) -> dict[str, int]:
     done = {"created": 0, "skipped": 0}
     fields = set(ExportedUser.model_fields)
-    for batch in _batches(itertools.chain([first], rest), MAX_IMPORT):
+    for batch in _batches(itertools.chain([first], rest), MAX_IMPORT, USERS_BATCH_BYTES):
         _, result = await api.call("POST", "/admin/import/users", {"users": [{k: r[k] for k in fields & r.keys()} for r in batch]})
         done["created"] += result["created"]
         done["skipped"] += result["skipped"]
@@ -263,7 +272,7 @@ async def _import_collection(api: _Api, collection: dict[str, Any], rest: Iterat
         if (existing["dimension"], existing["metric"]) != (collection["dimension"], collection["metric"]):
             raise TransferError(f"a collection {name!r} exists here with another dimension or metric")
     done = {"upserted": 0}
-    for batch in _batches(rest, UPSERT_BATCH):
+    for batch in _batches(rest, UPSERT_BATCH, UPSERT_BATCH_BYTES):
         by_namespace: dict[str, list[dict[str, Any]]] = {}
         for record in batch:
             by_namespace.setdefault(record.pop("namespace", ""), []).append(record)

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import pyotp
 import pytest
+from argon2 import PasswordHasher, Type
 
 from tests.conftest import next_event
 from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, Refused, with_admin
@@ -149,3 +150,25 @@ def test_an_export_that_cannot_open_a_totp_secret_says_so_and_exits_1(tmp_path: 
         done = _bastiond("export", "users", "--to", str(users_file), env=a.env())
         assert done.returncode == 1 and done.stderr.startswith("bastiond: the TOTP secret of usr_"), done.stderr
         assert "Traceback" not in done.stderr and users_file.read_bytes() == b""
+
+
+def test_a_file_of_accounts_with_second_factors_goes_in_under_the_body_limit(tmp_path: Path) -> None:
+    """1,200 accounts with TOTP, ten recovery codes and a passkey each: 1.5 MB, which a batch of a thousand
+    records would carry past the daemon's 1 MiB body limit (413). The importer batches by size too."""
+    password_hash = PasswordHasher(type=Type.ID, time_cost=1, memory_cost=8192).hash(PASSWORD)
+    users_file = tmp_path / "many.jsonl"
+    with users_file.open("w") as out:
+        for i in range(1200):
+            out.write(json.dumps({
+                "id": f"usr_many{i:06d}", "email": f"many{i}@example.com", "password_hash": password_hash,
+                "totp": {"secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "confirmed_at": "2026-01-01T00:00:00Z"},
+                "recovery_codes": [f"{i:06d}{j:02d}".ljust(64, "a") for j in range(10)],
+                "passkeys": [{"id": f"pk_many{i:06d}", "credential_id": f"Y3JlZC{i:06d}", "public_key": "pQECAyYgASFYIA" * 8,
+                              "name": "Laptop", "aaguid": "", "created_at": "2026-01-01T00:00:00Z"}],
+            }) + "\n")
+    assert users_file.stat().st_size * 1000 // 1200 > 1 << 20  # a thousand of them: over 1 MiB
+    with with_admin(tmp_path / "b", **SETTINGS) as b:
+        env_b = {**b.env(), "BASTION_TOKEN": b.admin_token()}
+        done = _bastiond("import", str(users_file), "--server", b.url, env=env_b)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "imported: 1,200 created, 0 skipped\n"
