@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -539,10 +540,10 @@ async def _embedders(args: argparse.Namespace, client: Client) -> int:
     return EXIT_OK
 
 
-def _upsert_batches(path: Path, size: int) -> Iterable[tuple[str, list[dict[str, Any]]]]:
-    """(digest of its lines, vectors) of each batch of a JSONL file, read as it is sent; a bad line stops it,
-    named. Values go as values_b64 (little-endian float32): a quarter of the bytes, and the server parses no
-    floats."""
+def _upsert_batches(path: Path, size: int, dimension: int | None) -> Iterable[tuple[str, list[dict[str, Any]], list[int]]]:
+    """(digest of its lines, vectors, their line numbers) of each batch of a JSONL file, read as it is sent; a
+    bad line stops it, named. Values of the collection's dimension go as values_b64 (little-endian float32): a
+    quarter of the bytes, and the server parses no floats."""
     import base64
     import hashlib
     import struct
@@ -550,6 +551,7 @@ def _upsert_batches(path: Path, size: int) -> Iterable[tuple[str, list[dict[str,
     import orjson
 
     batch: list[dict[str, Any]] = []
+    line_numbers: list[int] = []
     digest = hashlib.sha256()
     number = 0
     try:
@@ -566,23 +568,24 @@ def _upsert_batches(path: Path, size: int) -> Iterable[tuple[str, list[dict[str,
                 ):
                     raise InputError(f'{path}:{line_number}: each line is an object with "id" and "values", "text" or both')
                 values = item.get("values")
-                # Text alone goes as it is (the collection embeds it); values that are not all numbers too, for
-                # the server to name.
-                if values is not None and all(type(v) in (int, float) for v in values):
+                # Text alone goes as it is (the collection embeds it); values that are not all numbers, or not
+                # as many as the collection holds, too: the server names what is wrong with them as written.
+                if values is not None and len(values) == dimension and all(type(v) in (int, float) for v in values):
                     try:
                         item["values_b64"] = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
                         del item["values"]
                     except (struct.error, OverflowError):
                         pass
                 batch.append(item)
+                line_numbers.append(line_number)
                 digest.update(line)
                 if len(batch) == size:
-                    yield digest.hexdigest(), batch
-                    number, batch, digest = number + 1, [], hashlib.sha256()
+                    yield digest.hexdigest(), batch, line_numbers
+                    number, batch, line_numbers, digest = number + 1, [], [], hashlib.sha256()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     if batch:
-        yield digest.hexdigest(), batch
+        yield digest.hexdigest(), batch, line_numbers
     elif number == 0:
         raise InputError(f"{path} holds no vectors")
 
@@ -622,16 +625,21 @@ async def _upsert_file(args: argparse.Namespace, client: Client) -> int:
         tmp.write_text(json.dumps({"done": sorted(done)}))
         os.replace(tmp, progress_path)
 
-    async def send(digest: str, batch: list[dict[str, Any]]) -> None:
+    async def send(digest: str, batch: list[dict[str, Any]], line_numbers: list[int]) -> None:
         nonlocal sent
-        count = await client.upsert(args.collection, batch, args.namespace)
+        try:
+            count = await client.upsert(args.collection, batch, args.namespace)
+        except ApiError as exc:
+            _name_file_lines(exc, args.file, line_numbers)
+            raise
         sent += count  # not `sent += await ...`: that reads `sent` before the wait, losing the others' counts
         done.add(digest)
         shown.advance(len(batch))
 
     in_flight: set[asyncio.Task] = set()
     try:
-        for digest, batch in _upsert_batches(args.file, args.batch):
+        dimension = (await client.collection(args.collection)).dimension
+        for digest, batch, line_numbers in _upsert_batches(args.file, args.batch, dimension):
             if digest in done:
                 shown.advance(len(batch))
                 continue
@@ -639,7 +647,7 @@ async def _upsert_file(args: argparse.Namespace, client: Client) -> int:
                 finished, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
                     task.result()  # the first failure stops the run
-            in_flight.add(asyncio.ensure_future(send(digest, batch)))
+            in_flight.add(asyncio.ensure_future(send(digest, batch, line_numbers)))
         if in_flight:
             for task in (await asyncio.wait(in_flight))[0]:
                 task.result()
@@ -659,6 +667,19 @@ async def _upsert_file(args: argparse.Namespace, client: Client) -> int:
         shown.close()
     progress_path.unlink(missing_ok=True)
     return sent
+
+
+_BATCH_FIELD = re.compile(r"vectors\.(\d+)(?:\.(.*))?")
+
+
+def _name_file_lines(error: ApiError, path: Path, line_numbers: list[int]) -> None:
+    """Name a refused record by its file and line, and its field as the file has it: the server sees the
+    batch's `vectors.234.values_b64`, the user wrote line 1235's `values`."""
+    for field_error in error.errors:
+        found = _BATCH_FIELD.fullmatch(field_error.field)
+        if found and int(found[1]) < len(line_numbers):
+            name = "values" if found[2] == "values_b64" else found[2]
+            field_error.field = f"{path}:{line_numbers[int(found[1])]}" + (f": {name}" if name else "")
 
 
 def _count_lines(path: Path) -> int:

@@ -133,7 +133,8 @@ def test_a_large_upsert_streams_in_parallel_and_resumes_after_a_failure(logged_i
     data = tmp_path / "big.jsonl"
     data.write_text("\n".join(lines) + "\n")
     failed = bastion("vectors", "upsert", name, "--file", str(data), "--parallel", "1")
-    assert failed.returncode == 1 and "vectors.234.values" in failed.stderr
+    # Named as the file has it: its line, and `values` (the CLI sends values of the right length packed).
+    assert failed.returncode == 1 and f"{data}:1235: values: " in failed.stderr and "vectors." not in failed.stderr
     assert "2 batches of 500 are in; the same command resumes after them" in failed.stderr
     assert len(failed.stderr.strip().splitlines()) == 1
 
@@ -190,11 +191,29 @@ def test_failures_exit_with_the_documented_code_and_one_line(logged_in: Daemon, 
         assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_a_bad_jsonl_line_is_named(logged_in: Daemon, tmp_path: Path) -> None:
+def test_a_bad_jsonl_line_is_named(logged_in: Daemon, unique: str, tmp_path: Path) -> None:
+    name = f"cli-bad-{unique}"
+    assert bastion("collections", "create", name, "--dimension", "1").returncode == 0
     data = tmp_path / "bad.jsonl"
     data.write_text('{"id": "a", "values": [1]}\nnot json\n')
-    done = bastion("vectors", "upsert", "c", "--file", str(data))
+    done = bastion("vectors", "upsert", name, "--file", str(data))
     assert done.returncode == 2 and f"{data}:2: not JSON" in done.stderr
+
+
+def test_a_record_the_server_refuses_is_named_by_its_line_and_field(logged_in: Daemon, unique: str,
+                                                                     tmp_path: Path) -> None:
+    name = f"cli-refused-{unique}"
+    assert bastion("collections", "create", name, "--dimension", "2").returncode == 0
+    data = tmp_path / "refused.jsonl"
+    data.write_text('{"id": "a", "values": [1, 0]}\n\n{"id": "b", "values": [1e39, 0]}\n'
+                    '{"id": "c", "values": [0, 1], "metadata": {"$bad": 1}}\n')
+    done = bastion("vectors", "upsert", name, "--file", str(data))
+    assert done.returncode == 1, done.stderr
+    # Both refusals, each at its line (the blank line 2 counted), and the field as the file writes it.
+    assert f"{data}:3: values: " in done.stderr and f"{data}:4: metadata.$bad: " in done.stderr, done.stderr
+    assert "values_b64" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    described = json.loads(bastion("collections", "list", "--json").stdout)
+    assert next(c for c in described if c["name"] == name)["count"] == 0  # the batch is refused whole
 
 
 def test_an_unreachable_server_is_one_line_and_exit_1() -> None:
