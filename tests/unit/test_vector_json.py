@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon.pipeline import vector_json
 from daemon.pipeline.vector_json import decode_upsert
 
 
@@ -49,6 +50,21 @@ def test_values_of_numbers_only_come_out_as_one_float64_array():
 def test_values_that_are_not_numbers_only_come_out_as_orjson_reads_them(values):
     raw = ('{"vectors": [{"id": "a", "values": %s}]}' % values).encode()
     assert decode_upsert(raw) == orjson.loads(raw)
+
+
+def test_the_kept_parser_gives_arrays_of_their_own_and_makes_way_when_its_document_lives():
+    first = decode_upsert(b'{"vectors": [{"id": "a", "values": [1, 2, 3]}]}')
+    # The parser is kept between bodies: what it gave for the first must not change with the second.
+    second = decode_upsert(b'{"vectors": [{"id": "b", "values": [7, 8, 9, 10]}]}')
+    assert first["vectors"][0]["values"].tolist() == [1.0, 2.0, 3.0]
+    assert second["vectors"][0]["values"].tolist() == [7.0, 8.0, 9.0, 10.0]
+    # An object of its last document still alive (as an exception's frame may hold one): it refuses to
+    # parse again, and a new parser takes over rather than every body falling back to orjson.
+    alive = vector_json._parser.parse(b'{"x": [1]}')["x"]
+    kept = vector_json._parser
+    third = decode_upsert(b'{"vectors": [{"id": "c", "values": [4, 5]}]}')
+    assert isinstance(third["vectors"][0]["values"], np.ndarray) and vector_json._parser is not kept
+    assert alive.as_list() == [1]
 
 
 def test_an_empty_array_is_an_empty_array():
