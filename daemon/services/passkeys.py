@@ -60,6 +60,7 @@ from daemon.stores.sql.accounts import Accounts
 from daemon.stores.sql.passkeys import PasskeyRows
 from shared.errors import ApiError, Code, not_found
 from shared.models.auth import TokenPair
+from shared.models.transfer import MAX_FACTORS
 
 CHALLENGE_TTL = timedelta(minutes=5)
 RP_NAME = "Bastion"
@@ -102,8 +103,9 @@ class Passkeys:
     async def registration_options(self, principal: Principal, password: str | None, code: str | None,
                                    browser: str, ip: str) -> str:
         """The options for navigator.credentials.create(), as JSON, once the user showed it is them."""
+        existing = await self._rows.of_user(principal.user_id)
+        self._room_for_one(existing)  # before the password is spent on it
         user = await self._mfa.reauthenticate(principal, password, code, ip)
-        existing = await self._rows.of_user(user["id"])
         options = generate_registration_options(
             rp_id=self._rp_id, rp_name=RP_NAME, user_name=user["email"],
             user_display_name=user["display_name"] or user["email"],
@@ -121,6 +123,7 @@ class Passkeys:
         name = name.strip() or "Passkey"
         if len(name) > MAX_NAME:
             raise ApiError(Code.VALIDATION_FAILED, f"a passkey's name has at most {MAX_NAME} characters")
+        self._room_for_one(await self._rows.of_user(principal.user_id))
         credential = self._parse(response, parse_registration_credential_json)
         challenge = await self._spend(credential, "register", browser)
         if challenge is None or challenge["user_id"] != principal.user_id:
@@ -145,6 +148,13 @@ class Passkeys:
         await self._audit.record("passkey.added", actor_id=principal.user_id, target_id=principal.user_id, ip=ip,
                                  passkey_id=row["id"], name=name)
         return row
+
+    @staticmethod
+    def _room_for_one(existing: list[Row]) -> None:
+        """An account holds as many passkeys as `bastiond import` carries for one (each is a row and an
+        exclusion every ceremony lists); a 51st waits for one to be removed."""
+        if len(existing) >= MAX_FACTORS:
+            raise ApiError(Code.CONFLICT, f"an account holds at most {MAX_FACTORS} passkeys: remove one to add another")
 
     # -- authentication ------------------------------------------------------------------------------
 

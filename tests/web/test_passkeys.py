@@ -20,9 +20,11 @@ import pytest
 from playwright.sync_api import CDPSession, Page, expect
 
 from daemon.api.webview import COOKIE
+from daemon.context import MFA
 from daemon.services import passkeys as passkeys_service
 from daemon.services.web_sessions import csrf_token
 from daemon.settings import Settings, SettingsError
+from daemon.stores.sql.passkeys import PasskeyRows
 from tests import daemon_process
 from tests.conftest import free_port
 from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon
@@ -338,6 +340,29 @@ async def test_adding_a_passkey_needs_the_password_and_this_sessions_csrf_token(
     assert (await tab.post("/ui/passkeys", {"name": "x", "credential": _forged_answer(_b64(b"0" * 32))})).status == 422
     await tab.get("/ui/passkeys")
     assert 'data-passkey-id' not in tab.html
+
+
+async def test_a_51st_passkey_is_refused_until_one_is_removed(web_passkeys):
+    tab = Tab(web_passkeys)
+    await tab.log_in(ALICE)
+    user_id = (await login(web_passkeys, ALICE)).user["id"]
+    rows = PasskeyRows(web_passkeys.server.app[MFA]._rows.db)
+    for i in range(50):  # as many as `bastiond import` carries for one account
+        assert await rows.insert({
+            "id": f"pk_01jcap{i:02}", "user_id": user_id, "credential_id": _b64(f"cred-{i}".encode()),
+            "public_key": b"\x01", "sign_count": 0, "name": f"Key {i}", "aaguid": "", "transports": "",
+            "backed_up": False, "created_at": "2026-12-07T00:00:00.000000Z", "last_used_at": None})
+    await tab.get("/ui/passkeys")
+    full = await tab.post("/ui/passkeys/options", {"password": PASSWORD})
+    assert full.status == 409 and "at most 50 passkeys" in json.loads(tab.html)["detail"]
+    await tab.get("/ui/passkeys")
+    answer = await tab.post("/ui/passkeys", {"name": "x", "credential": _forged_answer(_b64(b"0" * 32))})
+    assert answer.status == 409 and "at most 50 passkeys" in tab.html
+    assert len(await rows.of_user(user_id)) == 50
+    await tab.get("/ui/passkeys")
+    await tab.post("/ui/passkeys/pk_01jcap07/remove", {"name": "Key 7", "confirmed": "yes"})
+    await tab.get("/ui/passkeys")
+    assert (await tab.post("/ui/passkeys/options", {"password": PASSWORD})).status == 200
 
 
 async def test_an_expired_challenge_is_refused_before_the_answer_is_looked_at(web_passkeys, monkeypatch):
