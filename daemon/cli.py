@@ -225,17 +225,21 @@ def _transfer_command(settings: Settings, args: argparse.Namespace) -> int:
     token = os.environ.get("BASTION_TOKEN", "")
     if args.command == "export" and args.what == "users":
         count = asyncio.run(transfer.export_users(settings, Path(args.to), args.resume, _progress))
-        print(f"wrote {count:,} users to {args.to}")
+        print(f"wrote {_counted(count, 'user')} to {args.to}")
         return 0
     if not token:
         return _fail("set BASTION_TOKEN to an administrator's access token or admin API key", 2)
     if args.command == "export":
         count = asyncio.run(transfer.export_collection(server, token, args.name, Path(args.to), args.resume, _progress))
-        print(f"wrote {count:,} vectors of {args.name} to {args.to}")
+        print(f"wrote {_counted(count, 'vector')} of {args.name} to {args.to}")
         return 0
     done = asyncio.run(transfer.import_file(server, token, Path(args.file), _progress))
     print("imported: " + ", ".join(f"{n:,} {what}" for what, n in done.items()))
     return 0
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def _read_admin_password() -> str:
