@@ -31,7 +31,7 @@ from webauthn.helpers import bytes_to_base64url
 
 from daemon.bootstrap import command_stores
 from daemon.services.mfa import SecretSealer
-from daemon.stores.sql import Database
+from daemon.stores.sql import Database, accounts, mfa, passkeys
 from daemon.settings import Settings
 from shared.models.transfer import MAX_IMPORT, ExportedUser
 from shared.models.vectors import CollectionCreate
@@ -75,12 +75,9 @@ async def export_users(settings: Settings, path: Path, resume: bool, progress: P
     with handle:
         async with command_stores(settings, migrated=False) as stores:
             sealer = await SecretSealer.load(stores.secrets)
-            total = (await stores.db.fetch_one("SELECT count(*) AS n FROM users WHERE id > ?", after))["n"]
+            total = await accounts.count_users_after(stores.db, after)
             while True:
-                rows = await stores.db.fetch_all(
-                    "SELECT id, email, display_name, role, disabled, password_hash, created_at, email_verified FROM users "
-                    "WHERE id > ? ORDER BY id LIMIT ?", after, MAX_IMPORT,
-                )
+                rows = await accounts.exported_users(stores.db, after, MAX_IMPORT)
                 if not rows:
                     return written
                 factors = await _second_factors(stores.db, sealer, [row["id"] for row in rows])
@@ -97,12 +94,8 @@ async def export_users(settings: Settings, path: Path, resume: bool, progress: P
 async def _second_factors(db: Database, sealer: SecretSealer, user_ids: list[str]) -> dict[str, dict[str, Any]]:
     """By user: a confirmed TOTP factor (its secret unsealed), the unspent recovery codes' hashes and the
     passkeys, as ExportedUser holds them."""
-    marks = ", ".join("?" for _ in user_ids)
     found: dict[str, dict[str, Any]] = {}
-    for row in await db.fetch_all(
-        f"SELECT user_id, sealed_secret, confirmed_at, last_step FROM totp_factors "
-        f"WHERE confirmed_at IS NOT NULL AND user_id IN ({marks})", *user_ids,
-    ):
+    for row in await mfa.exported_totp(db, user_ids):
         try:
             secret = sealer.unseal(row["user_id"], bytes(row["sealed_secret"]))
         except InvalidTag:
@@ -110,16 +103,10 @@ async def _second_factors(db: Database, sealer: SecretSealer, user_ids: list[str
                                 f"export with the settings (and secrets store) of the daemon that holds it") from None
         found.setdefault(row["user_id"], {})["totp"] = {
             "secret": secret, "confirmed_at": row["confirmed_at"], "last_step": row["last_step"]}
-    for row in await db.fetch_all(
-        f"SELECT user_id, code_hash FROM recovery_codes WHERE spent_at IS NULL AND user_id IN ({marks}) "
-        f"ORDER BY code_hash", *user_ids,
-    ):
+    for row in await mfa.exported_recovery_codes(db, user_ids):
         found.setdefault(row["user_id"], {}).setdefault("recovery_codes", []).append(row["code_hash"])
-    for row in await db.fetch_all(
-        f"SELECT id, user_id, credential_id, public_key, sign_count, name, aaguid, transports, backed_up, "
-        f"created_at, last_used_at FROM passkeys WHERE user_id IN ({marks}) ORDER BY created_at, id", *user_ids,
-    ):
-        passkey = {**row, "public_key": bytes_to_base64url(bytes(row["public_key"])), "backed_up": bool(row["backed_up"])}
+    for row in await passkeys.of_users(db, user_ids):
+        passkey = {**row, "public_key": bytes_to_base64url(row["public_key"]), "backed_up": bool(row["backed_up"])}
         found.setdefault(passkey.pop("user_id"), {}).setdefault("passkeys", []).append(passkey)
     return found
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from daemon.stores.sql import marks
+
 # Not copied as rows: the migrations are recorded as versions, and the secrets are copied through the
 # secrets store (decrypted, so that the archive's passphrase alone restores them).
 SKIPPED = {"schema_migrations", "secrets"}
@@ -139,9 +141,8 @@ class SqliteSnapshot(Source):
         self._conn.execute("COMMIT")
 
     def insert(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
-        marks = ", ".join("?" for _ in table.columns)
         columns = ", ".join(f'"{c}"' for c in table.columns)
-        self._conn.executemany(f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})', rows)
+        self._conn.executemany(f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks(len(table.columns))})', rows)
 
 
 class PostgresSnapshot(Source):

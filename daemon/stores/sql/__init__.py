@@ -12,6 +12,11 @@ from typing import Any, Protocol
 
 Row = dict[str, Any]
 
+
+def marks(count: int) -> str:
+    """The placeholders of `count` values: "?, ?, ?" (both backends take ?, stores/sql/postgres.py)."""
+    return ", ".join(["?"] * count)
+
 # Whose reads must see whose writes: with a read replica, a scope that has just written reads from the
 # primary for a moment (read-your-writes). The authentication stage sets it to the principal's id;
 # unset, the window is process-wide.

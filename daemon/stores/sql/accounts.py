@@ -9,9 +9,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from daemon.stores.sql import Batch, Connection, Database, Row
+from daemon.stores.sql import Batch, Connection, Database, Row, marks
 
 USER_COLUMNS = "id, email, display_name, role, disabled, created_at, updated_at, last_login_at, mfa_enabled, email_verified"
+
+
+async def exported_users(db: Database, after: str, limit: int) -> list[Row]:
+    """Users by id after `after`, with what `bastiond export users` writes of them (password hash too)."""
+    return await db.fetch_all(
+        "SELECT id, email, display_name, role, disabled, password_hash, created_at, email_verified FROM users "
+        "WHERE id > ? ORDER BY id LIMIT ?", after, limit,
+    )
+
+
+async def count_users_after(db: Database, after: str) -> int:
+    return (await db.fetch_one("SELECT count(*) AS n FROM users WHERE id > ?", after))["n"]
 
 
 class Accounts:
@@ -35,8 +47,7 @@ class Accounts:
 
     async def insert_user(self, row: Row, conn: Connection | None = None) -> None:
         names = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        await self._c(conn).execute(f"INSERT INTO users ({names}) VALUES ({marks})", *row.values())
+        await self._c(conn).execute(f"INSERT INTO users ({names}) VALUES ({marks(len(row))})", *row.values())
 
     async def update_user(self, user_id: str, changes: Row, conn: Connection | None = None) -> int:
         assignments = ", ".join(f"{name} = ?" for name in changes)
@@ -170,8 +181,7 @@ class Accounts:
 
     async def insert_api_key(self, row: Row, conn: Connection | None = None) -> None:
         names = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        await self._c(conn).execute(f"INSERT INTO api_keys ({names}) VALUES ({marks})", *row.values())
+        await self._c(conn).execute(f"INSERT INTO api_keys ({names}) VALUES ({marks(len(row))})", *row.values())
 
     async def api_key_by_hash(self, key_hash: str) -> Row | None:
         return await self.db.fetch_one(

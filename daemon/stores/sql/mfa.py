@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.stores.sql import Connection, Database, Row
+from daemon.stores.sql import Connection, Database, Row, marks
 
 
 async def refresh_mfa_flag(conn: Connection, user_id: str, now: str) -> None:
@@ -24,6 +24,22 @@ async def insert_imported(conn: Connection, user_id: str, totp: Row | None, code
             user_id, totp["sealed_secret"], now, totp["confirmed_at"], totp["last_step"],
         )
     await _insert_recovery_codes(conn, user_id, code_hashes)
+
+
+async def exported_totp(db: Database, user_ids: list[str]) -> list[Row]:
+    """The confirmed TOTP factors of these users, their secrets sealed, as insert_imported takes them."""
+    return await db.fetch_all(
+        f"SELECT user_id, sealed_secret, confirmed_at, last_step FROM totp_factors "
+        f"WHERE confirmed_at IS NOT NULL AND user_id IN ({marks(len(user_ids))})", *user_ids,
+    )
+
+
+async def exported_recovery_codes(db: Database, user_ids: list[str]) -> list[Row]:
+    """The unspent recovery codes' hashes of these users (user_id, code_hash)."""
+    return await db.fetch_all(
+        f"SELECT user_id, code_hash FROM recovery_codes WHERE spent_at IS NULL AND user_id IN ({marks(len(user_ids))}) "
+        f"ORDER BY code_hash", *user_ids,
+    )
 
 
 async def _insert_recovery_codes(conn: Connection, user_id: str, code_hashes: list[str]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.stores.sql import Connection, Database, Row
+from daemon.stores.sql import Connection, Database, Row, marks
 from daemon.stores.sql.mfa import refresh_mfa_flag
 
 _COLUMNS = "id, user_id, credential_id, public_key, sign_count, name, aaguid, transports, backed_up, created_at, last_used_at"
@@ -19,9 +19,15 @@ async def insert_rows(conn: Connection, rows: list[Row]) -> None:
     the transaction (UniqueViolation)."""
     if not rows:
         return
-    marks = ", ".join("?" for _ in _COLUMNS.split(", "))
-    await conn.execute_many(f"INSERT INTO passkeys ({_COLUMNS}) VALUES ({marks})",
+    await conn.execute_many(f"INSERT INTO passkeys ({_COLUMNS}) VALUES ({marks(len(_COLUMNS.split(', ')))})",
                             [tuple(row[c] for c in _COLUMNS.split(", ")) for row in rows])
+
+
+async def of_users(db: Database, user_ids: list[str]) -> list[Row]:
+    """The passkeys of these users, oldest first, as insert_rows takes them."""
+    rows = await db.fetch_all(f"SELECT {_COLUMNS} FROM passkeys WHERE user_id IN ({marks(len(user_ids))}) ORDER BY created_at, id",
+                              *user_ids)
+    return [_row(r) for r in rows]
 
 
 class PasskeyRows:

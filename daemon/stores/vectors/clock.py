@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.stores.sql import Connection, Database, Row
+from daemon.stores.sql import Connection, Database, Row, marks
 
 # Tombstones live this long: a replica that has not caught up with a space for half of it (its database
 # was out of reach) forgets the space and loads it again rather than trust that it missed none.
@@ -79,10 +79,9 @@ async def read(db: Database, collection_ids: list[str]) -> dict[str, int]:
     """Each collection's last label; a collection never written, or dropped, is absent."""
     if not collection_ids:
         return {}
-    marks = ", ".join("?" * len(collection_ids))
     async with _primary(db) as conn:
         rows = await conn.fetch_all(
-            f"SELECT collection_id, last_label FROM vector_clock WHERE collection_id IN ({marks})", *collection_ids
+            f"SELECT collection_id, last_label FROM vector_clock WHERE collection_id IN ({marks(len(collection_ids))})", *collection_ids
         )
     return {row["collection_id"]: int(row["last_label"]) for row in rows}
 

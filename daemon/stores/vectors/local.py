@@ -56,7 +56,7 @@ from threadpoolctl import threadpool_limits
 from daemon import cursors
 from daemon.threads import lower_priority
 from daemon.stores.keywords import KeywordIndex
-from daemon.stores.sql import Database
+from daemon.stores.sql import Database, marks
 from daemon.stores.vectors import Deleted, Hit, IndexStatus, Record, Space
 from daemon.stores.vectors import clock, graph
 from daemon.stores.vectors.arena import Blobs, Ids, close_up, grown
@@ -1300,9 +1300,8 @@ class LocalVectorStore:
         found: dict[str, str] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
             rows = await self._db.fetch_all(
-                f"SELECT id, text FROM vectors WHERE collection_id = ? AND namespace = ? AND id IN ({marks})"
+                f"SELECT id, text FROM vectors WHERE collection_id = ? AND namespace = ? AND id IN ({marks(len(chunk))})"
                 " AND text IS NOT NULL",
                 space.id,
                 namespace,
@@ -1376,9 +1375,8 @@ class LocalVectorStore:
                 else:
                     for start in range(0, len(doomed), 500):
                         chunk = doomed[start : start + 500]
-                        marks = ", ".join("?" * len(chunk))
                         await tx.execute(
-                            f"DELETE FROM vectors WHERE collection_id = ? AND namespace = ? AND id IN ({marks})",
+                            f"DELETE FROM vectors WHERE collection_id = ? AND namespace = ? AND id IN ({marks(len(chunk))})",
                             space.id,
                             namespace,
                             *chunk,
