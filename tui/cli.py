@@ -540,7 +540,7 @@ async def _embedders(args: argparse.Namespace, client: Client) -> int:
     return EXIT_OK
 
 
-def _upsert_batches(path: Path, size: int, dimension: int | None) -> Iterable[tuple[str, list[dict[str, Any]], list[int]]]:
+def _upsert_batches(path: Path, size: int, dimension: int) -> Iterable[tuple[str, list[dict[str, Any]], list[int]]]:
     """(digest of its lines, vectors, their line numbers) of each batch of a JSONL file, read as it is sent; a
     bad line stops it, named. Values of the collection's dimension go as values_b64 (little-endian float32): a
     quarter of the bytes, and the server parses no floats."""
