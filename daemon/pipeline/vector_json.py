@@ -34,39 +34,39 @@ class _Ambiguous(Exception):
 
 
 def _object(found: simdjson.Object, fields: dict[str, Any]) -> dict[str, Any]:
-    keys = list(found.keys())
-    if len(set(keys)) != len(keys):
-        raise _Ambiguous
-    return {key: fields.get(key, _plain)(found[key]) for key in keys}
-
-
-def _vector(found: Any) -> Any:
-    """One vector as orjson gives it, but its `values` a float64 array when they are numbers only. Written
-    out rather than through _object: this runs a thousand times a request (4.5 against 6.4 ms)."""
-    import numpy as np  # here, not at the top: a daemon serving no vectors does not load numpy
-
-    if type(found) is not simdjson.Object:
-        return _plain(found)
-    vector: dict[str, Any] = {}
+    """The object as a dict, each of `fields` read by its own function. A loop rather than a comprehension
+    over a list and a set of the keys: this runs a thousand times a request (7.9 against 9.3 ms)."""
+    read: dict[str, Any] = {}
     keys = 0
     for key in found.keys():
         keys += 1
-        value = found[key]
-        if key == "values" and type(value) is simdjson.Array:
-            try:
-                # float64: every JSON number simdjson takes (integers too) as a double; float32 comes later,
-                # in the service, where an overflow becomes infinity and is refused with the field named.
-                numbers = np.frombuffer(value.as_buffer(of_type="d"), dtype=np.float64)
-            except (TypeError, ValueError):  # not numbers only: the list, for the service to name what is wrong
-                pass
-            else:
-                if len(numbers) == len(value):  # as_buffer flattens nested arrays: [[1, 0, 0]] is no vector
-                    vector[key] = numbers  # ...nor is [[1], [0], [0]], which decode_upsert catches
-                    continue
-        vector[key] = _plain(value)
-    if len(vector) != keys:
+        read[key] = fields.get(key, _plain)(found[key])
+    if len(read) != keys:
         raise _Ambiguous
-    return vector
+    return read
+
+
+def _values(found: Any) -> Any:
+    import numpy as np  # here, not at the top: a daemon serving no vectors does not load numpy
+
+    if type(found) is simdjson.Array:
+        try:
+            # float64: every JSON number simdjson takes (integers too) as a double; float32 comes later,
+            # in the service, where an overflow becomes infinity and is refused with the field named.
+            values = np.frombuffer(found.as_buffer(of_type="d"), dtype=np.float64)
+        except (TypeError, ValueError):  # not numbers only: the list, for the service to name what is wrong
+            pass
+        else:
+            if len(values) == len(found):  # as_buffer flattens nested arrays: [[1, 0, 0]] is no vector
+                return values  # ...nor is [[1], [0], [0]], which decode_upsert catches
+    return _plain(found)
+
+
+_VECTOR = {"values": _values}
+
+
+def _vector(found: Any) -> Any:
+    return _object(found, _VECTOR) if type(found) is simdjson.Object else _plain(found)
 
 
 def _vectors(found: Any) -> Any:
