@@ -6,6 +6,7 @@ from daemon.stores.sql import Connection, Database, Row, marks
 from daemon.stores.sql.mfa import refresh_mfa_flag
 
 _COLUMNS = "id, user_id, credential_id, public_key, sign_count, name, aaguid, transports, backed_up, created_at, last_used_at"
+_NAMES = _COLUMNS.split(", ")
 
 
 def _row(row: Row | None) -> Row | None:
@@ -19,8 +20,8 @@ async def insert_rows(conn: Connection, rows: list[Row]) -> None:
     the transaction (UniqueViolation)."""
     if not rows:
         return
-    await conn.execute_many(f"INSERT INTO passkeys ({_COLUMNS}) VALUES ({marks(len(_COLUMNS.split(', ')))})",
-                            [tuple(row[c] for c in _COLUMNS.split(", ")) for row in rows])
+    await conn.execute_many(f"INSERT INTO passkeys ({_COLUMNS}) VALUES ({marks(len(_NAMES))})",
+                            [tuple(row[c] for c in _NAMES) for row in rows])
 
 
 async def of_users(db: Database, user_ids: list[str]) -> list[Row]:
