@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from daemon.stores.vectors import codes
+
 # ONNX Runtime (the embedders' engine) must be loaded before usearch, or not in this process at all:
 # usearch's extension links its own copy of libstdc++, whose unique locale symbols the loader binds for
 # the whole process, and onnxruntime loaded after it crashes in its C++ initialisation (SIGSEGV,
@@ -66,8 +68,6 @@ def candidate_count(wanted: int, ef: int) -> int:
     return max(wanted, ef)
 
 
-I8_FIT_QUANTILE = 0.9999  # of the values' magnitudes, coded as 127: the rarer ones beyond it are clipped
-I8_FIT_SAMPLE = 2_000  # rows the scale is fitted on, spread over the namespace (768,000 values at 384 dimensions)
 
 
 class Graph:
@@ -91,11 +91,7 @@ class Graph:
         the i8 scale."""
         kind = "l2sq" if metric == "euclidean" else "ip"
         index = Index(ndim=dimension, metric=kind, dtype=precision, connectivity=16, expansion_add=128)
-        scale = None
-        if precision == "i8":
-            top = float(np.quantile(np.abs(sample), I8_FIT_QUANTILE)) if sample.size else 0.0
-            scale = 127.0 / top if top > 0 else 127.0
-        return Graph(index, scale)
+        return Graph(index, codes.fitted_scale(sample) if precision == "i8" else None)
 
     @staticmethod
     def restore(path: str, scale: float | None) -> Graph | None:

@@ -58,8 +58,9 @@ from daemon.threads import lower_priority
 from daemon.stores.keywords import KeywordIndex
 from daemon.stores.sql import Database, marks
 from daemon.stores.vectors import Deleted, Hit, IndexStatus, Record, Space
-from daemon.stores.vectors import clock, graph
+from daemon.stores.vectors import clock, codes, graph
 from daemon.stores.vectors.arena import Blobs, Ids, close_up, grown
+from daemon.stores.vectors.codes import Codes
 from daemon.stores.vectors.columns import Columns
 from daemon.stores.vectors.graph import Graph
 from daemon.stores.vectors import partition as partition_module
@@ -183,6 +184,9 @@ class _Shelf:
         self.ids = Ids(capacity)
         self.meta = Blobs(capacity)  # as orjson wrote it: a tenth of a dict's memory
         self.columns = Columns(capacity)
+        # i8 copies for exact scans (codes.py), from codes.MIN_ROWS rows on; not where the graph is i8: that
+        # precision is asked for to save memory, and the copies are a quarter of the rows' again.
+        self.codes: Codes | None = None
         # The graph and what is known of it.
         self.ann: Graph | None = None
         self.state = "exact"  # "exact" | "building" | "ready"
@@ -231,6 +235,8 @@ class _Shelf:
         self._labels = grown(self._labels, size, used=self.n)
         self._norms = grown(self._norms, size, used=self.n)
         self.in_graph = grown(self.in_graph, size, fill=False)
+        if self.codes is not None:
+            self.codes.grow(size, used=self.n)
         self.columns.grow(size)
         if self.partition is not None:
             self.partition.grow(size)
@@ -267,11 +273,29 @@ class _Shelf:
         self._matrix[slots] = values
         self._labels[slots] = labels
         self._norms[slots] = self._norms_of(values)
+        if self.codes is not None:
+            self.codes.put(slots, self.index_vectors(slots))
+        else:
+            self._code_rows()
         self._label_room(int(labels.max()))
         self.slot_by_label[labels] = slots
         self.columns.set_many(slots.tolist(), metadata)
         self.written_at = time.monotonic()
         self.version += 1
+
+    def _code_rows(self) -> None:
+        """Make the i8 copies once the namespace has rows enough for them to pay (and where they are kept)."""
+        if self.codes is not None or self.precision == "i8" or self.n < codes.MIN_ROWS:
+            return
+        made = Codes(codes.fitted_scale(self.fit_sample()), self.dimension, len(self._labels))
+        for start in range(0, self.n, graph.BLOCK):  # a restart codes up to a million rows: a block at a time
+            slots = np.arange(start, min(self.n, start + graph.BLOCK))
+            made.put(slots, self.index_vectors(slots))
+        self.codes = made
+
+    def fit_sample(self) -> np.ndarray:
+        """Rows (as searched) spread over the namespace, that an i8 scale is fitted on."""
+        return self.index_vectors(np.unique(np.linspace(0, self.n - 1, codes.FIT_SAMPLE).astype(np.int64)))
 
     def ids_in_order(self) -> np.ndarray:
         """Slots by id, in Python's order of strings; kept until the next write. Listing a page sorted every
@@ -306,6 +330,8 @@ class _Shelf:
             self._matrix[slot] = self._matrix[last]
             self._labels[slot] = self._labels[last]
             self._norms[slot] = self._norms[last]
+            if self.codes is not None:
+                self.codes.move(slot, last)
             self.in_graph[slot] = self.in_graph[last]
             self.in_graph[last] = False
             self.slot_by_label[self._labels[slot]] = slot
@@ -335,6 +361,8 @@ class _Shelf:
         for array in (self._matrix, self._labels, self._norms):
             close_up(array, kept, self.n)
         close_up(self.in_graph, kept, self.n, fill=False)
+        if self.codes is not None:
+            self.codes.keep(kept, self.n)
         self.slot_by_label[self._labels[:count]] = np.arange(count, dtype=np.int32)
         self.columns.keep(kept, self.n)
         if self.partition is not None:
@@ -350,6 +378,7 @@ class _Shelf:
                 **nested("ids", self.ids.saved()), **nested("meta", self.meta.saved()),
                 **nested("columns", self.columns.saved(self.n)),
                 **(nested("partition", self.partition.saved(self.n)) if self.partition is not None else {}),
+                **(nested("codes", self.codes.saved(self.n)) if self.codes is not None else {}),
                 "partition_tried_at": np.asarray(self.partition_tried_at)}
 
     @classmethod
@@ -366,6 +395,10 @@ class _Shelf:
         if "partition/centres" in arrays:
             shelf.partition = Partition.restored(unnested("partition", arrays), shelf.metric, shelf.n)
             shelf.partition_tried_at = int(arrays["partition_tried_at"])
+        if "codes/rows" in arrays:
+            shelf.codes = Codes.restored(unnested("codes", arrays))
+        else:  # saved by a version without them
+            shelf._code_rows()
         return shelf
 
     def index_vectors(self, slots: np.ndarray) -> np.ndarray:
@@ -455,6 +488,9 @@ class _Shelf:
         self, vector: np.ndarray, k: int, slots: np.ndarray | None = None, norm: float | None = None,
         parallel: bool = True,
     ) -> list[tuple[int, float]]:
+        count = self.n if slots is None else len(slots)
+        if self.codes is not None and count >= codes.MIN_ROWS and 0 < k < count:
+            slots = self._contenders(vector, k, slots, norm)
         scores = self.scores(vector, slots, norm, parallel)
         k = min(k, len(scores))
         if k == 0:
@@ -466,6 +502,28 @@ class _Shelf:
             best = best[np.argsort(-scores[best], kind="stable")]
         chosen = best if slots is None else slots[best]
         return [(int(s), float(scores[b])) for s, b in zip(chosen, best)]
+
+    def _contenders(self, vector: np.ndarray, k: int, slots: np.ndarray | None, norm: float | None) -> np.ndarray:
+        """The slots (of `slots`, or all) that may hold the exact top k, found by a scan of the i8 copies."""
+        assert self.codes is not None
+        n, query = self.n, vector  # n once: a live check runs this in a thread while writes go on
+        if self.metric == "cosine":
+            norm = norm or l2_norm(vector)
+            query = vector * np.float32(1.0 / norm)
+        estimate, slack = self.codes.estimates(query, slots, n)
+        magnitude = self.codes.length * float(np.linalg.norm(query))
+        if self.metric == "euclidean":  # the score is 2 x.q - |x|^2 - |q|^2
+            estimate *= 2.0
+            estimate -= self._norms[:n] if slots is None else self._norms[slots]
+            estimate -= np.float32(np.dot(vector, vector))
+            slack *= 2.0
+            magnitude = (self.codes.length + float(np.linalg.norm(query))) ** 2
+
+        def exact(positions: np.ndarray) -> np.ndarray:
+            return self.scores(vector, positions if slots is None else slots[positions], norm, parallel=False)
+
+        found = codes.contenders(estimate, slack, k, exact, magnitude)
+        return found if slots is None else slots[found]
 
     def score_for_caller(self, score: float) -> float:
         if self.metric == "euclidean":
@@ -491,6 +549,7 @@ class _Shelf:
             arrays += [field.present, field.code, *field.members.values()] + ([] if field.number is None else [field.number])
         held = sum(a.nbytes for a in arrays) + self.ids.nbytes + self.meta.nbytes
         held += self.partition.nbytes if self.partition is not None else 0
+        held += self.codes.nbytes if self.codes is not None else 0
         return held + (self.ann.memory_usage if self.ann is not None else 0)
 
     def rows_to_read(self, vector: np.ndarray) -> np.ndarray | None:
@@ -854,8 +913,7 @@ class LocalVectorStore:
                     if not self._wants_graph(shelf):  # deleted down to exact_max meanwhile
                         shelf.state = "exact"
                         break
-                    sample = shelf.index_vectors(np.unique(np.linspace(0, shelf.n - 1, graph.I8_FIT_SAMPLE).astype(np.int64)))
-                    shelf.ann = Graph.new(space.dimension, space.metric, space.precision, sample)
+                    shelf.ann = Graph.new(space.dimension, space.metric, space.precision, shelf.fit_sample())
                 dead, shelf.dead = shelf.dead, []
                 if dead:
                     await self._in_thread(shelf, shelf.ann.remove, np.asarray(dead, dtype=np.uint64))
