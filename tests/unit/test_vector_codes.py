@@ -4,6 +4,8 @@ copies' own ranking is wrong, after replacements and removals, and across a save
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import numpy as np
 import pytest
 
@@ -125,3 +127,16 @@ def test_no_copies_where_the_graph_is_i8_or_the_namespace_small():
     rng = np.random.default_rng(11)
     assert shelf_of("cosine", clusters(rng, N), precision="i8").codes is None
     assert shelf_of("cosine", clusters(rng, codes.MIN_ROWS - 1)).codes is None
+
+
+def test_estimates_in_blocks_on_threads_are_those_of_one_pass():
+    rng = np.random.default_rng(12)
+    shelf = shelf_of("dot", clusters(rng, N))
+    assert shelf.codes is not None
+    query = rng.normal(size=DIM).astype(np.float32)
+    passing = np.flatnonzero(rng.random(N) < 0.5)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for slots in (None, passing):
+            whole, slack = shelf.codes.estimates(query, slots, shelf.n)
+            split, split_slack = shelf.codes.estimates(query, slots, shelf.n, 3, pool)
+            assert np.array_equal(whole, split) and np.array_equal(slack, split_slack)

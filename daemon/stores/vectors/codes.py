@@ -21,6 +21,7 @@ the median; 3.1-4.2 ms in all against numpy's 8.9-11.8 ms, of which the integer 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 import numkong
 import numpy as np
@@ -63,16 +64,26 @@ class Codes:
         if len(rows):
             self.length = max(self.length, float(np.sqrt(np.einsum("ij,ij->i", rows, rows).max())))
 
-    def estimates(self, query: np.ndarray, slots: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def estimates(self, query: np.ndarray, slots: np.ndarray | None, n: int, blocks: int = 1,
+                  pool: Executor | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each row's coded estimate of its dot product with `query` (as searched), and the most it can be
-        off by, over `slots` (None: the first n)."""
+        off by, over `slots` (None: the first n); in `blocks` at once, all but the first on `pool` (numkong
+        lets go of the GIL: 100,000 rows 1.8 ms on one thread, 1.2-1.4 on two)."""
         top = float(np.abs(query).max())
         scale = 127.0 / top if top > 0 else 1.0
         coded = np.rint(query * np.float32(scale))
         miss = float(np.linalg.norm(query - coded * np.float32(1.0 / scale)))
         rows, error = (self.rows[:n], self.error[:n]) if slots is None else (self.rows[slots], self.error[slots])
         estimate = np.empty(len(rows), dtype=np.float32)
-        numkong.inner(rows, coded.astype(np.int8), out=estimate, out_dtype="float32")
+        coded = coded.astype(np.int8)
+        bounds = [len(rows) * b // blocks for b in range(blocks + 1)]
+        pending = [pool.submit(numkong.inner, rows[start:stop], coded, out=estimate[start:stop], out_dtype="float32")
+                   for start, stop in zip(bounds[1:-1], bounds[2:])] if pool is not None else []
+        try:
+            numkong.inner(rows[: bounds[1]], coded, out=estimate[: bounds[1]], out_dtype="float32")
+        finally:
+            for future in pending:  # always: a block must not write into `estimate` after this returns
+                future.result()
         estimate *= np.float32(1.0 / (self.scale * scale))
         slack = error * np.float32(miss + float(np.linalg.norm(query)))
         slack += np.float32(self.length * miss)

@@ -3,7 +3,9 @@
 - Durable and atomic: an upsert or delete is one SQL transaction in the app's Database (one statement per
   request); memory changes only after the commit, under the space's write lock, with no await in between,
   so readers never see half a write and a kill -9 loses nothing committed.
-- Exact search: one float32 matrix per namespace; a query is one matrix-vector product.
+- Exact search: one float32 matrix per namespace; a query is one matrix-vector product. From codes.MIN_ROWS
+  rows on (f32 and f16 namespaces), a scan of i8 copies first names the few rows that can be in the top k,
+  with a bound on each copy's error, and only those are scored in float32: the same answer (codes.py).
 - Filters: metadata is kept in columns (columns.py), so a filter is a few numpy operations whatever its
   selectivity. The passing rows are then searched by whichever of three paths reads the fewest rows: all
   of them exactly; those in the partition's nearest lists (partition.py), as many lists as were measured
@@ -490,7 +492,7 @@ class _Shelf:
     ) -> list[tuple[int, float]]:
         count = self.n if slots is None else len(slots)
         if self.codes is not None and count >= codes.MIN_ROWS and 0 < k < count:
-            slots = self._contenders(vector, k, slots, norm)
+            slots = self._contenders(vector, k, slots, norm, parallel)
         scores = self.scores(vector, slots, norm, parallel)
         k = min(k, len(scores))
         if k == 0:
@@ -503,14 +505,18 @@ class _Shelf:
         chosen = best if slots is None else slots[best]
         return [(int(s), float(scores[b])) for s, b in zip(chosen, best)]
 
-    def _contenders(self, vector: np.ndarray, k: int, slots: np.ndarray | None, norm: float | None) -> np.ndarray:
-        """The slots (of `slots`, or all) that may hold the exact top k, found by a scan of the i8 copies."""
+    def _contenders(self, vector: np.ndarray, k: int, slots: np.ndarray | None, norm: float | None,
+                    parallel: bool = True) -> np.ndarray:
+        """The slots (of `slots`, or all) that may hold the exact top k, found by a scan of the i8 copies
+        (`parallel`: in blocks, as scores() does, counting an i8 value a quarter of a float32 one)."""
         assert self.codes is not None
         n, query = self.n, vector  # n once: a live check runs this in a thread while writes go on
         if self.metric == "cosine":
             norm = norm or l2_norm(vector)
             query = vector * np.float32(1.0 / norm)
-        estimate, slack = self.codes.estimates(query, slots, n)
+        count = n if slots is None else len(slots)
+        blocks = _scan_blocks(count * self.dimension // 4) if parallel else 1
+        estimate, slack = self.codes.estimates(query, slots, n, blocks, _scan_pool() if blocks > 1 else None)
         magnitude = self.codes.length * float(np.linalg.norm(query))
         if self.metric == "euclidean":  # the score is 2 x.q - |x|^2 - |q|^2
             estimate *= 2.0
