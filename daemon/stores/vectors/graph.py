@@ -68,8 +68,6 @@ def candidate_count(wanted: int, ef: int) -> int:
     return max(wanted, ef)
 
 
-
-
 class Graph:
     """usearch's index over one namespace, and how rows are coded for it.
 
