@@ -33,7 +33,7 @@ SAMPLE_PER_LIST = 32  # rows k-means is trained on, per list
 ROUNDS = 8  # of k-means
 # Lists to read, tried in turn; the first whose measured recall reaches the target is kept.
 PROBE_LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-# Rows gathered by slot cost 2-3x rows read in order (local.py, ROWS_PER_CANDIDATE), so a partition must read
+# Rows gathered by slot cost 2-3x rows read in order (local.py, GATHER_ROWS), so a partition must read
 # well under half of them to beat the brute force it stands in for.
 MAX_SHARE = 0.2
 # Measured recall must clear the target by this much (the graph's margin is 0.01): at a million rows of the
@@ -133,7 +133,7 @@ class Partition:
                 centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-30)
         cells = np.full(max(capacity, n), UNLISTED, dtype=np.int32)
         partition = Partition(centres, cells, metric)
-        cells[:n] = partition.nearest_of(matrix, np.arange(n))
+        cells[:n] = partition.nearest_of(matrix[:n])
         partition._index(n)
         return partition
 
@@ -143,11 +143,15 @@ class Partition:
     def nearest(self, rows: np.ndarray) -> np.ndarray:
         return np.argmax(self._scores(rows), axis=1).astype(np.int32)
 
-    def nearest_of(self, matrix: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        """The nearest list of each of these slots' rows, BLOCK rows at a time (their scores against every
-        centre at once would take a million rows × 1,000 lists × 4 bytes)."""
-        return np.concatenate([self.nearest(matrix[slots[start : start + BLOCK]])
-                               for start in range(0, len(slots), BLOCK)] or [np.empty(0, dtype=np.int32)])
+    def nearest_of(self, matrix: np.ndarray, slots: np.ndarray | None = None) -> np.ndarray:
+        """The nearest list of each of these slots' rows (None: of every row of `matrix`, read in place, not
+        gathered), BLOCK rows at a time (their scores against every centre at once would take a million rows
+        × 1,000 lists × 4 bytes)."""
+        count = len(matrix) if slots is None else len(slots)
+        return np.concatenate([
+            self.nearest(matrix[start : start + BLOCK] if slots is None else matrix[slots[start : start + BLOCK]])
+            for start in range(0, count, BLOCK)
+        ] or [np.empty(0, dtype=np.int32)])
 
     def _ranks(self, queries: np.ndarray, truth_slots: list[np.ndarray]) -> np.ndarray:
         """For each true neighbour of each query, the rank of its list among the query's nearest."""
@@ -211,16 +215,20 @@ class Partition:
         A slot loosened again is listed again; the repeats are dropped once they could make up half the list
         (sorting the whole list at each query after a write cost more than the query at a million rows)."""
         if self._loosened:
-            self._loose = np.concatenate([self._loose, np.asarray(self._loosened, dtype=np.int64)])
-            self._loosened = []
+            self._take_loosened()
             if len(self._loose) > 2 * self._distinct:
                 self._drop_repeats()
         loose = self._loose[self._loose < n]
         return np.concatenate([loose, np.arange(self.tail, n)]) if n > self.tail else loose
 
-    def _drop_repeats(self) -> None:
-        self._loose = distinct(np.concatenate([self._loose, np.asarray(self._loosened, dtype=np.int64)]))
+    def _take_loosened(self) -> None:
+        self._loose = np.concatenate([self._loose, np.asarray(self._loosened, dtype=np.int64)])
         self._loosened = []
+
+    def _drop_repeats(self) -> None:
+        if self._loosened:
+            self._take_loosened()
+        self._loose = distinct(self._loose)
         self._distinct = len(self._loose)
 
     def _slots_read(self, read: np.ndarray, n: int) -> np.ndarray:
