@@ -120,6 +120,33 @@ async def test_filters_on_an_indexed_namespace_lose_no_matches(data_dir):
     await db.close()
 
 
+async def test_a_filter_takes_the_path_measured_cheapest_here(data_dir):
+    """The graph's walk and the exact scan are each timed as queries take them; the path a filter takes
+    follows those figures (a walk on hard data costs far more than its prior), and either answers."""
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    space = Space("big", DIM, "cosine")
+    values = clustered(8, N)
+    await fill(store, space, values)
+    await store.settle()
+    assert await store.mode(space, "") == "ready"
+    shelf = (await store._state(space)).shelf("")
+    half = {"half": "yes"}  # 1,500 rows: the exact scan is measured; a walk of the graph too
+    keep = np.array([check(half)(metadata(i)) for i in range(N)])
+    query = clustered(8, N + 1)[N]
+    expected = [f"v{i}" for i, _ in brute_force(values, "cosine", query, 10, keep)]
+    shelf.path_costs.per_unit["graph"] = 1.0  # a second a step: the exact scan it is
+    before = shelf.path_costs.per_unit["exact"]
+    assert [h.id for h in await store.query(space, "", query, 10, filter=half)] == expected
+    assert shelf.path_costs.per_unit["exact"] != before and shelf.path_costs.per_unit["graph"] == 1.0
+    shelf.path_costs.per_unit["graph"] = 1e-12  # all but free: the graph it is
+    before = shelf.path_costs.per_unit["exact"]
+    hits = await store.query(space, "", query, 10, filter=half)
+    assert shelf.path_costs.per_unit["graph"] != 1e-12 and shelf.path_costs.per_unit["exact"] == before
+    assert len({h.id for h in hits} & set(expected)) >= 8
+    await store.close()
+    await db.close()
+
+
 async def test_a_bulk_load_is_searched_exactly_and_its_graph_built_once_the_writes_pause(data_dir, monkeypatch):
     """While upserts keep coming the graph's work waits (it would take a core from them); every row is
     searched meanwhile, and once the writes pause the graph takes them all."""

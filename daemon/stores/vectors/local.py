@@ -7,12 +7,13 @@
   rows on (f32 and f16 namespaces), a scan of i8 copies first names the few rows that can be in the top k,
   with a bound on each copy's error, and only those are scored in float32: the same answer (codes.py).
 - Filters: metadata is kept in columns (columns.py), so a filter is a few numpy operations whatever its
-  selectivity. The passing rows are then searched by whichever of three paths reads the fewest rows: all
-  of them exactly; those in the partition's nearest lists (partition.py), as many lists as were measured
-  for a filter of that share; or the graph, asked for as many more candidates as the filter turns away,
-  then intersected. Where the lists or the graph find fewer than top_k (or the lists far fewer passing rows
-  than the share promises), the exact search over the passing rows decides, so a filter never loses matches
-  that exist, and no path costs more than a brute force.
+  selectivity. The passing rows are then searched by whichever of three paths is expected to take least
+  time, a unit of each path's work measured on the namespace (costs.py): all of them exactly; those in
+  the partition's nearest lists (partition.py), as many lists as were measured for a filter of that share;
+  or the graph, asked for as many more candidates as the filter turns away, then intersected. Where the
+  lists or the graph find fewer than top_k (or the lists far fewer passing rows than the share promises),
+  the exact search over the passing rows decides, so a filter never loses matches that exist, and no path
+  costs more than a brute force.
 - The graph (graph.py): a namespace over `exact_max` vectors gets one, grown by a background task per
   namespace that adds what is new (never rebuilds) in a thread. Rows not yet in the graph are searched
   exactly beside it, so a query sees every committed row. The graph answers only once its recall was
@@ -61,6 +62,7 @@ from daemon.stores.keywords import KeywordIndex
 from daemon.stores.sql import Database, marks
 from daemon.stores.vectors import Deleted, Hit, IndexStatus, Record, Space
 from daemon.stores.vectors import clock, codes, graph
+from daemon.stores.vectors.costs import PathCosts
 from daemon.stores.vectors.arena import Blobs, Ids, close_up, grown
 from daemon.stores.vectors.codes import Codes
 from daemon.stores.vectors.columns import Columns
@@ -75,13 +77,6 @@ Texts = dict[str, dict[str, str | None]]  # namespace -> id -> text (None: none)
 SORT_MAX = 256  # up to this many scores, the top k are found by one sort
 UPSERTS_PER_TRANSACTION = 64  # requests written together at most (group commit)
 ROWS_PER_STATEMENT = 1_000  # 7 parameters a row, under SQLite's 32,766
-# A candidate asked of the graph costs about as much as scoring this many passing rows exactly (gathered
-# from the matrix). It decides a filtered query's path. Measured at 384 dimensions, 1,000,000 rows, two scan
-# threads: 0.16-0.24 us a passing row (10,000-50,000 rows gathered in pieces of GATHER_ROWS; bound by memory)
-# against about 2 us a candidate of the i8 graph (6,010 candidates re-ranked: 12-13 ms over HTTP). With 3
-# (calibrated at 40,000 rows on a loaded machine), a 2.5% filter at 1M asked the graph for 6,010 candidates,
-# 13 ms, where its 25,000 passing rows take 6 ms exactly.
-ROWS_PER_CANDIDATE = 8
 # Threads that add to a graph: all cores but one, which stays with the event loop and its queries (exact
 # while the graph changes), so a build never makes them slower than a brute force on a loaded machine.
 BUILD_THREADS = max(1, (os.cpu_count() or 1) - 1)
@@ -206,6 +201,7 @@ class _Shelf:
         self.partition: Partition | None = None
         self.partition_tried_at = 0
         self.filter_live = graph.LiveRecall()  # of filtered queries answered through the partition's lists
+        self.path_costs = PathCosts()  # what a filtered query's paths have cost here
         self.builder: asyncio.Task | None = None
         self.written_at = 0.0  # time.monotonic() of the last rows put in
         self.version = 0  # bumped by every put and removal: what a kept order of the ids is of
@@ -1316,35 +1312,42 @@ class LocalVectorStore:
         passing = int(np.count_nonzero(mask))
         if passing == 0:
             return []
-        # What each path costs, in passing rows scored exactly: all of them; those in the partition's lists (a
-        # share of the listed ones, and every unlisted one); or ROWS_PER_CANDIDATE a candidate of the graph.
-        costs = {"exact": float(passing)}
+        # Each path's work: passing rows scored exactly, all of them; rows read through the partition's lists (a
+        # share of the listed ones, and every unlisted one); or the steps of a wider walk of the graph. What a
+        # unit of each costs is measured on this namespace (costs.py).
+        work = {"exact": float(passing)}
         lists = shelf.lists_for(passing)
         if lists is not None:
             assert shelf.partition is not None
             unlisted = shelf.partition.unlisted_count(shelf.n) / shelf.n
-            costs["lists"] = passing * (lists / len(shelf.partition.centres) + unlisted)
+            work["lists"] = passing * (lists / len(shelf.partition.centres) + unlisted)
         count = graph.wide_count(top_k, shelf.overfetch, shelf.n, passing)
         if shelf.searchable() and count < shelf.n // 4:
-            costs["graph"] = float(count * ROWS_PER_CANDIDATE)
-        path = min(costs, key=costs.__getitem__)
+            assert shelf.ef is not None
+            work["graph"] = float(graph.candidate_count(count, shelf.ef))
+        path = shelf.path_costs.cheapest(work)
+        # Listed before the clock starts: a pass over every row's mask whatever the filter passes, which would
+        # make the rows of a small filter look dear for a large one.
+        passing_slots = np.flatnonzero(mask) if path == "exact" else None
+        started = time.perf_counter()
         if path == "lists":
             assert shelf.partition is not None and lists is not None
             read = shelf.partition.passing_slots(vector, mask, passing, shelf.n, lists)
             if read is None or len(read) < top_k:
                 return shelf.top(vector, top_k, np.flatnonzero(mask))
             found = shelf.top(vector, top_k, read)
-            self._check_live(state, namespace, shelf, vector, found, mask, through_lists=True)
-            return found
-        if path == "exact":
-            return shelf.top(vector, top_k, np.flatnonzero(mask))
-        norm = l2_norm(vector)
-        slots = shelf.candidates(vector, count, norm)
-        kept = slots[mask[slots]]
-        if len(kept) < top_k:
-            return shelf.top(vector, top_k, np.flatnonzero(mask), norm)
-        found = shelf.top(vector, top_k, kept, norm)
-        self._check_live(state, namespace, shelf, vector, found, mask)
+        elif path == "exact":
+            found = shelf.top(vector, top_k, passing_slots)
+        else:
+            norm = l2_norm(vector)
+            slots = shelf.candidates(vector, count, norm)
+            kept = slots[mask[slots]]
+            if len(kept) < top_k:
+                return shelf.top(vector, top_k, np.flatnonzero(mask), norm)
+            found = shelf.top(vector, top_k, kept, norm)
+        shelf.path_costs.record(path, work[path], time.perf_counter() - started)
+        if path != "exact":
+            self._check_live(state, namespace, shelf, vector, found, mask, through_lists=path == "lists")
         return found
 
     async def fetch(self, space: Space, namespace: str, ids: list[str]) -> dict[str, Record]:

@@ -1,0 +1,40 @@
+"""What each way of answering a filtered query costs a namespace, measured as it answers them.
+
+A filtered query is answered by one of three paths (local.py, `_filtered`): every passing row scored exactly,
+the rows of the partition's nearest lists, or a wider walk of the graph. Which is cheapest is not a constant
+of the code. A graph candidate cost about 2 us at a million rows of the mixture (i8 graph, ef 320) but 12 us
+on 100,000 anisotropic rows (f16 graph, ef 192), where scoring a tenth of the rows exactly took 2.1 ms
+against the graph's 3.8 (and found all ten, where the graph found 97%). A passing row costs more or less
+with the machine too (i8 copies, codes.py: AVX-512 VNNI scans them twice as fast as AVX2).
+
+So each path's cost per unit of its work (a passing row scored, a row read through the lists, a step of
+the graph's walk: max(candidates, ef)) starts from a prior and follows what its queries take here.
+"""
+
+from __future__ import annotations
+
+# Seconds a unit, before any measurement: 0.16-0.24 us a passing row gathered and scored (384 dimensions,
+# two scan threads, bound by memory), about 2 us a candidate of the i8 graph at a million rows.
+PRIORS = {"exact": 0.2e-6, "lists": 0.2e-6, "graph": 1.6e-6}
+# Rows are measured only from this many on: under it a query's fixed costs (ranking, the answer) would be
+# counted as the rows' own and make a small filter's path look dear for a large one. A walk of the graph is
+# at least ef (32 or more) steps, each dearer than those fixed costs.
+MIN_UNITS = {"exact": 1_000, "lists": 1_000, "graph": 1}
+WEIGHT = 0.5  # of each new measurement in the running figure
+SPIKE = 4.0  # one measurement moves a figure at most this many times what it was (a pause for the GC, a
+# thread preempted on a loaded machine), so a single slow query does not turn a namespace off a path
+
+
+class PathCosts:
+    def __init__(self) -> None:
+        self.per_unit = dict(PRIORS)
+
+    def cheapest(self, units: dict[str, float]) -> str:
+        """Of these paths (name -> its units of work for this query), the one expected to take least time."""
+        return min(units, key=lambda path: units[path] * self.per_unit[path])
+
+    def record(self, path: str, units: float, seconds: float) -> None:
+        if units < MIN_UNITS[path]:
+            return
+        now = self.per_unit[path]
+        self.per_unit[path] = now + WEIGHT * (min(seconds / units, SPIKE * now) - now)
