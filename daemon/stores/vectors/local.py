@@ -62,10 +62,10 @@ from daemon.stores.keywords import KeywordIndex
 from daemon.stores.sql import Database, marks
 from daemon.stores.vectors import Deleted, Hit, IndexStatus, Record, Space
 from daemon.stores.vectors import clock, codes, graph
-from daemon.stores.vectors.costs import PathCosts
 from daemon.stores.vectors.arena import Blobs, Ids, close_up, grown
 from daemon.stores.vectors.codes import Codes
 from daemon.stores.vectors.columns import Columns
+from daemon.stores.vectors.costs import PathCosts
 from daemon.stores.vectors.graph import Graph
 from daemon.stores.vectors import partition as partition_module
 from daemon.stores.vectors.partition import Partition
