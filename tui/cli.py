@@ -19,7 +19,7 @@ from shared.errors import ApiError, Code
 from shared.servers import BadServerURL, normalise_server
 from tui import config, credentials
 from tui.explain import describe_error
-from tui.inputs import InputError, read_json, read_vector
+from tui.inputs import InputError, parse_vector, read_json, read_vector
 
 if TYPE_CHECKING:  # shared.client brings aiohttp and pydantic: only the commands import it, not the console
     from shared.client import Client, Tokens
@@ -154,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="default: keyword for text alone, hybrid where the collection embeds or a vector is given")
     chosen = query.add_mutually_exclusive_group()
     chosen.add_argument("--id", help="the id of a stored vector")
-    chosen.add_argument("--vector", help="a JSON list of numbers")
+    chosen.add_argument("--vector", help="numbers, as 0.1,0.2,0.3 or a JSON list")
     chosen.add_argument("--vector-file", type=Path, help="a file holding a JSON list of numbers")
     query.add_argument("--top-k", type=int, default=10)
     query.add_argument("--filter", help="a JSON metadata filter")
@@ -514,9 +514,7 @@ async def _vectors(args: argparse.Namespace, client: Client) -> int:
         return EXIT_OK
     vector = None
     if args.vector is not None:
-        vector = read_json(args.vector, "--vector")
-        if not isinstance(vector, list):
-            raise UsageError("--vector is a JSON list of numbers")
+        vector = parse_vector(args.vector, "--vector")
     elif args.vector_file is not None:
         vector = read_vector(args.vector_file)
     if vector is None and args.id is None and args.text is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,29 @@ def read_vector(path: str | Path) -> list[float]:
     if not isinstance(data, list) or not data or not all(isinstance(v, (int, float)) for v in data):
         raise InputError(f'{path} holds no vector: give a list of numbers or an object with "values"')
     return [float(v) for v in data]
+
+
+def parse_vector(text: str, what: str) -> list[float]:
+    """A vector typed on a command line: a JSON list, or numbers separated by commas or spaces (`1,0,0`, as
+    people type them)."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        value = read_json(stripped, what)
+        if not isinstance(value, list) or not all(type(v) in (int, float) for v in value):
+            raise InputError(f"{what} is a list of numbers, like 0.1,0.2,0.3 or [0.1, 0.2, 0.3]")
+        values = [float(v) for v in value]
+    else:
+        values = []
+        for part in stripped.replace(",", " ").split():
+            try:
+                values.append(float(part))
+            except ValueError:
+                raise InputError(f"{what}: {part!r} is not a number; give numbers like 0.1,0.2,0.3") from None
+    if not values:
+        raise InputError(f"{what} is empty; give numbers like 0.1,0.2,0.3")
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(f"{what} holds a value that is not a finite number")
+    return values
 
 
 def read_json(text: str, what: str) -> Any:

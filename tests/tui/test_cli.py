@@ -117,6 +117,8 @@ def test_collections_and_vectors_round_trip(logged_in: Daemon, unique: str, tmp_
     assert json.loads(upserted.stdout) == {"upserted_count": 2}, upserted.stderr
     answer = json.loads(bastion("vectors", "query", name, "--vector", "[1, 0.1, 0]", "--top-k", "1", "--json").stdout)
     assert [m["id"] for m in answer["matches"]] == ["a"]
+    typed = bastion("vectors", "query", name, "--vector", "0, 1,0.1", "--top-k", "1", "--json")  # as people type it
+    assert [m["id"] for m in json.loads(typed.stdout)["matches"]] == ["b"], typed.stderr
     filtered = bastion("vectors", "query", name, "--id", "a", "--filter", '{"kind": "y"}', "--json")
     assert [m["id"] for m in json.loads(filtered.stdout)["matches"]] == ["b"]
     assert name in bastion("collections", "list").stdout
@@ -178,6 +180,9 @@ def test_records_with_text_are_searched_by_keyword_and_hybrid(logged_in: Daemon,
         (("users", "frobnicate"), 2, "invalid choice"),
         (("vectors", "upsert", "c", "--file", "/nonexistent/file.jsonl"), 2, "cannot read /nonexistent/file.jsonl"),
         (("vectors", "query", "c", "--vector", "[1,"), 2, "--vector is not JSON"),
+        (("vectors", "query", "c", "--vector", "1,x,0"), 2, "--vector: 'x' is not a number"),
+        (("vectors", "query", "c", "--vector", "1,nan,0"), 2, "--vector holds a value that is not a finite number"),
+        (("vectors", "query", "c", "--vector", '["1", 0]'), 2, "--vector is a list of numbers"),
         (("users", "disable", "nobody-at-all@example.com"), 1, "no user with the email"),
         (("collections", "delete", "no-such-collection"), 1, "Not found"),
     ],
