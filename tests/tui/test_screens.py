@@ -8,11 +8,13 @@ import html
 import json
 import re
 from collections.abc import Callable
+from contextlib import suppress
 
 import pytest
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
+from textual.worker import WorkerCancelled
 
 from tests.daemon_process import ADMIN_EMAIL, ADMIN_PASSWORD, Daemon, Refused
 from tui import config, credentials
@@ -70,6 +72,37 @@ async def test_login_stores_the_tokens_in_the_keyring_and_remembers_the_account(
     saved = config.load_state()
     assert saved.last is not None and (saved.last.server, saved.last.email) == (daemon.url, ADMIN_EMAIL)
     assert "password" not in config.state_path().read_text().lower()
+
+
+async def settled(pilot: Pilot) -> None:
+    """The connect screen's keyring check, and a login it set off, have run (the live feed never ends)."""
+    for _ in range(3):
+        await pilot.pause()
+        passing = [worker for worker in pilot.app.workers if worker.group != "live"]
+        with suppress(WorkerCancelled):  # one exclusive login replaced by another
+            await asyncio.wait_for(pilot.app.workers.wait_for_complete(passing), WAIT_S)
+
+
+async def test_the_remembered_account_resumes_on_open_and_one_being_typed_does_not(
+        daemon: Daemon, private_dirs, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui.screens.connect import ConnectScreen
+
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+    again = BastionApp()
+    async with again.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(again.screen, DashboardScreen), "the dashboard, nothing typed")
+        assert again.store.state.me is not None and again.store.state.me.email == ADMIN_EMAIL
+    # No account remembered, so the screen opens empty; the user types one whose tokens are in the keyring
+    # before the keyring is found. Resuming under them would race their Connect: it stays theirs to submit.
+    monkeypatch.setenv("XDG_STATE_HOME", str(private_dirs / "another-state"))
+    typing = BastionApp()
+    async with typing.run_test(size=SIZE) as pilot:
+        typing.screen.query_one("#server", Input).value = daemon.url
+        typing.screen.query_one("#email", Input).value = ADMIN_EMAIL
+        await settled(pilot)
+        assert isinstance(typing.screen, ConnectScreen) and typing.store.state.me is None
 
 
 async def open_screen(pilot: Pilot, name: str, screen_type: type) -> None:

@@ -37,6 +37,7 @@ class ConnectScreen(Screen):
         saved = self.app.saved
         account = saved.account_for(normalise_server(self.server) if self.server else None)
         server = self.server or (account.server if account else DEFAULT_SERVER)
+        self.opened_with = (server, account.email if account else "")
         yield Static("[b]Bastion[/] › connect", id="status")
         with Horizontal(id="connect"):
             with Vertical(id="accounts", classes="panel"):
@@ -70,7 +71,14 @@ class ConnectScreen(Screen):
         except credentials.NoKeyring as exc:
             self.app.call_from_thread(self.failed, str(exc))
             return
-        self.app.call_from_thread(self._resume)
+        self.app.call_from_thread(self._resume_as_opened)
+
+    def _resume_as_opened(self) -> None:
+        # Only the account the screen opened with: one the user has begun to type is theirs to submit, and
+        # resuming under them would race their Connect.
+        shown = (self.query_one("#server", Input).value, self.query_one("#email", Input).value)
+        if shown == self.opened_with:
+            self._resume()
 
     def _resume(self) -> None:
         """With tokens for the account shown still in the keyring, connect without asking."""
