@@ -22,9 +22,9 @@ def read_vector(path: str | Path) -> list[float]:
         raise InputError(f'{path} is not JSON: give a list of numbers or an object with "values"') from None
     if isinstance(data, dict):
         data = data.get("values")
-    if not isinstance(data, list) or not data or not all(isinstance(v, (int, float)) for v in data):
+    if not isinstance(data, list):
         raise InputError(f'{path} holds no vector: give a list of numbers or an object with "values"')
-    return [float(v) for v in data]
+    return _finite_numbers(data, f"the vector in {path}")
 
 
 def parse_vector(text: str, what: str) -> list[float]:
@@ -33,21 +33,28 @@ def parse_vector(text: str, what: str) -> list[float]:
     stripped = text.strip()
     if stripped.startswith("["):
         value = read_json(stripped, what)
-        if not isinstance(value, list) or not all(type(v) in (int, float) for v in value):
+        if not isinstance(value, list):
             raise InputError(f"{what} is a list of numbers, like 0.1,0.2,0.3 or [0.1, 0.2, 0.3]")
-        values = [float(v) for v in value]
-    else:
-        values = []
-        for part in stripped.replace(",", " ").split():
-            try:
-                values.append(float(part))
-            except ValueError:
-                raise InputError(f"{what}: {part!r} is not a number; give numbers like 0.1,0.2,0.3") from None
+        return _finite_numbers(value, what)
+    values = []
+    for part in stripped.replace(",", " ").split():
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise InputError(f"{what}: {part!r} is not a number; give numbers like 0.1,0.2,0.3") from None
+    return _finite_numbers(values, what)
+
+
+def _finite_numbers(values: list[Any], what: str) -> list[float]:
+    """The one check of a vector's values, from a file or a command line. true and false are not numbers
+    here, though Python's bools are ints; NaN and infinity are refused before the server sees them."""
     if not values:
         raise InputError(f"{what} is empty; give numbers like 0.1,0.2,0.3")
+    if not all(type(v) in (int, float) for v in values):
+        raise InputError(f"{what} is a list of numbers, like 0.1,0.2,0.3 or [0.1, 0.2, 0.3]")
     if not all(math.isfinite(v) for v in values):
         raise InputError(f"{what} holds a value that is not a finite number")
-    return values
+    return [float(v) for v in values]
 
 
 def read_json(text: str, what: str) -> Any:
