@@ -194,27 +194,29 @@ async def _id_pages(api: _Api, name: str, namespace: str):
             return
 
 
-def _lines(path: Path) -> Iterator[dict[str, Any]]:
+Line = tuple[dict[str, Any], int]  # a record, and its size in the file: about its size in a request (_batches)
+
+
+def _lines(path: Path) -> Iterator[Line]:
     try:
         with open(path, "rb") as handle:
             for number, line in enumerate(handle, 1):
                 if line.strip():
                     try:
-                        yield orjson.loads(line)
+                        yield orjson.loads(line), len(line)
                     except orjson.JSONDecodeError:
                         raise TransferError(f"{path}, line {number}: not JSON") from None
     except OSError as exc:
         raise TransferError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _batches(records: Iterator[dict[str, Any]], size: int, max_bytes: int) -> Iterator[list[dict[str, Any]]]:
+def _batches(records: Iterator[Line], size: int, max_bytes: int) -> Iterator[list[dict[str, Any]]]:
     """Up to `size` records, and up to about `max_bytes` of them as JSON (a record larger than that goes alone):
     a thousand accounts with their second factors, or 200 vectors of 4,096 numbers, can pass the daemon's
     body limit (413), which the count alone did not see."""
     batch: list[dict[str, Any]] = []
     held = 0
-    for record in records:
-        weight = len(orjson.dumps(record))
+    for record, weight in records:
         if batch and (len(batch) >= size or held + weight > max_bytes):
             yield batch
             batch, held = [], 0
@@ -227,22 +229,23 @@ def _batches(records: Iterator[dict[str, Any]], size: int, max_bytes: int) -> It
 async def import_file(server: str, token: str, path: Path, progress: Progress) -> dict[str, int]:
     """Users or a collection, whichever the file holds (its first line says)."""
     records = _lines(path)
-    first = next(records, None)
-    if first is None:
+    head = next(records, None)
+    if head is None:
         raise TransferError(f"{path} is empty")
+    first = head[0]
     async with _session() as http:
         api = _Api(http, server, token)
         if "collection" in first:
             return await _import_collection(api, first["collection"], records, progress)
         if "password_hash" in first:
-            return await _import_users(api, first, records, progress)
+            return await _import_users(api, itertools.chain([head], records), progress)
     raise TransferError(f"{path} holds neither users nor a collection (see `bastiond export --help`)")
 
 
-async def _import_users(api: _Api, first: dict[str, Any], rest: Iterator[dict[str, Any]], progress: Progress) -> dict[str, int]:
+async def _import_users(api: _Api, records: Iterator[Line], progress: Progress) -> dict[str, int]:
     done = {"created": 0, "skipped": 0}
     fields = set(ExportedUser.model_fields)
-    for batch in _batches(itertools.chain([first], rest), MAX_IMPORT, USERS_BATCH_BYTES):
+    for batch in _batches(records, MAX_IMPORT, USERS_BATCH_BYTES):
         _, result = await api.call("POST", "/admin/import/users", {"users": [{k: r[k] for k in fields & r.keys()} for r in batch]})
         done["created"] += result["created"]
         done["skipped"] += result["skipped"]
@@ -250,7 +253,7 @@ async def _import_users(api: _Api, first: dict[str, Any], rest: Iterator[dict[st
     return done
 
 
-async def _import_collection(api: _Api, collection: dict[str, Any], rest: Iterator[dict[str, Any]],
+async def _import_collection(api: _Api, collection: dict[str, Any], rest: Iterator[Line],
                              progress: Progress) -> dict[str, int]:
     name = collection["name"]
     status, existing = await api.call("POST", "/collections", collection, ok=(201, 409))
