@@ -31,11 +31,8 @@ def parse_vector(text: str, what: str) -> list[float]:
     """A vector typed on a command line: a JSON list, or numbers separated by commas or spaces (`1,0,0`, as
     people type them)."""
     stripped = text.strip()
-    if stripped.startswith("["):
-        value = read_json(stripped, what)
-        if not isinstance(value, list):
-            raise InputError(f"{what} is a list of numbers, like 0.1,0.2,0.3 or [0.1, 0.2, 0.3]")
-        return _finite_numbers(value, what)
+    if stripped.startswith("["):  # JSON that starts so is a list
+        return _finite_numbers(read_json(stripped, what), what)
     values = []
     for part in stripped.replace(",", " ").split():
         try:
@@ -50,8 +47,9 @@ def _finite_numbers(values: list[Any], what: str) -> list[float]:
     here, though Python's bools are ints; NaN and infinity are refused before the server sees them."""
     if not values:
         raise InputError(f"{what} is empty; give numbers like 0.1,0.2,0.3")
-    if not all(type(v) in (int, float) for v in values):
-        raise InputError(f"{what} is a list of numbers, like 0.1,0.2,0.3 or [0.1, 0.2, 0.3]")
+    wrong = [v for v in values if type(v) not in (int, float)]
+    if wrong:
+        raise InputError(f"{what} holds {json.dumps(wrong[0])[:40]}, which is not a number")
     if not all(math.isfinite(v) for v in values):
         raise InputError(f"{what} holds a value that is not a finite number")
     return [float(v) for v in values]

@@ -20,8 +20,11 @@ def test_a_typed_vector_is_read_as_people_type_it(text: str, values: list[float]
 
 @pytest.mark.parametrize(("text", "message"), [
     ("", "--vector is empty"), ("[]", "--vector is empty"), ("1,x", "--vector: 'x' is not a number"),
-    ("[true, false]", "--vector is a list of numbers"), ('["1"]', "--vector is a list of numbers"),
-    ('{"values": [1]}', "--vector: '{\"values\":' is not a number"), ("1,inf", "--vector holds a value that is not a finite number"),
+    ("[true, false]", "--vector holds true, which is not a number"),
+    ('["1"]', '--vector holds "1", which is not a number'),
+    ("[[1, 2]]", "--vector holds [1, 2], which is not a number"),
+    ('{"values": [1]}', "--vector: '{\"values\":' is not a number"),
+    ("1,inf", "--vector holds a value that is not a finite number"),
     ("[1, NaN]", "--vector holds a value that is not a finite number"),
 ])
 def test_a_typed_vector_that_is_not_numbers_is_named(text: str, message: str) -> None:
@@ -38,7 +41,8 @@ def test_a_vector_file_holds_a_list_or_a_jsonl_line(tmp_path: Path, content: str
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("[true, false, 1]", "is a list of numbers"), ("[1, NaN]", "not a finite number"), ("[]", "is empty"),
+    ("[1, false]", "holds false, which is not a number"), ("[1, null]", "holds null, which is not a number"),
+    ("[1, NaN]", "not a finite number"), ("[]", "is empty"),
     ('{"id": "a"}', "holds no vector"), ('"0.1,0.2"', "holds no vector"), ("[1,", "is not JSON"),
 ])
 def test_a_vector_file_of_something_else_is_named(tmp_path: Path, content: str, message: str) -> None:
