@@ -78,9 +78,9 @@ async def settled(pilot: Pilot) -> None:
     """The connect screen's keyring check, and a login it set off, have run (the live feed never ends)."""
     for _ in range(3):
         await pilot.pause()
-        passing = [worker for worker in pilot.app.workers if worker.group != "live"]
+        ending = [worker for worker in pilot.app.workers if worker.group != "live"]
         with suppress(WorkerCancelled):  # one exclusive login replaced by another
-            await asyncio.wait_for(pilot.app.workers.wait_for_complete(passing), WAIT_S)
+            await asyncio.wait_for(pilot.app.workers.wait_for_complete(ending), WAIT_S)
 
 
 async def test_the_remembered_account_resumes_on_open_and_one_being_typed_does_not(
