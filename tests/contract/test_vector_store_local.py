@@ -334,6 +334,33 @@ async def test_a_namespace_holds_its_records_metadata_at_their_own_size(data_dir
     await db.close()
 
 
+async def test_an_upsert_grows_the_namespace_off_the_loop_and_every_row_survives_the_copies(data_dir, monkeypatch):
+    """At a million rows a doubling copies 1.5 GB of rows: on the event loop it held every request for 2 s."""
+    store, db = await open_store(data_dir, exact_max=100_000)  # no graph: every query scans the i8 copies
+    space = Space("grow", DIM, "euclidean", "f32")  # f32 from 4,096 rows on: i8 copies, grown with the rows
+    values = clustered(7, 9000)
+    await fill(store, space, values[:1000])  # a new namespace is made at its first batch's size, on the loop
+    loop_thread, grown_in = threading.get_ident(), []
+    make = local._Shelf.rows_grown
+
+    def watched(shelf, size):
+        grown_in.append(threading.get_ident())
+        return make(shelf, size)
+
+    monkeypatch.setattr(local._Shelf, "rows_grown", watched)
+    await fill(store, space, values[1000:], start=1000)  # 1,000 -> 2,000 -> 4,000 -> 8,000 -> 16,000 rows
+    await store.upsert(space, "", [Record(f"v{i}", values[i] * 2, metadata(i)) for i in range(500)])  # replaced
+    shelf = (await store._state(space)).shelf("")
+    assert len(grown_in) == 4 and loop_thread not in grown_in, grown_in
+    assert shelf.codes is not None and len(shelf.codes.rows) == len(shelf._labels) == 16000
+    fetched = await store.fetch(space, "", [f"v{i}" for i in range(9000)])
+    assert [i for i in range(9000) if not np.array_equal(fetched[f"v{i}"].values, values[i] * (2 if i < 500 else 1))] == []
+    for i in (3, 4095, 4096, 8999):  # exact answers through the grown i8 copies, either side of each copy
+        assert (await store.query(space, "", values[i] * (2 if i < 500 else 1), 1))[0].id == f"v{i}"
+    await store.close()
+    await db.close()
+
+
 async def test_rows_written_while_a_pass_measures_are_measured_again_once_in_the_graph(data_dir, monkeypatch):
     """A bulk load goes on while the first pass adds its rows and measures: what was measured is the graph
     then, not the namespace's size by the time the measurement ends."""

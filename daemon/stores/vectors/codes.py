@@ -91,9 +91,12 @@ class Codes:
 
     # Kept in step with the shelf's slots.
 
-    def grow(self, capacity: int, used: int) -> None:
-        self.rows = grown(self.rows, capacity, used=used)
-        self.error = grown(self.error, capacity, used=used)
+    def grown(self, capacity: int, used: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows and their errors with room for `capacity` (the first `used` kept), to take()."""
+        return grown(self.rows, capacity, used=used), grown(self.error, capacity, used=used)
+
+    def take(self, arrays: tuple[np.ndarray, np.ndarray]) -> None:
+        self.rows, self.error = arrays
 
     def move(self, slot: int, last: int) -> None:
         self.rows[slot] = self.rows[last]

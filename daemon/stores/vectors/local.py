@@ -50,7 +50,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -161,6 +161,14 @@ def unnested(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray
     return {name[start:]: array for name, array in arrays.items() if name.startswith(prefix + "/")}
 
 
+class _Grown(NamedTuple):
+    """A shelf's writer-only arrays with more room (_Shelf.rows_grown)."""
+    matrix: np.ndarray
+    labels: np.ndarray
+    norms: np.ndarray
+    codes: tuple[np.ndarray, np.ndarray] | None
+
+
 class _Shelf:
     """One namespace in memory: a growable matrix with ids, labels, metadata and its graph, by slot.
 
@@ -226,15 +234,30 @@ class _Shelf:
         raw = self.meta[slot]
         return orjson.loads(raw) if raw is not None else None
 
-    def _grow(self, size: int) -> None:
-        # Only the rows in use are copied: np.resize filled the new room with repeats of the old rows, four
-        # passes over the matrix that held the loop for a quarter of a second at 32,000 rows.
-        self._matrix = grown(self._matrix, size, used=self.n)
-        self._labels = grown(self._labels, size, used=self.n)
-        self._norms = grown(self._norms, size, used=self.n)
-        self.in_graph = grown(self.in_graph, size, fill=False)
+    def room_for(self, added: int) -> int | None:
+        """The capacity to grow to before `added` new rows go in; None when they fit."""
+        if self.n + added <= len(self._labels):
+            return None
+        return max(2 * len(self._labels), self.n + added)
+
+    def rows_grown(self, size: int) -> _Grown:
+        """The arrays that only the space's writer writes (rows, labels, norms, i8 copies) with room for `size`.
+        Made in a thread by the writer, under the write lock (LocalVectorStore._make_room): at a million rows a
+        doubling copies 1.5 GB, which held the loop, and every request, for 2 s. Queries read the old arrays
+        meanwhile, which hold the same rows. Only the rows in use are copied (np.resize made four passes)."""
+        n = self.n
+        return _Grown(grown(self._matrix, size, used=n), grown(self._labels, size, used=n),
+                      grown(self._norms, size, used=n), self.codes.grown(size, n) if self.codes is not None else None)
+
+    def _grow(self, size: int, rows: _Grown | None = None) -> None:
+        """`rows`: rows_grown(size), when made beforehand; the small arrays (those the indexer writes too) are
+        grown here, on the loop."""
+        rows = rows or self.rows_grown(size)
+        self._matrix, self._labels, self._norms = rows.matrix, rows.labels, rows.norms
         if self.codes is not None:
-            self.codes.grow(size, used=self.n)
+            assert rows.codes is not None  # made under the write lock, as the copies are
+            self.codes.take(rows.codes)
+        self.in_graph = grown(self.in_graph, size, fill=False)
         self.columns.grow(size)
         if self.partition is not None:
             self.partition.grow(size)
@@ -263,8 +286,9 @@ class _Shelf:
                 self.partition.unlist(slot)
         fresh = np.flatnonzero(slots < 0)
         slots[fresh] = np.arange(self.n, self.n + len(fresh))
-        if self.n + len(fresh) > len(self._labels):
-            self._grow(max(2 * len(self._labels), self.n + len(fresh)))
+        size = self.room_for(len(fresh))  # made already by an upsert's writer (_make_room); not by a load
+        if size is not None:
+            self._grow(size)
         self.ids.append([ids[i] for i in fresh.tolist()])
         self.meta.extend([raws[i] for i in fresh.tolist()])
         self.n += len(fresh)
@@ -1209,6 +1233,19 @@ class LocalVectorStore:
             state.writer = None
 
     @staticmethod
+    async def _make_room(state: _SpaceState, rows: list[tuple[tuple[str, str], Any]]) -> None:
+        """Grow the shelves these rows will fill before they go in, the large arrays in a thread (rows_grown):
+        the caller holds the write lock, so nothing writes those arrays meanwhile."""
+        ids: dict[str, list[str]] = {}
+        for (namespace, record_id), _ in rows:
+            ids.setdefault(namespace, []).append(record_id)
+        for namespace, of_namespace in ids.items():
+            shelf = state.shelf(namespace)
+            size = shelf.room_for(int(np.count_nonzero(shelf.ids.slots(of_namespace) < 0))) if shelf else None
+            if shelf is not None and size is not None:
+                shelf._grow(size, await asyncio.to_thread(shelf.rows_grown, size))
+
+    @staticmethod
     async def _answer(batch: list[_Upsert], indexing: list[Any]) -> None:
         try:
             for pending in indexing:  # before answering: a query for the words finds the records
@@ -1236,6 +1273,7 @@ class LocalVectorStore:
                 latest[key] = (offset + i, record, raw)
             offset += len(upsert.records)
         rows = list(latest.items())
+        await self._make_room(state, rows)
         async with self._db.transaction(bulk=True) as tx:
             first = await clock.take(tx, space.id, total)
             for start in range(0, len(rows), ROWS_PER_STATEMENT):
