@@ -252,7 +252,8 @@ class _Shelf:
     def _grow(self, size: int, rows: _Grown | None = None) -> None:
         """`rows`: rows_grown(size), when made beforehand; the small arrays (those the indexer writes too) are
         grown here, on the loop."""
-        rows = rows or self.rows_grown(size)
+        if rows is None:
+            rows = self.rows_grown(size)
         self._matrix, self._labels, self._norms = rows.matrix, rows.labels, rows.norms
         if self.codes is not None:
             assert rows.codes is not None  # made under the write lock, as the copies are
@@ -1241,8 +1242,10 @@ class LocalVectorStore:
             ids.setdefault(namespace, []).append(record_id)
         for namespace, of_namespace in ids.items():
             shelf = state.shelf(namespace)
-            size = shelf.room_for(int(np.count_nonzero(shelf.ids.slots(of_namespace) < 0))) if shelf else None
-            if shelf is not None and size is not None:
+            if shelf is None:  # a new namespace is made at its first batch's size, in put_many
+                continue
+            size = shelf.room_for(int(np.count_nonzero(shelf.ids.slots(of_namespace) < 0)))
+            if size is not None:
                 shelf._grow(size, await asyncio.to_thread(shelf.rows_grown, size))
 
     @staticmethod
