@@ -142,8 +142,11 @@ class Passkeys:
             "aaguid": verified.aaguid, "backed_up": verified.credential_backed_up, "created_at": moment,
             "transports": " ".join(t.value for t in credential.response.transports or []), "last_used_at": None,
         }
-        if not await self._rows.insert(row):
+        outcome = await self._rows.insert(row, MAX_FACTORS)
+        if outcome == "taken":
             raise ApiError(Code.CONFLICT, "this passkey is registered already")
+        if outcome == "full":
+            raise _full()
         await self._user_cache.changed("user.updated", principal.user_id)
         await self._audit.record("passkey.added", actor_id=principal.user_id, target_id=principal.user_id, ip=ip,
                                  passkey_id=row["id"], name=name)
@@ -154,7 +157,7 @@ class Passkeys:
         """An account holds as many passkeys as `bastiond import` carries for one (each is a row and an
         exclusion every ceremony lists); a 51st waits for one to be removed."""
         if len(existing) >= MAX_FACTORS:
-            raise ApiError(Code.CONFLICT, f"an account holds at most {MAX_FACTORS} passkeys: remove one to add another")
+            raise _full()
 
     # -- authentication ------------------------------------------------------------------------------
 
@@ -262,3 +265,7 @@ class Passkeys:
 
 def _raw(row: Row) -> bytes:
     return base64url_to_bytes(row["credential_id"])
+
+
+def _full() -> ApiError:
+    return ApiError(Code.CONFLICT, f"an account holds at most {MAX_FACTORS} passkeys: remove one to add another")

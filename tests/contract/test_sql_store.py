@@ -129,3 +129,32 @@ async def test_foreign_keys_cascade(db):
     )
     await db.execute("DELETE FROM users WHERE id = 'u1'")
     assert await db.fetch_all("SELECT id FROM sessions") == []
+
+
+async def test_two_registrations_racing_for_an_accounts_last_passkey_place_add_one(db):
+    """PasskeyRows.insert counts under the user's row lock: counted outside it, both of two registrations at
+    most - 1 passed on PostgreSQL, and the account then held more passkeys than `bastiond import` carries."""
+    import asyncio
+
+    from daemon.stores.sql.passkeys import PasskeyRows, insert_rows
+
+    rows = PasskeyRows(db)
+
+    def passkey(user_id: str, name: str) -> dict:
+        return {"id": f"pk_{name}", "user_id": user_id, "credential_id": f"cred-{name}", "public_key": b"\x01",
+                "sign_count": 0, "name": name, "aaguid": "", "transports": "", "backed_up": False,
+                "created_at": "2026-12-07T00:00:00.000000Z", "last_used_at": None}
+
+    for round_ in range(5):
+        user_id = f"u{round_}"
+        await _user(db, user_id, f"{user_id}@example.com")
+        async with db.transaction() as tx:
+            await insert_rows(tx, [passkey(user_id, f"{round_}-{i}") for i in range(4)])
+        outcomes = await asyncio.gather(rows.insert(passkey(user_id, f"{round_}-a"), 5),
+                                        rows.insert(passkey(user_id, f"{round_}-b"), 5))
+        assert sorted(outcomes) == ["added", "full"]
+        assert len(await rows.of_user(user_id)) == 5
+    # A credential registered already is "taken", to anyone, and adds nothing.
+    await _user(db, "other", "other@example.com")
+    assert await rows.insert(passkey("other", "0-a") | {"id": "pk_other"}, 5) == "taken"
+    assert await rows.of_user("other") == []

@@ -351,7 +351,7 @@ async def test_a_51st_passkey_is_refused_until_one_is_removed(web_passkeys):
         assert await rows.insert({
             "id": f"pk_01jcap{i:02}", "user_id": user_id, "credential_id": _b64(f"cred-{i}".encode()),
             "public_key": b"\x01", "sign_count": 0, "name": f"Key {i}", "aaguid": "", "transports": "",
-            "backed_up": False, "created_at": "2026-12-07T00:00:00.000000Z", "last_used_at": None})
+            "backed_up": False, "created_at": "2026-12-07T00:00:00.000000Z", "last_used_at": None}, 50) == "added"
     await tab.get("/ui/passkeys")
     full = await tab.post("/ui/passkeys/options", {"password": PASSWORD})
     assert full.status == 409 and "at most 50 passkeys" in json.loads(tab.html)["detail"]

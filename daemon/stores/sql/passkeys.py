@@ -70,14 +70,22 @@ class PasskeyRows:
     async def by_credential_id(self, credential_id: str) -> Row | None:
         return _row(await self.db.fetch_one(f"SELECT {_COLUMNS} FROM passkeys WHERE credential_id = ?", credential_id))
 
-    async def insert(self, row: Row) -> bool:
-        """False when the credential id is registered already (to anyone)."""
+    async def insert(self, row: Row, most: int) -> str:
+        """"added"; "taken" when the credential id is registered already (to anyone); "full" when the user
+        holds `most` passkeys already. The user's row is locked first (an UPDATE that changes nothing still
+        holds it on PostgreSQL until the commit; SQLite's writes are one at a time anyway), so two
+        registrations of one account count each other's passkeys: counted outside the lock, two racing at
+        most - 1 both passed, and an account over the cap is one `bastiond import` refuses."""
         async with self.db.transaction() as tx:
+            await tx.execute("UPDATE users SET updated_at = updated_at WHERE id = ?", row["user_id"])
             if await tx.fetch_one("SELECT 1 AS x FROM passkeys WHERE credential_id = ?", row["credential_id"]):
-                return False
+                return "taken"
+            held = await tx.fetch_one("SELECT COUNT(*) AS n FROM passkeys WHERE user_id = ?", row["user_id"])
+            if held is not None and held["n"] >= most:
+                return "full"
             await insert_rows(tx, [row])
             await refresh_mfa_flag(tx, row["user_id"], row["created_at"])
-        return True
+        return "added"
 
     async def take_count(self, passkey_id: str, sign_count: int, now: str) -> bool:
         """Record a use whose signature counter is `sign_count`: True unless the counter did not go up.
