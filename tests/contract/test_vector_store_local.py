@@ -361,6 +361,42 @@ async def test_an_upsert_grows_the_namespace_off_the_loop_and_every_row_survives
     await db.close()
 
 
+async def test_queries_answer_from_the_old_arrays_while_an_upsert_copies_them_in_a_thread(data_dir, monkeypatch):
+    """The copy of a doubling runs in a thread under the write lock while queries go on, on the loop, over the
+    arrays it copies from: they hold the same rows, so every answer meanwhile is the one before the write."""
+    store, db = await open_store(data_dir, exact_max=100_000)
+    space = Space("copying", DIM, "cosine", "f32")
+    values = clustered(8, 9000)
+    await fill(store, space, values[:8000])  # 1,000 -> 2,000 -> 4,000 -> 8,000: full, and with i8 copies
+    copying, copied = threading.Event(), threading.Event()
+    make = local._Shelf.rows_grown
+
+    def held(shelf, size):
+        copying.set()
+        assert copied.wait(30)  # until the queries below have run
+        return make(shelf, size)
+
+    monkeypatch.setattr(local._Shelf, "rows_grown", held)
+    upsert = asyncio.create_task(fill(store, space, values[8000:], start=8000))
+    async with asyncio.timeout(30):
+        while not copying.is_set():
+            await asyncio.sleep(0.005)
+    before = [(await store.query(space, "", values[i], 3)) for i in range(0, 8000, 97)]
+    filtered = await store.query(space, "", values[5], 5, filter={"group": metadata(5)["group"]})
+    copied.set()
+    await upsert
+    assert [hits[0].id for hits in before] == [f"v{i}" for i in range(0, 8000, 97)]
+    assert all(int(h.id[1:]) < 8000 for hits in before for h in hits)  # no row not yet written
+    assert filtered[0].id == "v5" and all(metadata(int(h.id[1:]))["group"] == metadata(5)["group"] for h in filtered)
+    shelf = (await store._state(space)).shelf("")
+    assert shelf.codes is not None and len(shelf.codes.rows) == len(shelf._labels) == 16000
+    after = await store.fetch(space, "", [f"v{i}" for i in range(9000)])
+    assert [i for i in range(9000) if not np.array_equal(after[f"v{i}"].values, values[i])] == []
+    assert (await store.query(space, "", values[8999], 1))[0].id == "v8999"
+    await store.close()
+    await db.close()
+
+
 async def test_rows_written_while_a_pass_measures_are_measured_again_once_in_the_graph(data_dir, monkeypatch):
     """A bulk load goes on while the first pass adds its rows and measures: what was measured is the graph
     then, not the namespace's size by the time the measurement ends."""
