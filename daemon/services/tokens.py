@@ -19,7 +19,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from daemon.stores.secrets import SecretStore, get_or_create
+from daemon.stores.secrets import SecretsError, SecretStore, get_or_create
 from shared.errors import ApiError, Code
 
 ALGORITHM = "EdDSA"
@@ -33,6 +33,7 @@ SECRET_NAME = "signing_keys"
 # before a rotation refused the new key's tokens until its next reload (CI: 401 "the token's key is unknown").
 KID_RELOAD_EVERY_S = 1.0
 VERIFIED_CACHE_SIZE = 10_000
+ROTATION_TRIES = 10  # reads of the keys a rotation makes while other rotations keep writing first
 
 
 def _b64(raw: bytes) -> str:
@@ -86,15 +87,23 @@ async def load_keys(store: SecretStore) -> list[SigningKey]:
 
 
 async def rotate_keys(store: SecretStore, retire_after_s: float) -> SigningKey:
-    """Add a new signing key; drop keys that stopped signing more than `retire_after_s` ago."""
-    keys = _decode_keys(await store.get(SECRET_NAME))
-    new = SigningKey.generate()
-    now = time.time()
-    kept = [k for i, k in enumerate(keys) if i + 1 < len(keys) and keys[i + 1].created_at > now - retire_after_s]
-    if keys:
-        kept.append(keys[-1])  # the key that signed until now verifies its tokens until they expire
-    await store.put(SECRET_NAME, _encode_keys([*kept, new]))
-    return new
+    """Add a new signing key; drop keys that stopped signing more than `retire_after_s` ago.
+
+    Written over the keys read only (SecretStore.replace), read again when another rotation wrote first: two
+    at once (a scheduled run overlapping an operator's) each wrote back what they had read plus their own key,
+    so the second dropped the first's, which the replicas that had loaded it went on signing with, and
+    every other replica refused those tokens."""
+    for _ in range(ROTATION_TRIES):
+        stored = await store.get(SECRET_NAME)
+        keys = _decode_keys(stored)
+        new = SigningKey.generate()
+        now = time.time()
+        kept = [k for i, k in enumerate(keys) if i + 1 < len(keys) and keys[i + 1].created_at > now - retire_after_s]
+        if keys:
+            kept.append(keys[-1])  # the key that signed until now verifies its tokens until they expire
+        if await store.replace(SECRET_NAME, stored, _encode_keys([*kept, new])):
+            return new
+    raise SecretsError(f"the signing keys changed under this rotation {ROTATION_TRIES} times: try it again")
 
 
 class Tokens:

@@ -21,6 +21,7 @@ import hvac
 import pytest
 import requests
 
+from daemon.services.tokens import load_keys, rotate_keys
 from daemon.settings import Settings, SettingsError
 from daemon.stores.errors import Unavailable
 from daemon.stores.secrets import (
@@ -146,6 +147,24 @@ async def test_replicas_creating_at_once_agree_on_one_value(store):
     results = await asyncio.gather(*(get_or_create(store, "signing_keys", lambda i=i: {"v": i}) for i in range(6)))
     assert len({r["v"] for r in results}) == 1
     assert await store.get("signing_keys") == results[0]
+
+
+async def test_replace_writes_only_over_the_value_it_was_given(store):
+    assert await store.replace("signing_keys", {"v": 0}, {"v": 1}) is False  # nothing there to replace
+    assert await store.replace("signing_keys", None, {"v": 1}) is True  # None: absent, as create
+    assert await store.replace("signing_keys", None, {"v": 9}) is False
+    assert await store.replace("signing_keys", {"v": 1}, {"v": 2}) is True
+    assert await store.replace("signing_keys", {"v": 1}, {"v": 3}) is False  # read before the last write
+    assert await store.get("signing_keys") == {"v": 2}
+
+
+async def test_rotations_at_once_keep_every_new_key(store):
+    """Each rotation reads the keys and writes them back with one more: with a plain put, the last writer
+    dropped the keys the others had added while replicas were already signing with them."""
+    first = await load_keys(store)
+    added = await asyncio.gather(*(rotate_keys(store, retire_after_s=900) for _ in range(4)))
+    kids = [k.kid for k in await load_keys(store)]
+    assert set(kids) == {first[0].kid, *(k.kid for k in added)}, kids
 
 
 async def test_names_lists_what_the_store_holds(store):

@@ -63,6 +63,11 @@ class SecretStore(Protocol):
     async def create(self, name: str, value: Blob) -> bool:
         """Store `value` only if `name` is absent; False when something was already there."""
 
+    async def replace(self, name: str, expected: Blob | None, value: Blob) -> bool:
+        """Store `value` only if `name` still holds `expected` (None: nothing); False when it holds anything
+        else by then. A read-modify-write (a key rotation) that loses the race reads again, rather than
+        writing over what the other wrote."""
+
     async def names(self) -> list[str]:
         """The names of the secrets the store holds, sorted."""
 

@@ -91,6 +91,20 @@ class DatabaseSecrets:
         )
         return inserted == 1
 
+    async def replace(self, name: str, expected: Blob | None, value: Blob) -> bool:
+        if expected is None:
+            return await self.create(name, value)
+        async with self._db.transaction() as tx:
+            row = await tx.fetch_one("SELECT value FROM secrets WHERE name = ?", check_name(name))
+        if row is None or self._open(name, row["value"]) != expected:
+            return False
+        # Over the very text read: a sealed value is never written twice the same (a fresh nonce each time),
+        # and a plain one that is has the same keys either way.
+        return await self._db.execute(
+            "UPDATE secrets SET value = ?, updated_at = ? WHERE name = ? AND value = ?",
+            self._seal(name, value), iso_now(), name, row["value"],
+        ) == 1
+
     async def names(self) -> list[str]:
         return [r["name"] for r in await self._db.fetch_all("SELECT name FROM secrets ORDER BY name")]
 

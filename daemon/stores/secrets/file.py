@@ -8,6 +8,7 @@ half a secret, and two processes creating the same name at once end up agreeing 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import secrets
@@ -60,6 +61,25 @@ class FileSecrets:
 
     async def create(self, name: str, value: Blob) -> bool:
         return await asyncio.to_thread(self._write, self._path(name), value, True)
+
+    async def replace(self, name: str, expected: Blob | None, value: Blob) -> bool:
+        return await asyncio.to_thread(self._replace, self._path(name), expected, value)
+
+    def _replace(self, path: Path, expected: Blob | None, value: Blob) -> bool:
+        """Under an exclusive lock on the name's lock file, which every replace of it takes: the processes
+        sharing the data directory (the daemon, `bastiond rotate-signing-key`) compare and write one at a time."""
+        lock = path.with_name(f".{path.name}.lock")
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise SecretsError(f"cannot lock {path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if self._read(path) != expected:
+                return False
+            return self._write(path, value, exclusive=expected is None)
+        finally:
+            os.close(fd)  # and the lock with it
 
     def _write(self, path: Path, value: Blob, exclusive: bool) -> bool:
         text = json.dumps(value)

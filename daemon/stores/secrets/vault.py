@@ -146,6 +146,34 @@ class VaultSecrets:
 
         return await self._run(write)
 
+    async def replace(self, name: str, expected: Blob | None, value: Blob) -> bool:
+        if expected is None:
+            return await self.create(name, value)
+        path = self._path(name)
+
+        def write() -> bool:
+            try:
+                response = self._client.secrets.kv.v2.read_secret_version(
+                    path, mount_point=self._settings.vault_kv_mount, raise_on_deleted_version=True
+                )
+            except hvac.exceptions.InvalidPath:
+                return False
+            if response["data"]["data"] != expected:
+                return False
+            try:
+                # cas: KV v2 writes only over the version read, so a write between the read and this fails.
+                self._client.secrets.kv.v2.create_or_update_secret(
+                    path, secret=value, cas=response["data"]["metadata"]["version"],
+                    mount_point=self._settings.vault_kv_mount,
+                )
+            except hvac.exceptions.InvalidRequest as exc:
+                if "check-and-set" in str(exc):
+                    return False
+                raise
+            return True
+
+        return await self._run(write)
+
     async def names(self) -> list[str]:
         path = self._settings.vault_kv_path.strip("/")
 
