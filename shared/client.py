@@ -367,10 +367,13 @@ class Client:
         return await self._model(Collection, "GET", f"/api/v1/collections/{_seg(name)}")
 
     async def create_collection(self, name: str, dimension: int | None = None, metric: str = "cosine",
-                                embed_model: str | None = None) -> Collection:
+                                embed_model: str | None = None, precision: str | None = None) -> Collection:
+        """`precision`: of the search graph's copies (None: the server's default, f16)."""
         body: dict[str, Any] = {"name": name, "metric": metric}
         if dimension is not None:
             body["dimension"] = dimension
+        if precision is not None:
+            body["precision"] = precision
         if embed_model is not None:
             body["embed"] = {"model": embed_model}
         return await self._model(Collection, "POST", "/api/v1/collections", body=body)

@@ -19,7 +19,7 @@ from shared.errors import ApiError, Code
 from shared.servers import BadServerURL, normalise_server
 from tui import config, credentials
 from tui.explain import describe_error
-from tui.inputs import InputError, parse_vector, read_json, read_vector
+from tui.inputs import METRICS, PRECISIONS, InputError, parse_vector, read_json, read_vector
 
 if TYPE_CHECKING:  # shared.client brings aiohttp and pydantic: only the commands import it, not the console
     from shared.client import Client, Tokens
@@ -127,8 +127,11 @@ def _parser() -> argparse.ArgumentParser:
     c_create = command(collections, "create", "create a collection")
     c_create.add_argument("name")
     c_create.add_argument("--dimension", type=int, help="required unless --embed names a model, which decides it")
-    c_create.add_argument("--metric", choices=("cosine", "dot", "euclidean"), default="cosine")
+    c_create.add_argument("--metric", choices=METRICS, default=METRICS[0])
     c_create.add_argument("--embed", metavar="MODEL", help="embed records' text with this model (bastion embedders)")
+    c_create.add_argument("--precision", choices=PRECISIONS,
+                          help="of the search graph's copies: i8 takes a quarter of f32's memory (default f16); "
+                               "scores stay exact either way")
     command(commands.add_parser("embedders", help="text embedding models").add_subparsers(
         dest="action", metavar="ACTION", required=True), "list", "the models the daemon knows, and which it can run")
     c_delete = command(collections, "delete", "delete a collection and its vectors")
@@ -447,7 +450,7 @@ async def _find_user(client: Client, who: str) -> Any:
 
 USER_COLUMNS = ("id", "email", "display_name", "role", "disabled", "last_login_at")
 KEY_COLUMNS = ("id", "name", "scopes", "created_at", "expires_at", "last_used_at")
-COLLECTION_COLUMNS = ("name", "dimension", "metric", "count", "created_at")
+COLLECTION_COLUMNS = ("name", "dimension", "metric", "precision", "count", "created_at")
 
 
 async def _users(args: argparse.Namespace, client: Client) -> int:
@@ -499,8 +502,8 @@ async def _collections(args: argparse.Namespace, client: Client) -> int:
     elif args.action == "create":
         if args.dimension is None and args.embed is None:
             raise UsageError("give --dimension, or --embed MODEL to let the model decide it")
-        created = await client.create_collection(args.name, args.dimension, args.metric, args.embed)
-        _emit(args, created, text=f"created {created.name} ({created.dimension}, {created.metric})")
+        created = await client.create_collection(args.name, args.dimension, args.metric, args.embed, args.precision)
+        _emit(args, created, text=f"created {created.name} ({created.dimension}, {created.metric}, {created.precision})")
     else:
         await client.delete_collection(args.name)
         _emit(args, {"deleted": args.name}, text=f"deleted {args.name}")

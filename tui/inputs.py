@@ -8,6 +8,11 @@ from pathlib import Path
 from typing import Any
 
 
+# A collection's choices, as docs/api.md lists them (POST /api/v1/collections); the server's defaults first.
+METRICS = ("cosine", "dot", "euclidean")
+PRECISIONS = ("f16", "f32", "i8")
+
+
 class InputError(ValueError):
     """Bad input, with a message that names what is wrong and where."""
 

@@ -334,6 +334,8 @@ async def test_api_key_is_shown_once_then_listed_without_its_secret(daemon: Daem
 
 
 async def test_collections_screen_creates_and_deletes_with_confirmation(daemon: Daemon, unique: str) -> None:
+    from textual.widgets import Select, Static
+
     from tui.screens.collections import CollectionsScreen
     from tui.screens.dialogs import Confirm
     from tui.widgets.table import FilterTable
@@ -345,10 +347,18 @@ async def test_collections_screen_creates_and_deletes_with_confirmation(daemon: 
         await open_screen(pilot, "collections", CollectionsScreen)
         await pilot.press("n")
         await until(pilot, lambda: app.screen.query("#field-name"), "the new-collection form")
+        app.screen.query_one("#field-precision", Select).value = "i8"  # the graph of a million vectors in 2.5 GB
         await fill(pilot, {"name": name, "dimension": "3"})
         await until(pilot, lambda: any(r[0] == name for r in table_rows(pilot)), "the collection in the table")
+        assert next(r for r in table_rows(pilot) if r[0] == name)[1:5] == ["3", "cosine", "i8", "0"]
         await pilot.press("slash", *name, "enter")
         await until(pilot, lambda: app.screen.query_one(FilterTable).selected == name, "the collection chosen")
+        token = daemon.admin_token()
+        assert daemon.call("GET", f"/api/v1/collections/{name}", token=token)["precision"] == "i8"
+        daemon.call("POST", f"/api/v1/collections/{name}/upsert", {"vectors": [{"id": "a", "values": [1, 0, 0]}]}, token)
+        detail = app.screen.query_one("#detail", Static)
+        await until(pilot, lambda: "(default): 1 (exact)" in str(detail.render()), "the namespace and its search, live")
+        assert "1 vectors of 3 (cosine, graph i8)" in str(detail.render())
         await pilot.press("ctrl+d")
         await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation")
         await pilot.press("y")

@@ -6,12 +6,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
+from shared.models.vectors import IndexState
+from tui.inputs import METRICS, PRECISIONS
 from tui.screens.base import StoreScreen
 from tui.screens.dialogs import Confirm, Field, Form
 from tui.store import CollectionRemoved, CollectionSaved
 from tui.widgets.table import FilterTable
-
-METRICS = ("cosine", "dot", "euclidean")
 
 
 class CollectionsScreen(StoreScreen):
@@ -28,13 +28,15 @@ class CollectionsScreen(StoreScreen):
     ]
 
     def body(self) -> ComposeResult:
-        yield FilterTable("name", "dimension", "metric", "vectors", "namespaces", "created", id="collections")
+        yield FilterTable("name", "dimension", "metric", "precision", "vectors", "namespaces", "created",
+                          id="collections")
         yield Static(id="detail", classes="section")
 
     def draw(self) -> None:
         collections = sorted(self.app.store.state.collections.values(), key=lambda c: c.name)
         self.query_one(FilterTable).show([
-            (c.name, (c.name, c.dimension, c.metric, c.count, len(c.namespaces), c.created_at.strftime("%Y-%m-%d")))
+            (c.name, (c.name, c.dimension, c.metric, c.precision, c.count, len(c.namespaces),
+                      c.created_at.strftime("%Y-%m-%d")))
             for c in collections
         ])
         self._detail()
@@ -46,8 +48,10 @@ class CollectionsScreen(StoreScreen):
         chosen = self.app.store.state.collections.get(self.query_one(FilterTable).selected or "")
         text = ""
         if chosen is not None:
-            spaces = ", ".join(f"{ns or '(default)'}: {n}" for ns, n in sorted(chosen.namespaces.items()))
-            text = f"{chosen.name}: {chosen.count} vectors of {chosen.dimension} ({chosen.metric}); {spaces or 'empty'}"
+            spaces = "; ".join(f"{ns or '(default)'}: {n}{_index(chosen.indexes.get(ns))}"
+                               for ns, n in sorted(chosen.namespaces.items()))
+            text = (f"{chosen.name}: {chosen.count} vectors of {chosen.dimension} ({chosen.metric}, graph "
+                    f"{chosen.precision}); {spaces or 'empty'}")
         self.query_one("#detail", Static).update(text)
 
     def action_filter(self) -> None:
@@ -69,12 +73,13 @@ class CollectionsScreen(StoreScreen):
                 form.failed("the dimension is a whole number from 1 to 4096")
                 return
             name = values["name"].strip()
-            self.app.act("collections.create", lambda c: c.create_collection(name, dimension, values["metric"]),
+            self.app.act("collections.create",
+                         lambda c: c.create_collection(name, dimension, values["metric"], precision=values["precision"]),
                          CollectionSaved, notice=f"created {name}", then=form.done)
 
         self.app.push_screen(Form("New collection", [
             Field("name", "Name", placeholder="a-z, 0-9 and -"), Field("dimension", "Dimension", "384"),
-            Field("metric", "Metric", choices=METRICS),
+            Field("metric", "Metric", choices=METRICS), Field("precision", "Graph precision", choices=PRECISIONS),
         ], create))
 
     def action_delete(self) -> None:
@@ -88,3 +93,13 @@ class CollectionsScreen(StoreScreen):
                              lambda _: CollectionRemoved(name), notice=f"deleted {name}")
 
         self.app.push_screen(Confirm(f"Delete the collection {name} and every vector in it?"), delete)
+
+
+def _index(index: IndexState | None) -> str:
+    """How a namespace is searched, as GET /collections/{name} reports it (docs/api.md)."""
+    if index is None or index.state == "exact":
+        return " (exact)"
+    if index.state == "building":
+        return f" (graph building: {index.size} in)"
+    recall = f", recall {index.recall:.3f}" if index.recall is not None else ""
+    return f" (graph ready{recall}, ef {index.ef})"
