@@ -79,7 +79,7 @@ class CollectionsScreen(StoreScreen):
 
         self.app.push_screen(Form("New collection", [
             Field("name", "Name", placeholder="a-z, 0-9 and -"), Field("dimension", "Dimension", "384"),
-            Field("metric", "Metric", choices=METRICS), Field("precision", "Graph precision", choices=PRECISIONS),
+            Field("metric", "Metric", choices=METRICS), Field("precision", "Precision", choices=PRECISIONS),
         ], create))
 
     def action_delete(self) -> None:
