@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp_jinja2
@@ -47,7 +47,7 @@ from shared.errors import ApiError, Code, FieldError
 from shared.models import Page, PageQuery
 from shared.models.auth import CreateApiKey, ResetPassword
 from shared.models.users import UpdateUser, User, UserQuery
-from shared.models.vectors import CollectionCreate, QueryRequest
+from shared.models.vectors import CollectionCreate, Metric, Precision, QueryRequest
 from shared.qr import svg_qr
 
 # __Host-: the browser takes this cookie only from this host, Secure, with Path=/ and no Domain, so a
@@ -832,7 +832,8 @@ async def revoke_session(request: web.Request, visit: Visit) -> web.StreamRespon
 
 # --- collections ----------------------------------------------------------------------------------------
 
-_NEW_COLLECTION = {"name": "", "dimension": "", "metric": "cosine"}
+_NEW_COLLECTION = {"name": "", "dimension": "", "metric": "cosine", "precision": "f16"}
+_CHOICES = {"metrics": get_args(Metric), "precisions": get_args(Precision)}  # the form's, as the API takes them
 
 
 async def _collections_page(request: web.Request, visit: Visit, status: int = 200, **context: Any) -> web.Response:
@@ -841,7 +842,8 @@ async def _collections_page(request: web.Request, visit: Visit, status: int = 20
     next_url = f"/ui/collections?{urlencode({'cursor': found.next_cursor})}" if found.next_cursor else None
     form = {**_NEW_COLLECTION, **context.pop("form", {})}
     return render(request, visit, "collections.html", {"title": "Collections", "collections": found.items,
-                                                       "next_url": next_url, "form": form, "live": ["me"], **context},
+                                                       "next_url": next_url, "form": form, "live": ["me"],
+                                                       **_CHOICES, **context},
                   status=status)
 
 
@@ -854,7 +856,8 @@ async def collections(request: web.Request, visit: Visit) -> web.StreamResponse:
 @page("POST", "/collections")
 async def create_collection(request: web.Request, visit: Visit) -> web.StreamResponse:
     """Create a collection"""
-    fields = {name: visit.form.get(name, "").strip() for name in _NEW_COLLECTION}
+    # A field left out takes the API's default (a page from before the field existed, a script).
+    fields = {name: (visit.form.get(name) or default).strip() for name, default in _NEW_COLLECTION.items()}
     try:
         created = await request.app[VECTORS].create(visit.principal, validated(CollectionCreate, fields, "collection"))
     except ApiError as exc:

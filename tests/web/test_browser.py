@@ -265,8 +265,10 @@ def test_every_page_is_live_asks_before_destroying_and_fits_the_screen(daemon, b
     page.goto(daemon.url + "/ui/collections")
     page.fill("#new-collection input[name=name]", "notes")
     page.fill("#new-collection input[name=dimension]", "3")
+    page.select_option("#new-collection select[name=precision]", "i8")
     page.click("#create-collection")
     expect(page).to_have_url(daemon.url + "/ui/collections/notes")
+    expect(page.locator("#summary")).to_contain_text("cosine metric, i8 graph")
     expect(live).to_have_attribute("data-state", "live")
     daemon.call("POST", "/api/v1/collections/notes/upsert", {"vectors": [{"id": "a", "values": [1, 2, 3]}]},
                 token=daemon.admin_token())  # `token`'s session may be the one ended above

@@ -204,7 +204,11 @@ async def test_a_collection_is_created_and_deleted_from_the_pages_and_deleting_a
     created = await tab.post("/ui/collections", {"name": "notes", "dimension": "3", "metric": "dot"})
     assert (created.status, created.headers["Location"]) == (303, "/ui/collections/notes")
     await tab.get("/ui/collections/notes")
-    assert "0 vectors of dimension 3, dot metric" in tab.html
+    assert "0 vectors of dimension 3, dot metric, f16 graph" in tab.html  # no precision sent: the API's default
+    small = await tab.post("/ui/collections", {"name": "small", "dimension": "3", "metric": "dot", "precision": "i8"})
+    assert (small.status, small.headers["Location"]) == (303, "/ui/collections/small")
+    await tab.get("/ui/collections")
+    assert "<td data-label=\"Precision\">i8</td>" in tab.html
     asked = await tab.post("/ui/collections/notes/delete", {})
     assert asked.status == 200 and "Delete the collection notes and its 0 vectors?" in _text(tab.html)
     assert (await tab.get("/ui/collections/notes")).status == 200  # still there
@@ -218,6 +222,7 @@ async def test_a_collection_is_created_and_deleted_from_the_pages_and_deleting_a
     ({"name": "ok", "dimension": "many", "metric": "dot"}, 422, "dimension"),
     ({"name": "ok", "dimension": "0", "metric": "dot"}, 422, "dimension"),
     ({"name": "ok", "dimension": "3", "metric": "manhattan"}, 422, "metric"),
+    ({"name": "ok", "dimension": "3", "metric": "dot", "precision": "i4"}, 422, "precision"),
     ({"name": "taken", "dimension": "3", "metric": "dot"}, 409, "exists"),
 ])
 async def test_a_bad_collection_form_is_shown_back_and_creates_nothing(web, fields, status, named):
