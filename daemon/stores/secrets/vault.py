@@ -129,22 +129,22 @@ class VaultSecrets:
             )
         )
 
+    def _write_over(self, path: str, value: Blob, version: int) -> bool:
+        """Write only over this version of the entry (0: none yet), KV v2's check-and-set; False when the
+        entry is at another version by then."""
+        try:
+            self._client.secrets.kv.v2.create_or_update_secret(
+                path, secret=value, cas=version, mount_point=self._settings.vault_kv_mount
+            )
+        except hvac.exceptions.InvalidRequest as exc:
+            if "check-and-set" in str(exc):
+                return False
+            raise
+        return True
+
     async def create(self, name: str, value: Blob) -> bool:
         path = self._path(name)
-
-        def write() -> bool:
-            try:
-                # cas=0: KV v2 writes only if the path has no version yet.
-                self._client.secrets.kv.v2.create_or_update_secret(
-                    path, secret=value, cas=0, mount_point=self._settings.vault_kv_mount
-                )
-            except hvac.exceptions.InvalidRequest as exc:
-                if "check-and-set" in str(exc):
-                    return False
-                raise
-            return True
-
-        return await self._run(write)
+        return await self._run(lambda: self._write_over(path, value, 0))
 
     async def replace(self, name: str, expected: Blob | None, value: Blob) -> bool:
         if expected is None:
@@ -160,17 +160,7 @@ class VaultSecrets:
                 return False
             if response["data"]["data"] != expected:
                 return False
-            try:
-                # cas: KV v2 writes only over the version read, so a write between the read and this fails.
-                self._client.secrets.kv.v2.create_or_update_secret(
-                    path, secret=value, cas=response["data"]["metadata"]["version"],
-                    mount_point=self._settings.vault_kv_mount,
-                )
-            except hvac.exceptions.InvalidRequest as exc:
-                if "check-and-set" in str(exc):
-                    return False
-                raise
-            return True
+            return self._write_over(path, value, response["data"]["metadata"]["version"])
 
         return await self._run(write)
 
