@@ -835,6 +835,33 @@ async def test_a_namespace_whose_graph_cannot_answer_is_searched_through_its_par
     await db.close()
 
 
+async def test_a_ready_graph_that_lacks_many_rows_reads_those_through_the_partitions_lists(data_dir, monkeypatch):
+    """A graph is ready on the rows it held when its pass began, while a bulk load adds more: the rows it does
+    not hold yet are read through the partition's nearest lists, not every one of them. At 1M a first pass of
+    450,000 rows made the graph ready with 550,000 to add, and every query scored those 550,000 exactly."""
+    monkeypatch.setattr(local, "PARTITION_MIN_ROWS", 100)
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    space = Space("half-graphed", DIM, "cosine")
+    values = clustered(23, N)
+    queries = clustered(23, N + 40)[N:]
+    truth = [brute_force(values, "cosine", q, 10) for q in queries]
+    await fill(store, space, values)
+    await store.settle()
+    shelf = (await store._state(space)).shelf("")
+    assert shelf.state == "ready" and shelf.partition is not None and shelf.partition.covers(shelf.n)
+    store._keep_indexed = lambda *args: None  # no pass adds them back while the queries run
+    later = np.arange(N // 3, N)  # as if the pass had begun with the first third of the rows
+    shelf.ann.remove(shelf._labels[later].astype(np.uint64))
+    shelf.in_graph[later] = False
+    shelf.graphed = N // 3
+    read = count_rows_read(shelf)
+    found = [recall(await store.query(space, "", q, 10), t) for q, t in zip(queries, truth)]
+    assert np.mean(found) >= 0.95
+    assert max(read) <= 0.3 * N, read  # before: every one of the 2,000 outside the graph, and the graph's own
+    await store.close()
+    await db.close()
+
+
 async def test_rows_replaced_or_moved_while_the_partition_is_made_are_read_by_every_query(data_dir, monkeypatch):
     """The partition is made in a thread from the rows as they were; a row replaced (its new value may
     belong to any list) or moved into a removed row's slot meanwhile is read by every query, not lost."""
