@@ -26,9 +26,9 @@ SIZE = (100, 30)
 WAIT_S = 15.0
 
 
-async def until(pilot: Pilot, condition: Callable[[], object], what: str) -> None:
-    """Let the app run until `condition` holds; fail after WAIT_S naming `what`."""
-    deadline = asyncio.get_running_loop().time() + WAIT_S
+async def until(pilot: Pilot, condition: Callable[[], object], what: str, timeout: float = WAIT_S) -> None:
+    """Let the app run until `condition` holds; fail after `timeout` seconds naming `what`."""
+    deadline = asyncio.get_running_loop().time() + timeout
     while not _holds(condition):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}; screen is {pilot.app.screen!r}")
@@ -331,6 +331,32 @@ async def test_api_key_is_shown_once_then_listed_without_its_secret(daemon: Daem
         key_id = next(k.id for k in app.store.state.api_keys if k.name == f"tui-{unique}")
         assert [key_id, f"tui-{unique}"] in [r[:2] for r in table_rows(pilot)]
         assert all(not hasattr(k, "key") for k in app.store.state.api_keys)
+
+
+async def test_the_collections_screen_follows_a_graph_build_to_its_end_without_a_keypress(daemon: Daemon,
+                                                                                          unique: str) -> None:
+    """A build raises no event, and the last upsert's event comes before the build ends: the screen asks again
+    while a namespace is building. Before, it said "building" until `r` was pressed."""
+    import numpy as np
+    from textual.widgets import Static
+
+    from tui.screens.collections import CollectionsScreen
+
+    name, token = f"tui-build-{unique}", daemon.admin_token()
+    daemon.call("POST", "/api/v1/collections", {"name": name, "dimension": 8}, token)
+    values = np.random.default_rng(3).normal(size=(21_000, 8)).round(4).tolist()  # over the 20,000 searched exactly
+    app = BastionApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, daemon)
+        await open_screen(pilot, "collections", CollectionsScreen)
+        for start in range(0, len(values), 1000):
+            daemon.call("POST", f"/api/v1/collections/{name}/upsert", {"vectors": [
+                {"id": f"v{i}", "values": values[i]} for i in range(start, start + 1000)]}, token)
+        await until(pilot, lambda: app.store.state.collections[name].count == 21_000, "every vector counted")
+        await pilot.press("slash", *name, "enter")
+        detail = app.screen.query_one("#detail", Static)
+        await until(pilot, lambda: "graph ready, recall" in str(detail.render()), "the build's end", timeout=120)
+    daemon.call("DELETE", f"/api/v1/collections/{name}", token=token)
 
 
 async def test_collections_screen_creates_and_deletes_with_confirmation(daemon: Daemon, unique: str) -> None:

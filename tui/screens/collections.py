@@ -13,6 +13,8 @@ from tui.screens.dialogs import Confirm, Field, Form
 from tui.store import CollectionRemoved, CollectionSaved
 from tui.widgets.table import FilterTable
 
+BUILDING_POLL_S = 2.0
+
 
 class CollectionsScreen(StoreScreen):
     TITLE = "collections"
@@ -26,6 +28,18 @@ class CollectionsScreen(StoreScreen):
         Binding("s", "search", "Search", id="collections.search"),
         Binding("r", "reload", "Reload", id="resource.reload"),
     ]
+
+    def on_mount(self) -> None:
+        # Textual calls StoreScreen.on_mount as well (a handler runs for each class that defines one).
+        self.set_interval(BUILDING_POLL_S, self._poll_while_building)
+
+    def _poll_while_building(self) -> None:
+        """A graph's build raises no event; while one runs the list is asked for again, so its size and then its
+        recall and width show without a keypress."""
+        if self.app.screen is self and any(
+            index.state == "building" for c in self.app.store.state.collections.values() for index in c.indexes.values()
+        ):
+            self.app.load("collections")
 
     def body(self) -> ComposeResult:
         yield FilterTable("name", "dimension", "metric", "precision", "vectors", "namespaces", "created",

@@ -29,7 +29,8 @@ class DevicesScreen(StoreScreen):
         yield FilterTable("code", "client", "address", "asked at", id="devices")
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # Textual calls StoreScreen.on_mount as well (a handler runs for each class that defines one): calling it
+        # here too watched the store twice and drew twice.
         self.requests: list[Any] = []
         self.action_reload()
         self.set_interval(REFRESH_S, self.action_reload)
