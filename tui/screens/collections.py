@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from shared.models.vectors import IndexState
 from tui.inputs import METRICS, PRECISIONS
 from tui.screens.base import StoreScreen
 from tui.screens.dialogs import Confirm, Field, Form
 from tui.store import CollectionRemoved, CollectionSaved
 from tui.widgets.table import FilterTable
+
+if TYPE_CHECKING:  # pydantic's models load with the first answer, not with the screen
+    from shared.models.vectors import IndexState
 
 BUILDING_POLL_S = 2.0
 
