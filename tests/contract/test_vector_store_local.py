@@ -782,6 +782,13 @@ async def test_live_queries_checked_exactly_widen_a_search_that_misses(data_dir,
     await db.close()
 
 
+def rows_and_held_out_queries(seed: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """N clustered rows, 40 queries from the same clusters that are not among them, and each one's cosine top 10."""
+    values = clustered(seed, N)
+    queries = clustered(seed, N + 40)[N:]
+    return values, queries, [brute_force(values, "cosine", q, 10) for q in queries]
+
+
 def count_rows_read(shelf) -> list[int]:
     """Each query's rows scored exactly on this shelf, from now on."""
     read: list[int] = []
@@ -802,9 +809,7 @@ async def test_a_namespace_whose_graph_cannot_answer_is_searched_through_its_par
     monkeypatch.setattr(local, "PARTITION_MIN_ROWS", 100)
     store, db = await open_store(data_dir, exact_max=EXACT_MAX)
     space = Space("partitioned", DIM, "cosine")
-    values = clustered(21, N)
-    queries = clustered(21, N + 40)[N:]
-    truth = [brute_force(values, "cosine", q, 10) for q in queries]
+    values, queries, truth = rows_and_held_out_queries(21)
     seen: dict = {}
     add = store._add
 
@@ -842,9 +847,7 @@ async def test_a_ready_graph_that_lacks_many_rows_reads_those_through_the_partit
     monkeypatch.setattr(local, "PARTITION_MIN_ROWS", 100)
     store, db = await open_store(data_dir, exact_max=EXACT_MAX)
     space = Space("half-graphed", DIM, "cosine")
-    values = clustered(23, N)
-    queries = clustered(23, N + 40)[N:]
-    truth = [brute_force(values, "cosine", q, 10) for q in queries]
+    values, queries, truth = rows_and_held_out_queries(23)
     await fill(store, space, values)
     await store.settle()
     shelf = (await store._state(space)).shelf("")
