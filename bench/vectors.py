@@ -23,7 +23,7 @@ and Bastion: a real `bastiond` on SQLite in a fresh data dir, driven over HTTP f
   query         unfiltered and each filter, in turns with a bare aiohttp server on uvloop that parses the same
                 JSON and answers a result of the same size (the round trip of a trivial route)
   restart       stop, start again: time until it answers, and until the namespace is `ready` again; RSS
-Options: --n, --queries, --shapes mixture,uniform,anisotropic, --precision f32|f16|i8, --engines (which
+Options: --n, --queries, --shapes mixture,uniform,anisotropic, --precision f32|f16|bf16|i8, --engines (which
 in-process peers), --skip-chroma, --json (rows for `python -m bench`; the table goes to stderr).
 """
 
@@ -588,7 +588,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--shapes", default="mixture,uniform,anisotropic")
-    parser.add_argument("--precision", default="f16", choices=("f32", "f16", "i8"))
+    parser.add_argument("--precision", default="bf16", choices=("f32", "f16", "bf16", "i8"))
     parser.add_argument("--engines", default=",".join(ENGINES), help="in-process engines to run beside Bastion")
     parser.add_argument("--skip-chroma", action="store_true")
     parser.add_argument("--json", action="store_true", help="print rows for `python -m bench`; the table to stderr")

@@ -368,7 +368,7 @@ class Client:
 
     async def create_collection(self, name: str, dimension: int | None = None, metric: str = "cosine",
                                 embed_model: str | None = None, precision: str | None = None) -> Collection:
-        """`precision`: of the search graph's copies (None: the server's default, f16)."""
+        """`precision`: of the search graph's copies (None: the server's default, bf16)."""
         body: dict[str, Any] = {"name": name, "metric": metric}
         if dimension is not None:
             body["dimension"] = dimension

@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     c_create.add_argument("--metric", choices=METRICS, default=METRICS[0])
     c_create.add_argument("--embed", metavar="MODEL", help="embed records' text with this model (bastion embedders)")
     c_create.add_argument("--precision", choices=PRECISIONS,
-                          help="of the search graph's copies: i8 takes a quarter of f32's memory (default f16); "
+                          help="of the search graph's copies: i8 takes a quarter of f32's memory (default bf16); "
                                "scores stay exact either way")
     command(commands.add_parser("embedders", help="text embedding models").add_subparsers(
         dest="action", metavar="ACTION", required=True), "list", "the models the daemon knows, and which it can run")

@@ -10,7 +10,7 @@ from typing import Any
 
 # A collection's choices, as docs/api.md lists them (POST /api/v1/collections); the server's defaults first.
 METRICS = ("cosine", "dot", "euclidean")
-PRECISIONS = ("f16", "f32", "i8")
+PRECISIONS = ("bf16", "f16", "f32", "i8")
 
 
 class InputError(ValueError):

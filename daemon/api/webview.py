@@ -47,7 +47,7 @@ from shared.errors import ApiError, Code, FieldError
 from shared.models import Page, PageQuery
 from shared.models.auth import CreateApiKey, ResetPassword
 from shared.models.users import UpdateUser, User, UserQuery
-from shared.models.vectors import CollectionCreate, Metric, Precision, QueryRequest
+from shared.models.vectors import DEFAULT_PRECISION, CollectionCreate, Metric, Precision, QueryRequest
 from shared.qr import svg_qr
 
 # __Host-: the browser takes this cookie only from this host, Secure, with Path=/ and no Domain, so a
@@ -832,7 +832,7 @@ async def revoke_session(request: web.Request, visit: Visit) -> web.StreamRespon
 
 # --- collections ----------------------------------------------------------------------------------------
 
-_NEW_COLLECTION = {"name": "", "dimension": "", "metric": "cosine", "precision": "f16"}
+_NEW_COLLECTION = {"name": "", "dimension": "", "metric": "cosine", "precision": DEFAULT_PRECISION}
 _CHOICES = {"metrics": get_args(Metric), "precisions": get_args(Precision)}  # the form's, as the API takes them
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from daemon.stores.sql import open_database
 from daemon.stores.sql.migrate import migrate
-from daemon.stores.vectors import Record, Space
+from daemon.stores.vectors import DEFAULT_PRECISION, Record, Space
 from daemon.stores.vectors.filters import check
 from daemon.stores.vectors import graph, local
 from daemon.stores.vectors.local import LocalVectorStore
@@ -75,16 +75,20 @@ def recall(hits, expected) -> float:
     return len({h.id for h in hits} & {f"v{i}" for i, _ in expected}) / len(expected)
 
 
-@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot"])
-async def test_a_large_namespace_gets_an_index_that_keeps_recall_at_10_over_095(data_dir, metric):
+@pytest.mark.parametrize(("metric", "precision"), [("cosine", DEFAULT_PRECISION), ("euclidean", DEFAULT_PRECISION),
+                                                  ("dot", DEFAULT_PRECISION), ("cosine", "f32"), ("cosine", "f16"),
+                                                  ("cosine", "i8")])
+async def test_a_large_namespace_gets_an_index_that_keeps_recall_at_10_over_095(data_dir, metric, precision):
     store, db = await open_store(data_dir, exact_max=EXACT_MAX)
-    space = Space("big", DIM, metric)
+    space = Space("big", DIM, metric, precision)
     values = clustered(1, N)
     await fill(store, space, values)
     await store.settle()
     mode = await store.mode(space, "")
     if metric != "dot":  # an inner-product graph may fail its check and stay exact; both are right
         assert mode == "ready"
+    if mode == "ready":  # the graph holds its copies in the precision asked for
+        assert (await store._state(space)).shelf("").ann.index.dtype.name.lower() == precision
     queries = clustered(1, 2000)[-50:] + np.random.default_rng(2).normal(size=(50, DIM)).astype(np.float32) * 0.1
     found = [recall(await store.query(space, "", q, 10), brute_force(values, metric, q, 10)) for q in queries]
     assert np.mean(found) >= 0.95
@@ -761,9 +765,9 @@ async def test_live_queries_checked_exactly_widen_a_search_that_misses(data_dir,
     """A width that measured well at build time but misses on the queries that come: the background checks
     see it and widen the search (here the width is narrowed by hand to one candidate per result)."""
     monkeypatch.setattr(graph, "LIVE_INTERVAL_S", 0.0)
-    monkeypatch.setattr(graph, "OVERFETCH", {**graph.OVERFETCH, "f16": 1})
-    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
     space = Space("live", DIM, "cosine")
+    monkeypatch.setattr(graph, "OVERFETCH", {**graph.OVERFETCH, space.precision: 1})
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
     values = np.random.default_rng(12).normal(size=(N, DIM)).astype(np.float32)
     await fill(store, space, values)
     await store.settle()

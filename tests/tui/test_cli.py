@@ -129,9 +129,9 @@ def test_collections_and_vectors_round_trip(logged_in: Daemon, unique: str, tmp_
 def test_a_collection_is_made_with_the_precision_asked_for(logged_in: Daemon, unique: str) -> None:
     made = bastion("collections", "create", f"cli-i8-{unique}", "--dimension", "384", "--precision", "i8")
     assert made.returncode == 0 and made.stdout.strip() == f"created cli-i8-{unique} (384, cosine, i8)", made.stderr
-    assert bastion("collections", "create", f"cli-f16-{unique}", "--dimension", "8").returncode == 0
+    assert bastion("collections", "create", f"cli-default-{unique}", "--dimension", "8").returncode == 0
     listed = {c["name"]: c["precision"] for c in json.loads(bastion("collections", "list", "--json").stdout)}
-    assert (listed[f"cli-i8-{unique}"], listed[f"cli-f16-{unique}"]) == ("i8", "f16")  # f16: the server's default
+    assert (listed[f"cli-i8-{unique}"], listed[f"cli-default-{unique}"]) == ("i8", "bf16")  # the server's default
     row = next(line for line in bastion("collections", "list").stdout.splitlines() if f"cli-i8-{unique}" in line)
     assert row.split()[:4] == [f"cli-i8-{unique}", "384", "cosine", "i8"]
     refused = bastion("collections", "create", f"cli-i4-{unique}", "--dimension", "8", "--precision", "i4")

@@ -204,7 +204,7 @@ async def test_a_collection_is_created_and_deleted_from_the_pages_and_deleting_a
     created = await tab.post("/ui/collections", {"name": "notes", "dimension": "3", "metric": "dot"})
     assert (created.status, created.headers["Location"]) == (303, "/ui/collections/notes")
     await tab.get("/ui/collections/notes")
-    assert "0 vectors of dimension 3, dot metric, f16 graph" in tab.html  # no precision sent: the API's default
+    assert "0 vectors of dimension 3, dot metric, bf16 graph" in tab.html  # no precision sent: the API's default
     small = await tab.post("/ui/collections", {"name": "small", "dimension": "3", "metric": "dot", "precision": "i8"})
     assert (small.status, small.headers["Location"]) == (303, "/ui/collections/small")
     await tab.get("/ui/collections")

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shared.models.vectors import DEFAULT_PRECISION
+
 if TYPE_CHECKING:  # imported where vectors are handled: numpy alone is a fifth of an idle daemon's memory
     import numpy as np
 
@@ -22,7 +24,7 @@ class Space:
     id: str
     dimension: int
     metric: str  # "cosine" | "dot" | "euclidean"
-    precision: str = "f16"  # "f32" | "f16" | "i8": of the graph's copies (local); scores stay exact
+    precision: str = DEFAULT_PRECISION  # "f32" | "f16" | "bf16" | "i8": of the graph's copies (local); scores stay exact
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from daemon.clock import iso_now
 from daemon.ids import new_id
 from daemon.stores.sql import Database, Row
-from daemon.stores.vectors import Space
+from daemon.stores.vectors import DEFAULT_PRECISION, Space
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class CollectionRow:
     metric: str
     owner_id: str | None
     created_at: str
-    precision: str = "f16"
+    precision: str = DEFAULT_PRECISION
     embed_model: str | None = None  # the model that embeds its text, if any
 
     @property
@@ -41,7 +41,7 @@ class Catalog:
         self._db = db
 
     async def create(
-        self, name: str, dimension: int, metric: str, owner_id: str | None, precision: str = "f16",
+        self, name: str, dimension: int, metric: str, owner_id: str | None, precision: str = DEFAULT_PRECISION,
         embed_model: str | None = None,
     ) -> CollectionRow:
         """Raises UniqueViolation when the name is taken."""

@@ -3,7 +3,7 @@
 The graph only proposes candidates: each query asks it for `candidate_count` labels (at least
 `overfetch × top_k`, and as many as the search width), which the caller re-ranks exactly from the
 full-precision rows, so scores are always exact and the graph may hold compact copies (`precision`: f32,
-f16 or i8). The coarser the copy, the more candidates it takes to keep the true neighbours among them, and
+f16, bf16 or i8). The coarser the copy, the more candidates it takes to keep the true neighbours among them, and
 the more so the larger the graph: on the issue's mixture with i8 as usearch cast it, 100 candidates held 99%
 of the true top 10 at 100,000 points and 79% at 1,000,000, at any width (32 to 128), while 400 held 96.5%
 and 800 98.7% (the graph's own ranking is what the i8 copies blurred; its walk was not the limit). Hence the
@@ -42,8 +42,8 @@ except ImportError:  # an install without the text extras: nothing to order
     pass
 from usearch.index import Index  # noqa: E402
 
-PRECISIONS = ("f32", "f16", "i8")
-OVERFETCH = {"f32": 2, "f16": 3, "i8": 10}
+PRECISIONS = ("f32", "f16", "bf16", "i8")
+OVERFETCH = {"f32": 2, "f16": 3, "bf16": 3, "i8": 10}
 # Widths a build tries in turn (and a live check widens by): from 48 on, each rung a quarter to a third above
 # the last, since a query costs about its width. With 256 -> 384 the only step, the 1M i8 namespace of
 # bench/vectors.py took 384 (3.1 ms at the median over HTTP) where a width between could have been enough.
