@@ -42,7 +42,7 @@ except ImportError:  # an install without the text extras: nothing to order
     pass
 from usearch.index import Index  # noqa: E402
 
-PRECISIONS = ("f32", "f16", "bf16", "i8")
+# Candidates re-ranked per result, by precision (shared.models.vectors.Precision): the coarser, the more.
 OVERFETCH = {"f32": 2, "f16": 3, "bf16": 3, "i8": 10}
 # Widths a build tries in turn (and a live check widens by): from 48 on, each rung a quarter to a third above
 # the last, since a query costs about its width. With 256 -> 384 the only step, the 1M i8 namespace of
