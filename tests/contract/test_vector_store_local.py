@@ -14,16 +14,18 @@ import textwrap
 import threading
 import tracemalloc
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
 
 from daemon.stores.sql import open_database
 from daemon.stores.sql.migrate import migrate
-from daemon.stores.vectors import DEFAULT_PRECISION, Record, Space
+from daemon.stores.vectors import Record, Space
 from daemon.stores.vectors.filters import check
 from daemon.stores.vectors import graph, local
 from daemon.stores.vectors.local import LocalVectorStore
+from shared.models.vectors import DEFAULT_PRECISION, Metric, Precision
 from tests.contract.test_vector_store import brute_force
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,9 +77,8 @@ def recall(hits, expected) -> float:
     return len({h.id for h in hits} & {f"v{i}" for i, _ in expected}) / len(expected)
 
 
-@pytest.mark.parametrize(("metric", "precision"), [("cosine", DEFAULT_PRECISION), ("euclidean", DEFAULT_PRECISION),
-                                                  ("dot", DEFAULT_PRECISION), ("cosine", "f32"), ("cosine", "f16"),
-                                                  ("cosine", "i8")])
+@pytest.mark.parametrize(("metric", "precision"), [(m, DEFAULT_PRECISION) for m in get_args(Metric)] + [
+    ("cosine", p) for p in get_args(Precision) if p != DEFAULT_PRECISION])  # every metric, and every precision
 async def test_a_large_namespace_gets_an_index_that_keeps_recall_at_10_over_095(data_dir, metric, precision):
     store, db = await open_store(data_dir, exact_max=EXACT_MAX)
     space = Space("big", DIM, metric, precision)
