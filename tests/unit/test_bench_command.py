@@ -76,6 +76,9 @@ def test_a_small_vector_run_answers_every_query_and_reports_recall() -> None:
         assert row["errors"] == 0 and row["rps"] > 0, row
         recall = float(row["note"].split("recall@10 ")[1].split(";")[0])
         assert recall >= 0.95, row  # at 2,000 points the index is exact or close to it
+    # The ceilings are also read at the recall Bastion is held to (a width on their ladder, and its p50).
+    ceilings = [line for line in done.stderr.splitlines() if line.startswith("ceilings at recall 0.95")]
+    assert len(ceilings) == 3 and all(" usearch ef " in line and " ms (" in line for line in ceilings), ceilings
 
 
 def test_instructions_are_counted_for_bastion_and_bare_aiohttp() -> None:
