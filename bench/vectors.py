@@ -13,7 +13,7 @@ Each engine runs in a process of its own (its memory is its own), one query at a
   usearch       raw usearch HNSW (f16, M 16, ef_construction 128, ef 64), the ceiling of Bastion's engine
   faiss         faiss IndexHNSWFlat (M 16, efConstruction 128, efSearch 64), when faiss-cpu is installed
                 Both ceilings are then searched wider (ef 128, 256, ... 8192) until their recall reaches the
-                issue's 0.95: the "at recall 0.95" line gives the width and the p50 it took, or the widest tried
+                issue's 0.95: the "ceilings at recall 0.95" line gives the width and its p50, or the widest tried
   qdrant-edge   Qdrant's embedded engine (qdrant-edge-py), HNSW M 16 / ef_construct 128 with payload indexes
                 on genre and year, filtered search in the engine; restart = close and load
   chroma        chromadb's PersistentClient, its defaults, `where` filters (optional: the `bench` extra)
