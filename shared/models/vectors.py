@@ -13,7 +13,7 @@ from shared.models import Text
 Metric = Literal["cosine", "dot", "euclidean"]
 Precision = Literal["f32", "f16", "bf16", "i8"]
 # The default graph copies: as compact as f16 and as accurate for the graph's part (proposing candidates, which
-# are re-ranked from the float32 rows), and walked in about 0.6x f16's time where the CPU has bf16 dot products
+# are re-ranked from the float32 rows), and walked in 0.6-0.75 of f16's time where the CPU has bf16 dot products
 # (AVX-512 BF16 here; bench/RESULTS.md: "bf16, the default graph").
 DEFAULT_PRECISION: Precision = "bf16"
 COLLECTION_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
