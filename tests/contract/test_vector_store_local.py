@@ -97,6 +97,22 @@ async def test_a_large_namespace_gets_an_index_that_keeps_recall_at_10_over_095(
     await db.close()
 
 
+async def test_values_beyond_f16s_range_get_a_graph_in_the_default_precision(data_dir):
+    """Euclidean values of a hundred thousand: f16 copies would all be infinite (its largest is 65,504), and its
+    graph would find nothing; bf16 has float32's range, so the namespace gets a graph that keeps its recall."""
+    store, db = await open_store(data_dir, exact_max=EXACT_MAX)
+    space = Space("far", DIM, "euclidean")
+    values = clustered(4, N) * np.float32(1e5)
+    await fill(store, space, values)
+    await store.settle()
+    assert await store.mode(space, "") == "ready"
+    queries = clustered(4, N + 50)[-50:] * np.float32(1e5)
+    found = [recall(await store.query(space, "", q, 10), brute_force(values, "euclidean", q, 10)) for q in queries]
+    assert np.mean(found) >= 0.95
+    await store.close()
+    await db.close()
+
+
 async def test_filters_on_an_indexed_namespace_lose_no_matches(data_dir):
     store, db = await open_store(data_dir, exact_max=EXACT_MAX)
     space = Space("big", DIM, "cosine")
