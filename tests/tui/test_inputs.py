@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from tui.inputs import InputError, parse_vector, read_vector
+from typing import get_args
+
+from shared.models.vectors import CollectionCreate, Metric, Precision
+from tui.inputs import METRICS, PRECISIONS, InputError, parse_vector, read_vector
+
+
+def test_a_collections_choices_are_the_apis_with_its_defaults_first() -> None:
+    # Written out in tui/inputs.py so the console starts without loading pydantic's models; they must not drift.
+    assert (set(METRICS), set(PRECISIONS)) == (set(get_args(Metric)), set(get_args(Precision)))
+    defaults = CollectionCreate.model_fields
+    assert (METRICS[0], PRECISIONS[0]) == (defaults["metric"].default, defaults["precision"].default)
 
 
 @pytest.mark.parametrize(("text", "values"), [
