@@ -140,3 +140,40 @@ def test_estimates_in_blocks_on_threads_are_those_of_one_pass():
             whole, slack = shelf.codes.estimates(query, slots, shelf.n)
             split, split_slack = shelf.codes.estimates(query, slots, shelf.n, 3, pool)
             assert np.array_equal(whole, split) and np.array_equal(slack, split_slack)
+
+
+def test_the_sign_scan_proposes_the_rows_nearest_by_their_bits_through_every_write(monkeypatch):
+    """nearest_by_signs against the Hamming distances numpy counts from the copies themselves, with packs of
+    a thousand rows, after replacements, removals one at a time and at once, and growth."""
+    monkeypatch.setattr(codes, "SIGN_BLOCK", 1_000)
+    rng = np.random.default_rng(13)
+    rows = clusters(rng, N)
+    shelf = shelf_of("cosine", rows)
+    count = 300
+
+    def check() -> None:
+        assert shelf.codes is not None
+        held = shelf.codes.rows[: shelf.n] > shelf.codes.centre
+        for query in queries(rng, rows, 5):
+            unit = query / np.linalg.norm(query)
+            distances = (held != (unit * np.float32(shelf.codes.scale) > shelf.codes.centre)).sum(axis=1)
+            got = shelf.codes.nearest_by_signs(unit, shelf.n, count)
+            cut = np.sort(distances)[count - 1]
+            assert len(got) == count and np.all(np.diff(got) > 0)
+            assert distances[got].max() == cut
+            assert set(np.flatnonzero(distances < cut).tolist()) <= set(got.tolist())
+
+    check()
+    moved = rng.normal(size=(500, DIM)).astype(np.float32)
+    shelf.put_many([f"id{i}" for i in range(500)], moved, [None] * 500, [None] * 500, np.arange(500) + N + 1)
+    check()
+    for i in range(600, 700):
+        shelf.remove(f"id{i}")
+    check()
+    shelf.remove_many([f"id{i}" for i in range(1_000, 1_400)])
+    check()
+    more = rng.normal(size=(2_500, DIM)).astype(np.float32)  # grows the arrays: the packs follow
+    shelf.put_many([f"new{i}" for i in range(2_500)], more, [None] * 2_500, [None] * 2_500, np.arange(2_500) + 3 * N)
+    check()
+    again = _Shelf.restored(Space("s", DIM, "cosine"), unnested("x", nested("x", shelf.saved())))
+    assert again.codes is not None and np.array_equal(again.codes.signs[: again.n], shelf.codes.signs[: shelf.n])
