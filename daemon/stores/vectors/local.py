@@ -1173,18 +1173,10 @@ class LocalVectorStore:
                     return share, recall
             return None
 
-        shelf.state = "building"  # while measured (a few seconds at 100,000 rows): queries read every row
-        chosen = None
-        try:
-            chosen = await self._on_graph_thread(measure)
-        finally:
-            if shelf.ann is None and shelf.state == "building" and chosen is None:  # not a build begun meanwhile
-                shelf.state = "exact"
-                log.info("vector namespace stays exact: the sign scan reaches no recall target either",
-                         extra={"size": n})
-        if shelf.ann is not None or shelf.state != "building":
+        chosen = await self._on_graph_thread(measure)
+        if chosen is None or shelf.state != "exact" or shelf.n < n:  # none serves, or a build or removals came meanwhile
+            log.info("vector namespace stays exact: the sign scan reaches no recall target either", extra={"size": n})
             return
-        assert chosen is not None  # else made exact above
         shelf.signs_share, shelf.recall = chosen
         shelf.state, shelf.probed_at = "ready", n
         shelf.live.reset()
