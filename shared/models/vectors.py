@@ -52,7 +52,6 @@ class IndexState(BaseModel):
     size: int
     recall: float | None
     ef: int | None
-    kind: Literal["graph", "signs"] | None = None  # what answers when ready: the graph, or the sign scan
 
 
 class Collection(BaseModel):

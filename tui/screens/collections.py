@@ -120,6 +120,4 @@ def _index(index: IndexState | None) -> str:
     if index.state == "building":
         return f" (graph building: {index.size} in)"
     recall = f", recall {index.recall:.3f}" if index.recall is not None else ""
-    if index.kind == "signs":
-        return f" (sign scan ready{recall}, {index.ef} re-ranked)"
     return f" (graph ready{recall}, ef {index.ef})"

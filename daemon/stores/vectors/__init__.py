@@ -30,16 +30,14 @@ class Space:
 @dataclass(frozen=True)
 class IndexStatus:
     """How a namespace is searched: "exact" (every row scored), "building" (the partition's lists, or every
-    row, until the graph's recall is measured) or "ready" (`kind` "graph": the graph, re-ranked exactly;
-    "signs": the rows nearest by their sign bits, where no graph width reached the target); `size` vectors in
-    the graph (or the scan), `recall` the last measured recall@10 on queries not in the graph (live checks once
-    there are enough; while building, the partition's), `ef` the width (the sign scan's: rows re-ranked)."""
+    row, until the graph's recall is measured) or "ready" (the graph, re-ranked exactly); `size` vectors in
+    the graph, `recall` the last measured recall@10 on queries not in the graph (live checks once there are
+    enough; while building, the partition's), `ef` the width."""
 
     state: str
     size: int
     recall: float | None
     ef: int | None
-    kind: str | None = None
 
 
 @dataclass

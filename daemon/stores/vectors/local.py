@@ -20,10 +20,8 @@
   measured on held-out queries ("ready"); before that ("building"), and while a thread changes the graph
   (usearch makes a search wait for an add), queries read the nearest lists of a coarse partition
   (partition.py) where its measured recall reaches the target, else every row.
-  A sample of live queries is checked exactly in a thread; a width that falls under the target is widened.
-  A namespace where no width reaches it (data with no structure) is searched by its sign scan where that
-  is measured to reach it (a share of the rows, chosen by the sign bits of their i8 copies, searched
-  exactly: codes.py), and exactly otherwise.
+  A sample of live queries is checked exactly in a thread; a width that falls under the target is widened,
+  and a namespace where no width reaches it is searched exactly.
 - Restart: the graph is saved to the data dir (after a measured build and at close) with its width; at
   load it is reconciled with the table (labels gone are dropped, new rows are added by the task). A close
   also saves the rows themselves (rows.npz: matrix, ids, metadata and its columns, and the label memory was
@@ -168,7 +166,7 @@ class _Grown(NamedTuple):
     matrix: np.ndarray
     labels: np.ndarray
     norms: np.ndarray
-    codes: tuple[np.ndarray, ...] | None
+    codes: tuple[np.ndarray, np.ndarray] | None
 
 
 class _Shelf:
@@ -205,8 +203,6 @@ class _Shelf:
         self.busy = False  # a thread is changing the graph: a search now would wait for it
         self.dirty = False  # changed since last saved
         self.exact_checked_at = 0  # the size at which no width reached the target
-        # Where none did: the share of the rows the sign scan re-ranks (codes.py), when one reached it.
-        self.signs_share: float | None = None
         self.live = graph.LiveRecall()
         # Searched instead of every row while the graph cannot answer (partition.py); None where not made, or
         # where it did not reach the target (then not tried again before the namespace has doubled).
@@ -233,15 +229,6 @@ class _Shelf:
 
     def searchable(self) -> bool:
         return self.state == "ready" and not self.busy
-
-    @property
-    def by_signs(self) -> bool:
-        """Ready through the sign scan, not a graph."""
-        return self.state == "ready" and self.ann is None and self.signs_share is not None
-
-    def sign_count(self) -> int:
-        assert self.signs_share is not None
-        return math.ceil(self.signs_share * self.n)
 
     def metadata(self, slot: int) -> dict[str, Any] | None:
         raw = self.meta[slot]
@@ -323,7 +310,7 @@ class _Shelf:
         """Make the i8 copies once the namespace has rows enough for them to pay (and where they are kept)."""
         if self.codes is not None or self.precision == "i8" or self.n < codes.MIN_ROWS:
             return
-        made = Codes.fitted(self.fit_sample(), len(self._labels))
+        made = Codes(codes.fitted_scale(self.fit_sample()), self.dimension, len(self._labels))
         for start in range(0, self.n, graph.BLOCK):  # a restart codes up to a million rows: a block at a time
             slots = np.arange(start, min(self.n, start + graph.BLOCK))
             made.put(slots, self.index_vectors(slots))
@@ -579,11 +566,8 @@ class _Shelf:
         until the next pass had added them scored those 550,000 exactly (48 ms at the median over HTTP, where
         the lists had read them in 5.5). Filters keep every row outside the graph: the lists are measured on
         unfiltered queries (their own path through the lists is chosen in _filtered)."""
-        query = vector * np.float32(1.0 / norm) if self.metric == "cosine" else vector
-        if self.by_signs:
-            assert self.codes is not None
-            return self.codes.nearest_by_signs(query, self.n, max(count, self.sign_count()))
         assert self.ann is not None and self.ef is not None
+        query = vector * np.float32(1.0 / norm) if self.metric == "cosine" else vector
         count = min(graph.candidate_count(count, self.ef), self.n)
         labels = self.ann.search(query, count)
         slots = self.slot_by_label[labels]
@@ -624,10 +608,7 @@ class _Shelf:
             recall = self.partition.recall if self.partition is not None else 1.0
             return IndexStatus(state="building", size=self.graphed, recall=recall, ef=None)
         live = self.live.mean() if len(self.live.window) >= graph.LIVE_MIN else None
-        recall = live if live is not None else self.recall
-        if self.by_signs:
-            return IndexStatus(state="ready", size=self.n, recall=recall, ef=self.sign_count(), kind="signs")
-        return IndexStatus(state=self.state, size=self.graphed, recall=recall, ef=self.ef, kind="graph")
+        return IndexStatus(state=self.state, size=self.graphed, recall=live if live is not None else self.recall, ef=self.ef)
 
 
 class _Upsert:
@@ -863,9 +844,6 @@ class LocalVectorStore:
         max_label = int(meta.get("max_label", 0))
         if meta.get("mode") == "exact":
             shelf.exact_checked_at = int(meta.get("checked_at", 0))
-            signs = meta.get("signs")
-            if signs and shelf.codes is not None:
-                shelf.state, shelf.signs_share, shelf.recall = "ready", float(signs["share"]), signs.get("recall")
             return max_label
         try:
             index = Graph.restore(str(index_path), meta.get("scale"))
@@ -888,8 +866,6 @@ class LocalVectorStore:
         meta: dict[str, Any] = {"namespace": namespace, "precision": space.precision}
         if shelf.ann is None or shelf.state != "ready":
             meta |= {"mode": "exact", "checked_at": shelf.exact_checked_at, "max_label": 0}
-            if shelf.by_signs:
-                meta["signs"] = {"share": shelf.signs_share, "recall": shelf.recall}
             index_path.unlink(missing_ok=True)
         else:
             tmp = index_path.with_suffix(".tmp")
@@ -917,7 +893,6 @@ class LocalVectorStore:
     @staticmethod
     def _give_up_graph(shelf: _Shelf) -> None:
         shelf.ann, shelf.state, shelf.ef, shelf.graphed, shelf.partition = None, "exact", None, 0, None
-        shelf.signs_share = None
         shelf.in_graph[:] = False
         shelf.dead = []
         shelf.exact_checked_at = shelf.n
@@ -932,7 +907,7 @@ class LocalVectorStore:
         if shelf.ann is not None and shelf.graphed == shelf.n and not shelf.dead and not self._wants_partition(shelf):
             return
         if shelf.ann is None:  # "building" from now, while the task waits for the writes to pause too
-            shelf.state, shelf.ef, shelf.recall, shelf.probed_at, shelf.signs_share = "building", None, None, 0, None
+            shelf.state, shelf.ef, shelf.recall, shelf.probed_at = "building", None, None, 0
         shelf.builder = self._track(self._grow_graph(state, namespace, shelf))
 
     def _track(self, work: Any) -> asyncio.Task:
@@ -971,9 +946,8 @@ class LocalVectorStore:
                 if not self._current(state, namespace, shelf):
                     break
                 if shelf.ann is None:
-                    if not self._wants_graph(shelf):  # deleted down to exact_max meanwhile, or given up just now
-                        if not shelf.by_signs:
-                            shelf.state = "exact"
+                    if not self._wants_graph(shelf):  # deleted down to exact_max meanwhile
+                        shelf.state = "exact"
                         break
                     shelf.ann = Graph.new(space.dimension, space.metric, space.precision, shelf.fit_sample())
                 dead, shelf.dead = shelf.dead, []
@@ -1002,9 +976,8 @@ class LocalVectorStore:
                     await self._add(shelf, np.sort(quarter))
                     if await self._tune(shelf, held) is None:
                         self._give_up_graph(shelf)
-                        log.info("vector namespace has no graph: no search width reaches the recall target on a "
+                        log.info("vector namespace stays exact: no search width reaches the recall target on a "
                                  "quarter of its rows", extra={"space": space.id, "size": shelf.n})
-                        await self._try_signs(shelf)
                         measured = True
                         continue
                 await self._add(shelf, rest)  # what the quarter holds already is skipped
@@ -1012,9 +985,8 @@ class LocalVectorStore:
                     continue
                 if not await self._measure(shelf, held):
                     self._give_up_graph(shelf)
-                    log.info("vector namespace has no graph: no search width reaches the recall target",
+                    log.info("vector namespace stays exact: no search width reaches the recall target",
                              extra={"space": space.id, "size": shelf.n})
-                    await self._try_signs(shelf)
                 measured = True
             if measured and self._current(state, namespace, shelf):
                 await self._on_graph_thread(self._save_snapshot, space, namespace, shelf)
@@ -1146,43 +1118,6 @@ class LocalVectorStore:
         shelf.live.reset()
         return True
 
-    async def _try_signs(self, shelf: _Shelf) -> None:
-        """Where no graph width reaches the target: the narrowest share of the rows for the sign scan to
-        propose (codes.SIGN_SHARES) whose recall, measured as a graph's is, reaches it; else stay exact."""
-        if shelf.codes is None or shelf.n < codes.MIN_ROWS:
-            return
-        n = shelf.n
-
-        def measure() -> tuple[float, float] | None:
-            # Held-out rows, and rows moved off them, as queries; the held-out ones count in no answer.
-            held = np.random.default_rng(n).choice(n, min(graph.PROBE_QUERIES, n // 4), replace=False)
-            counted = np.ones(n, dtype=bool)
-            counted[held] = False
-            probe = graph.Probe.held_out(shelf.index_vectors(held), functools.partial(shelf.block_scores, counted=counted),
-                                         n, shelf.rows_by_slot, shelf.metric, n)
-            for share in codes.SIGN_SHARES:
-                found = 0
-                for query, truth in zip(probe.queries, probe.truth):
-                    assert shelf.codes is not None
-                    slots = shelf.codes.nearest_by_signs(query, n, math.ceil(share * n))
-                    slots = slots[counted[slots]]
-                    best = shelf.top(query, 10, slots, parallel=False)
-                    found += len(truth.intersection(int(shelf._labels[slot]) for slot, _ in best))
-                recall = found / (10 * len(probe.truth))
-                if recall >= self._recall_target + graph.PROBE_MARGIN:
-                    return share, recall
-            return None
-
-        chosen = await self._on_graph_thread(measure)
-        if chosen is None or shelf.state != "exact" or shelf.n < n:  # none serves, or a build or removals came meanwhile
-            log.info("vector namespace stays exact: the sign scan reaches no recall target either", extra={"size": n})
-            return
-        shelf.signs_share, shelf.recall = chosen
-        shelf.state, shelf.probed_at = "ready", n
-        shelf.live.reset()
-        shelf.dirty = True
-        log.info("vector namespace searched by its sign scan", extra={"size": n, "share": chosen[0], "recall": chosen[1]})
-
     def _check_live(self, state: _SpaceState, namespace: str, shelf: _Shelf, vector: np.ndarray,
                     answer: list[tuple[int, float]], mask: np.ndarray | None, through_lists: bool = False) -> None:
         """Check this answer against an exact search in a thread, now and then; widen the search (or give
@@ -1218,17 +1153,6 @@ class LocalVectorStore:
                         window.reset()
                         partition.filtered = {}
                 return
-            if shelf.by_signs:
-                shelf.live.record(len(got & truth) / len(truth))
-                if shelf.live.failing(self._recall_target):
-                    assert shelf.signs_share is not None
-                    wider = codes.next_share(shelf.signs_share)
-                    log.info("vector sign scan widened: live recall under target",
-                             extra={"space": state.space.id, "recall": shelf.live.mean(), "share": wider})
-                    shelf.live.reset()
-                    shelf.signs_share, shelf.state = wider, "ready" if wider is not None else "exact"
-                    shelf.dirty = True
-                return
             if shelf.state != "ready" or shelf.ef is None:
                 return
             shelf.live.record(len(got & truth) / len(truth))
@@ -1242,7 +1166,6 @@ class LocalVectorStore:
                     shelf.dirty = True
                 else:
                     self._give_up_graph(shelf)
-                    self._track(self._try_signs(shelf))
 
         self._track(check())
 
@@ -1450,7 +1373,7 @@ class LocalVectorStore:
             unlisted = shelf.partition.unlisted_count(shelf.n) / shelf.n
             work["lists"] = passing * (lists / len(shelf.partition.centres) + unlisted)
         count = graph.wide_count(top_k, shelf.overfetch, shelf.n, passing)
-        if shelf.searchable() and shelf.ann is not None and count < shelf.n // 4:  # not the sign scan: it reads every row
+        if shelf.searchable() and count < shelf.n // 4:
             assert shelf.ef is not None
             work["graph"] = float(graph.candidate_count(count, shelf.ef))
         path = shelf.path_costs.cheapest(work)
