@@ -65,10 +65,13 @@ def test_the_coded_scan_answers_as_the_float32_scan(metric):
     shelf = shelf_of(metric, rows)
     assert shelf.codes is not None and shelf.n >= codes.MIN_ROWS
     passing = np.flatnonzero(rng.random(N) < 0.8)  # a filter's rows, still more than codes.MIN_ROWS
+    few = np.flatnonzero(rng.random(N) < 0.1)  # gathered: through the copies from codes.MIN_GATHERED on
+    assert codes.MIN_GATHERED <= len(few) < codes.MIN_ROWS
     for query in queries(rng, rows, 40):
         for k in (1, 10, 100):
             assert_same(shelf.top(query, k), float32_top(shelf, query, k))
         assert_same(shelf.top(query, 10, passing), float32_top(shelf, query, 10, passing))
+        assert_same(shelf.top(query, 10, few), float32_top(shelf, query, 10, few))
 
 
 def test_the_bound_does_the_work_the_copies_ranking_cannot():

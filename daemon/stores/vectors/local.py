@@ -512,7 +512,7 @@ class _Shelf:
         parallel: bool = True,
     ) -> list[tuple[int, float]]:
         count = self.n if slots is None else len(slots)
-        if self.codes is not None and count >= codes.MIN_ROWS and 0 < k < count:
+        if self.codes is not None and count >= (codes.MIN_ROWS if slots is None else codes.MIN_GATHERED) and 0 < k < count:
             slots = self._contenders(vector, k, slots, norm, parallel)
         scores = self.scores(vector, slots, norm, parallel)
         k = min(k, len(scores))
