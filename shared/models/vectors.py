@@ -14,7 +14,8 @@ Metric = Literal["cosine", "dot", "euclidean"]
 Precision = Literal["f32", "f16", "bf16", "i8"]
 # The default graph copies: as compact as f16 and as accurate for the graph's part (proposing candidates, which
 # are re-ranked from the float32 rows), and walked in 0.6-0.75 of f16's time where the CPU has bf16 dot products
-# (AVX-512 BF16 here; bench/RESULTS.md: "bf16, the default graph").
+# (AVX-512 BF16), in the same time where it has AVX2 only (bench/RESULTS.md: "bf16, the default graph", and
+# "An AVX2 machine").
 DEFAULT_PRECISION: Precision = "bf16"
 COLLECTION_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # Ids and namespaces are printable ASCII of a bounded size, which both backends accept (Pinecone's rule).
