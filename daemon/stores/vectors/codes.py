@@ -32,7 +32,7 @@ FIT_QUANTILE = 0.9999  # of the values' magnitudes, coded as 127: the rarer ones
 FIT_SAMPLE = 2_000  # rows a scale is fitted on, spread over the namespace (768,000 values at 384 dimensions)
 # A scan of fewer rows goes in float32: the coded one's fixed costs (the witnesses, the slack) win nothing.
 MIN_ROWS = 4_096
-# ...but rows gathered from all over the namespace (a filter's) are read at memory's latency,
+# ...but rows gathered from all over the namespace (a filter's, the partition's lists') are read at memory's latency,
 # a float32 row 24 cache lines and its copy 6: from about 500 of 100,000 x 384 on, the copies win (1,000 rows
 # 0.39 ms in float32 against 0.22; 4,000, 1.32 against 0.52).
 MIN_GATHERED = 512
