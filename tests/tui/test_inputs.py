@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
-
-from typing import get_args
 
 from shared.models.vectors import CollectionCreate, Metric, Precision
 from tui.inputs import METRICS, PRECISIONS, InputError, parse_vector, read_vector
