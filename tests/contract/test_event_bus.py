@@ -105,6 +105,51 @@ async def test_a_burst_published_at_once_is_heard_in_one_batch(make_bus, monkeyp
     assert heard == sorted(published, key=lambda e: e.id)
 
 
+async def test_a_burst_whose_answers_come_back_out_of_order_is_still_heard_in_one_batch(
+    redis_url, redis_prefix, monkeypatch
+):
+    # Concurrent publishes go out on separate connections and their answers can come back in any order.
+    # Here the first-numbered event's answer is held until the others are in, and the reader hands over
+    # nothing past that event until every answer is in: the bus must still count the later events as on
+    # their way. (It once kept the number of the last answer, and the batch ended with the first event.)
+    monkeypatch.setattr(events_module, "SETTLE_S", 60.0)
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    bus = await RedisEventBus.open(client, redis_prefix, 100)
+    publish_script, read = bus._publish, client.xread
+    others_answered, all_answered = asyncio.Event(), asyncio.Event()
+    answered = 0
+
+    async def first_answered_last(**kwargs):
+        nonlocal answered
+        incarnation, entry_id = await publish_script(**kwargs)
+        if entry_id.startswith("1-"):
+            await others_answered.wait()
+        answered += 1
+        if answered == 4:
+            others_answered.set()
+        return incarnation, entry_id
+
+    async def later_entries_after_every_answer(*args, **kwargs):
+        reply = await read(*args, **kwargs)
+        if any(not entry_id.startswith("1-") for _stream, entries in reply or [] for entry_id, _ in entries):
+            await all_answered.wait()
+        return reply
+
+    monkeypatch.setattr(bus, "_publish", first_answered_last)
+    monkeypatch.setattr(client, "xread", later_entries_after_every_answer)
+    try:
+        listener = bus.listen()
+        taking = asyncio.create_task(listener.batch())
+        published = await asyncio.gather(*(bus.publish("users", "user.updated", {"n": i}) for i in range(5)))
+        await asyncio.sleep(0.05)  # a batch that thought nothing more was coming has returned by now
+        all_answered.set()
+        heard = await asyncio.wait_for(taking, WAIT_S)
+        assert heard == sorted(published, key=lambda e: e.id)
+    finally:
+        await bus.close()
+        await client.aclose()
+
+
 async def test_a_batch_waits_for_events_on_their_way_and_stops_when_none_are(monkeypatch):
     monkeypatch.setattr(events_module, "SETTLE_S", 60.0)
     on_their_way = True

@@ -103,6 +103,7 @@ class RedisEventBus:
         # answered with an entry number past the last one read (within the current incarnation).
         self._in_flight = 0
         self._published = 0
+        self._published_in: str | None = None  # the incarnation `_published` counts in
         self._read_up_to = 0
 
     @classmethod
@@ -126,8 +127,12 @@ class RedisEventBus:
                     keys=[self._stream, self._counter, self._incarnation_key],
                     args=[self._history, topic, event, at, orjson.dumps(data).decode(), _new_incarnation()],
                 )
-            # The latest answer, not the highest: after Redis lost its data, numbers start again from 1.
-            self._published = _number(entry_id)
+            # Answers to concurrent publishes come back in any order, so the highest number counts; but
+            # after Redis lost its data (a new incarnation) numbers start again from 1.
+            if incarnation != self._published_in:
+                self._published_in, self._published = incarnation, _number(entry_id)
+            else:
+                self._published = max(self._published, _number(entry_id))
         finally:
             self._in_flight -= 1
             self._fanout.nudge()
