@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from daemon.stores.vectors.costs import EXPLORE_EVERY, EXPLORE_FIRST, EXPLORE_WITHIN, MIN_UNITS, PRIORS, SPIKE, PathCosts
+from daemon.stores.vectors.costs import (
+    EXPLORE_EVERY, EXPLORE_FIRST, EXPLORE_WITHIN, MIN_UNITS, PRIORS, SPIKE, PathCosts,
+)
 
 # A tenth of 100,000 rows passes: 10,000 rows to score exactly, or a graph walk of 310 steps.
 WORK = {"exact": 10_000.0, "graph": 310.0}
