@@ -12,7 +12,9 @@ the graph's walk: max(candidates, ef)) starts from a prior and follows what its 
 that is not taken is not measured, so a prior too high for this machine would never be corrected (seen: on
 AVX-512 a passing row cost 0.07 us against the prior's 0.2, and a tenth of 100,000 anisotropic rows kept
 walking the graph, 1.6 ms in process, where the exact scan took 0.8): now and then a path not taken is
-taken once to be measured, where it is expected to cost at most EXPLORE_WITHIN times the cheapest.
+taken once to be measured, where it is expected to cost at most EXPLORE_WITHIN times the cheapest. The first
+such query is the dearest: in the daemon it reads rows no query read before (a tenth of 100,000 anisotropic
+rows: 2.9 ms, where the next ones took 0.9-1.1), so a path is looked at again soon after, then less often.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ WEIGHT = 0.5  # of each new measurement in the running figure
 SPIKE = 4.0  # one measurement moves a figure at most this many times what it was (a pause for the GC, a
 # thread preempted on a loaded machine), so a single slow query does not turn a namespace off a path
 # A path not taken is taken once to measure it: first at this filtered query (the first few measure the
-# cheapest), then at most once in EXPLORE_EVERY, and only where expected at most EXPLORE_WITHIN times the
-# cheapest: the price is one slower query in 64 at worst, not a slow path kept for good.
+# cheapest), then after twice as many queries each time it was taken (8, 16, 32), at most EXPLORE_EVERY; and
+# only where expected at most EXPLORE_WITHIN times the cheapest: the price is one slower query in 64 at worst,
+# not a slow path kept for good.
 EXPLORE_FIRST = 4
 EXPLORE_EVERY = 64
 EXPLORE_WITHIN = 4.0
@@ -40,6 +43,7 @@ class PathCosts:
         self.per_unit = dict(PRIORS)
         self.queries = 0  # filtered queries that chose a path
         self.looked_at: dict[str, int] = {}  # path -> the query that last took it
+        self.taken: dict[str, int] = {}  # path -> the queries that took it
 
     def cheapest(self, units: dict[str, float]) -> str:
         """Of these paths (name -> its units of work for this query), the one expected to take least time;
@@ -48,10 +52,15 @@ class PathCosts:
         expected = {path: units[path] * self.per_unit[path] for path in units}
         best = min(expected, key=expected.__getitem__)
         due = [path for path in expected if path != best and expected[path] <= EXPLORE_WITHIN * expected[best]
-               and self.queries - self.looked_at.get(path, EXPLORE_FIRST - EXPLORE_EVERY) >= EXPLORE_EVERY]
+               and self.queries - self.looked_at.get(path, 0) >= self._gap(path)]
         chosen = min(due, key=expected.__getitem__) if due else best
         self.looked_at[chosen] = self.queries
+        self.taken[chosen] = self.taken.get(chosen, 0) + 1
         return chosen
+
+    def _gap(self, path: str) -> int:
+        """Queries after its last that a path not taken is taken again, to measure it."""
+        return min(EXPLORE_EVERY, EXPLORE_FIRST << min(self.taken.get(path, 0), 16))
 
     def record(self, path: str, units: float, seconds: float) -> None:
         if units < MIN_UNITS[path]:
