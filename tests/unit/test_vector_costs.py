@@ -45,12 +45,13 @@ def test_a_path_not_taken_is_taken_now_and_then_to_measure_it():
     for _ in range(4):  # 0.025 us a row: the figure follows it down
         costs.record("exact", work["exact"], 0.2e-3)
     # The graph, taken by the first EXPLORE_FIRST - 1 queries, is taken again EXPLORE_FIRST << 3 queries after
-    # the last of them (32), to be measured; and then after 64, no more seldom than that.
+    # the last of them (32), to be measured; and from then on once in EXPLORE_EVERY.
     rest = [costs.cheapest(work) for _ in range(EXPLORE_FIRST << 3)]
     assert rest == ["exact"] * ((EXPLORE_FIRST << 3) - 2) + ["graph", "exact"]
     costs.record("graph", work["graph"], 1.4e-3)
     rest = [costs.cheapest(work) for _ in range(3 * EXPLORE_EVERY)]
-    assert [i for i, path in enumerate(rest) if path == "graph"] == [EXPLORE_EVERY * k + EXPLORE_EVERY - 2 for k in range(3)]
+    graph_at = [i for i, path in enumerate(rest) if path == "graph"]
+    assert graph_at == [EXPLORE_EVERY * k + EXPLORE_EVERY - 2 for k in range(3)]
 
 
 def test_a_first_look_that_read_cold_rows_is_followed_by_a_second_soon():
@@ -67,7 +68,6 @@ def test_a_first_look_that_read_cold_rows_is_followed_by_a_second_soon():
     # graph, last taken at query 11, is looked at once in EXPLORE_EVERY.
     assert exact_at[:3] == [4, 12, 13]
     assert set(range(12, 200)) - set(exact_at) == {11 + EXPLORE_EVERY, 11 + 2 * EXPLORE_EVERY}
-
 
 
 def test_a_path_expected_to_cost_far_more_is_never_taken_to_measure_it():
