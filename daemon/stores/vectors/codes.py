@@ -44,6 +44,22 @@ ROUNDING = 1e-4
 Scorer = Callable[[np.ndarray], np.ndarray]  # positions -> their exact scores
 
 
+def in_blocks(count: int, blocks: int, pool: Executor | None, work: Callable[[int, int], None]) -> None:
+    """work(start, stop) over [0, count) in `blocks` parts of even size, all but the first on `pool` (None: in
+    one part, here), the first on this thread. Returns once every part is done, a failed one too: no part may
+    write into its caller's arrays after this returns."""
+    if pool is None:
+        work(0, count)
+        return
+    bounds = [count * b // blocks for b in range(blocks + 1)]
+    pending = [pool.submit(work, start, stop) for start, stop in zip(bounds[1:-1], bounds[2:])]
+    try:
+        work(bounds[0], bounds[1])
+    finally:
+        for future in pending:
+            future.result()
+
+
 def fitted_scale(sample: np.ndarray) -> float:
     """The scale that codes `sample`'s values (and values like them) as i8: its FIT_QUANTILE to 127."""
     top = float(np.quantile(np.abs(sample), FIT_QUANTILE)) if sample.size else 0.0
@@ -90,14 +106,7 @@ class Codes:
             rows = codes[start:stop] if slots is None else np.take(codes, slots[start:stop], axis=0)
             numkong.inner(rows, coded, out=estimate[start:stop], out_dtype="float32")
 
-        bounds = [count * b // blocks for b in range(blocks + 1)]
-        pending = [pool.submit(block, start, stop) for start, stop in zip(bounds[1:-1], bounds[2:])] \
-            if pool is not None else []
-        try:
-            block(bounds[0], bounds[1])
-        finally:
-            for future in pending:  # always: a block must not write into `estimate` after this returns
-                future.result()
+        in_blocks(count, blocks, pool, block)
         error = errors[:n] if slots is None else errors[slots]
         estimate *= np.float32(1.0 / (self.scale * scale))
         slack = error * np.float32(miss + float(np.linalg.norm(query)))

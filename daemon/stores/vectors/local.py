@@ -468,19 +468,8 @@ class _Shelf:
             scale = np.float32(np.dot(vector, vector)) if self.metric == "euclidean" else np.float32(0)
         out = np.empty(count, dtype=np.float32)
         blocks = _scan_blocks(count * self.dimension) if parallel else 1
-        if blocks == 1:
-            self._score_block(matrix, norms, vector, slots, scale, out, 0, count)
-            return out
-        bounds = [count * b // blocks for b in range(blocks + 1)]
-        pending = [
-            _scan_pool().submit(self._score_block, matrix, norms, vector, slots, scale, out, start, stop)
-            for start, stop in zip(bounds[1:-1], bounds[2:])
-        ]
-        try:
-            self._score_block(matrix, norms, vector, slots, scale, out, bounds[0], bounds[1])
-        finally:
-            for future in pending:  # always: a block must not write into `out` after this returns
-                future.result()
+        codes.in_blocks(count, blocks, _scan_pool() if blocks > 1 else None,
+                        functools.partial(self._score_block, matrix, norms, vector, slots, scale, out))
         return out
 
     def _score_block(self, matrix: np.ndarray, norms: np.ndarray, vector: np.ndarray, slots: np.ndarray | None,
